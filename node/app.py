@@ -1,0 +1,187 @@
+"""The composition root: the only place that turns settings into running parts.
+
+``build(settings)`` assembles store, key ring, caches, metrics, servicers and servers;
+``serve(settings)`` runs them until SIGTERM/SIGINT and shuts down gracefully (stop
+accepting, drain in-flight calls, close the store).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+import grpc
+from grpc_health.v1 import health, health_pb2
+
+from node.auth import Authenticator
+from node.beacon import Beacon
+from node.cache import L1Cache
+from node.grpc_server import SERVICES, Services, build_server
+from node.http_server import HttpEndpoints, HttpServer
+from node.logs import configure, event
+from node.metrics import Metrics
+from node.resolver import Resolver
+from node.settings import Settings
+from node.signing import KeyRing
+from registry.registrar import Registrar
+from registry.store import Store
+from registry.stores.memory import MemoryStore
+from registry.stores.sqlite import SQLiteStore
+
+log = logging.getLogger("idnode.node")
+
+
+class StartupError(RuntimeError):
+    """The node cannot start; the message says why (and which setting to fix)."""
+
+
+@dataclass
+class Node:
+    settings: Settings
+    store: Store
+    keys: KeyRing
+    registrar: Registrar
+    resolver: Resolver
+    services: Services
+    metrics: Metrics
+    beacon: Beacon
+    server: grpc.Server
+    health: health.HealthServicer
+    grpc_port: int
+    http: HttpServer | None = None
+    metrics_http: HttpServer | None = None
+    _stopped: bool = field(default=False, repr=False)
+
+    @property
+    def http_port(self) -> int:
+        return self.http.port if self.http else 0
+
+    @property
+    def metrics_port(self) -> int:
+        return self.metrics_http.port if self.metrics_http else 0
+
+    def ready(self) -> tuple[bool, str]:
+        if self._stopped:
+            return False, "draining"
+        try:
+            self.store.last_sequence()
+        except Exception:  # the store is down: say so, do not crash the probe
+            return False, "store unavailable"
+        return True, "ready"
+
+    def start(self) -> None:
+        self.server.start()
+        for part in (self.http, self.metrics_http):
+            if part is not None:
+                part.start()
+        counts = self.store.counts()
+        self.metrics.identifiers.set(counts.identifiers)
+        self.metrics.prefixes.set(counts.prefixes)
+        self.metrics.changelog_sequence.set(self.store.last_sequence())
+        for name in ("", *SERVICES):
+            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    def stop(self, grace_seconds: float | None = None) -> None:
+        """Stop accepting, let in-flight calls finish, then close everything."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self.health.enter_graceful_shutdown()
+        grace = self.settings.shutdown_grace_seconds if grace_seconds is None else grace_seconds
+        self.server.stop(grace).wait()
+        for part in (self.http, self.metrics_http):
+            if part is not None:
+                part.stop()
+        self.store.close()
+        self.beacon.close()
+
+
+def open_store(settings: Settings) -> tuple[Store, Beacon]:
+    if settings.database_url == "memory:":
+        return MemoryStore(), Beacon(None)
+    path = Path(settings.sqlite_path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        store = SQLiteStore(path, synchronous=settings.sqlite_synchronous)
+        beacon = Beacon(path.with_name(path.name + ".beacon"))
+    except Exception as exc:
+        raise StartupError(f"cannot open the store at {path}: {exc}") from None
+    return store, beacon
+
+
+def build(settings: Settings, *, metrics_enabled: bool = True,
+          reuse_port: bool = False) -> Node:
+    """Assemble a node from settings (it is not started)."""
+    store, beacon = open_store(settings)
+    try:
+        keys = KeyRing.open(settings.signing_key_dir, algorithm=settings.signing_algorithm)
+    except Exception as exc:
+        store.close()
+        raise StartupError(f"signing keys: {exc}") from None
+    registrar = Registrar(store, settings.prefix)
+    if settings.admin_secret and registrar.ensure_node_admin(settings.admin_secret):
+        event(log, "node admin created", principal=f"300:{settings.node_prefix}/ADMIN")
+    metrics = Metrics(enabled=metrics_enabled)
+    l1 = L1Cache(settings.l1_max_entries, settings.l1_max_bytes)
+    resolver = Resolver(
+        store, keys, registrar, l1, beacon, metrics, node_id=settings.node_id,
+        signature_validity_seconds=settings.signature_validity_seconds,
+        resign_before_expiry_seconds=settings.resign_before_expiry_seconds,
+        l1_max_ttl_seconds=settings.l1_max_ttl_seconds,
+        negative_ttl_seconds=settings.negative_ttl_seconds)
+    auth = Authenticator(registrar)
+    services = Services(registrar, resolver, auth, keys, metrics,
+                        max_batch_handles=settings.max_batch_handles)
+    server, health_servicer = build_server(services, threads=settings.grpc_threads,
+                                           reuse_port=reuse_port)
+    try:
+        port = server.add_insecure_port(settings.grpc_listen)
+    except RuntimeError:
+        port = 0
+    if port == 0:
+        store.close()
+        raise StartupError(f"setting grpc_listen: cannot listen on {settings.grpc_listen}")
+    node = Node(settings, store, keys, registrar, resolver, services, metrics, beacon,
+                server, health_servicer, port)
+
+    def on_http(route: str, status: int) -> None:
+        metrics.http_requests.labels(route, str(status)).inc()
+
+    try:
+        if settings.http_listen:
+            node.http = HttpServer(settings.http_listen, HttpEndpoints(
+                metrics.registry, keys, node.ready, on_http))
+        if settings.metrics_listen:
+            node.metrics_http = HttpServer(settings.metrics_listen, HttpEndpoints(
+                metrics.registry, None, node.ready, on_http, metrics_only=True))
+    except OSError as exc:
+        server.stop(0)
+        store.close()
+        raise StartupError(f"cannot listen for HTTP: {exc.strerror}") from None
+    return node
+
+
+def serve(settings: Settings) -> None:
+    """Run one node process until SIGTERM or SIGINT."""
+    configure(settings.log_format, settings.log_level)
+    node = build(settings)
+    node.start()
+    event(log, "serving", grpc=f"{settings.grpc_listen.rpartition(':')[0]}:{node.grpc_port}",
+          http=node.http_port, metrics=node.metrics_port, node_prefix=settings.node_prefix,
+          key_id=node.keys.active.key_id)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    while not stop.wait(3600):
+        pass
+    event(log, "draining", grace_seconds=settings.shutdown_grace_seconds)
+    node.stop()
+    event(log, "stopped")

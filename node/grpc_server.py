@@ -1,0 +1,403 @@
+"""gRPC servicers of idnode.v1 and the server that hosts them.
+
+Handlers are registered as generic handlers so that ``Resolve`` can take and return raw
+bytes: its hot path parses the small request and returns the cached serialised answer
+without re-encoding. Every handler translates domain errors through ``node.errors``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from concurrent import futures
+from typing import Any, NoReturn
+
+import grpc
+from google.protobuf.message import DecodeError, Message
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from idnode.v1 import registry_pb2, resolver_pb2, sync_pb2
+
+from node.auth import Authenticator
+from node.errors import mapping_for, public_message
+from node.logs import AUDIT, event
+from node.metrics import Metrics
+from node.resolver import Resolver
+from node.signing import KeyRing
+from node.wire import values_from_wire
+from registry.errors import IdnodeError, InvalidArgument
+from registry.identifier import Handle
+from registry.principals import Principal
+from registry.record import WriteResult
+from registry.registrar import BulkRow, Registrar
+
+log = logging.getLogger("idnode.grpc")
+audit = logging.getLogger(AUDIT)
+
+SERVICES = ("idnode.v1.Resolver", "idnode.v1.Registry", "idnode.v1.Sync")
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+BULK_BATCH_ROWS = 2000
+MAX_BULK_FAILURES_REPORTED = 10_000
+
+
+def _authorization(context: grpc.ServicerContext) -> str | None:
+    for key, value in context.invocation_metadata():
+        if key == "authorization":
+            return value if isinstance(value, str) else value.decode("latin-1")
+    return None
+
+
+def _abort(context: grpc.ServicerContext, exc: BaseException) -> NoReturn:
+    mapping = mapping_for(exc)
+    context.abort(mapping.grpc_code, public_message(exc))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+class Services:
+    """The implementations behind every idnode.v1 method."""
+
+    def __init__(self, registrar: Registrar, resolver: Resolver, auth: Authenticator,
+                 keys: KeyRing, metrics: Metrics, *, max_batch_handles: int = 100) -> None:
+        self.registrar = registrar
+        self.resolver = resolver
+        self.auth = auth
+        self.keys = keys
+        self.metrics = metrics
+        self.max_batch = max_batch_handles
+        self._resolve_ok = metrics.resolve_ok
+        self._resolve_duration = metrics.resolve_grpc_duration
+        self._resolve_latency = metrics.resolve_latency
+
+    # --- Resolver ---------------------------------------------------------------------------
+
+    def resolve_raw(self, raw: bytes, context: grpc.ServicerContext) -> bytes:
+        """The hot path: bytes in, cached bytes out."""
+        started = time.perf_counter()
+        try:
+            request = resolver_pb2.ResolveRequest.FromString(raw)
+            header = _authorization(context)
+            if header is None and not request.nonce and not request.types \
+                    and not request.indexes:
+                out = self.resolver.public(request.handle).response
+            else:
+                principal = self.auth.principal(header)
+                entry = self.resolver.resolve(request.handle, principal=principal,
+                                              types=request.types, indexes=request.indexes)
+                out = (self.resolver.with_nonce(entry, request.nonce) if request.nonce
+                       else entry.response)
+        except DecodeError:
+            self.metrics.request("Resolve", "INVALID_ARGUMENT").inc()
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          "request is not a valid idnode.v1.ResolveRequest "
+                          "(malformed protobuf or a string that is not UTF-8)")
+        except Exception as exc:
+            self._failed("Resolve", exc, context)
+        elapsed = time.perf_counter() - started
+        self._resolve_ok.inc()
+        self._resolve_duration.observe(elapsed)
+        self._resolve_latency.observe(elapsed)
+        return out or b""
+
+    def duration(self, method: str, started: float) -> None:
+        self.metrics.duration(method).observe(time.perf_counter() - started)
+
+    def _failed(self, method: str, exc: BaseException, context: grpc.ServicerContext) -> NoReturn:
+        mapping = mapping_for(exc)
+        self.metrics.request(method, mapping.grpc_code.name).inc()
+        if not isinstance(exc, IdnodeError):
+            log.error("unexpected error in %s", method, exc_info=exc)
+        _abort(context, exc)
+
+    def batch_resolve(self, request: resolver_pb2.BatchResolveRequest,
+                      context: grpc.ServicerContext) -> resolver_pb2.BatchResolveResponse:
+        if len(request.handles) > self.max_batch:
+            raise InvalidArgument(f"BatchResolve takes at most {self.max_batch} handles, "
+                                  f"got {len(request.handles)}")
+        principal = self.auth.principal(_authorization(context))
+        response = resolver_pb2.BatchResolveResponse()
+        for text in request.handles:
+            result = response.results.add(handle=text)
+            try:
+                entry = self.resolver.resolve(text, principal=principal)
+            except IdnodeError as exc:
+                result.error.code = mapping_for(exc).grpc_code.value[0]
+                result.error.message = exc.message
+                continue
+            result.record.payload = entry.payload
+            result.record.signature = entry.signature
+            result.record.key_id = entry.key_id
+            result.record.algorithm = entry.algorithm
+        return response
+
+    def get_signing_keys(self, request: resolver_pb2.GetSigningKeysRequest,
+                         context: grpc.ServicerContext) -> resolver_pb2.GetSigningKeysResponse:
+        response = resolver_pb2.GetSigningKeysResponse()
+        for key in self.keys.published():
+            out = response.keys.add(key_id=key.key_id, algorithm=key.algorithm,
+                                    public_key=key.public_der, active=key.active)
+            out.not_before.seconds = key.not_before
+            if key.not_after is not None:
+                out.not_after.seconds = key.not_after
+        return response
+
+    # --- Registry ---------------------------------------------------------------------------
+
+    def _principal(self, context: grpc.ServicerContext) -> Principal | None:
+        return self.auth.principal(_authorization(context))
+
+    def _committed(self, operation: str, handle_text: str, result: WriteResult,
+                   principal: Principal | None, request_id: str) -> None:
+        """After commit, before the caller hears OK: no process may serve the old answer."""
+        if not result.replayed:
+            self.resolver.invalidate(Handle.parse(handle_text).key, result.sequence)
+            self.metrics.write(operation).inc()
+            self.metrics.changelog_sequence.set(result.sequence)
+        event(audit, "write", operation=operation, handle=result.handle,
+              principal=principal.id if principal else "", request_id=request_id,
+              version=result.version, sequence=result.sequence, replayed=result.replayed)
+
+    def register(self, request: registry_pb2.RegisterRequest,
+                 context: grpc.ServicerContext) -> registry_pb2.RegisterResponse:
+        principal = self._principal(context)
+        result = self.registrar.register(principal, request.handle,
+                                         values_from_wire(request.values), request.request_id)
+        self._committed("register", request.handle, result, principal, request.request_id)
+        return registry_pb2.RegisterResponse(handle=result.handle, version=result.version,
+                                             etag=result.etag)
+
+    def update(self, request: registry_pb2.UpdateRequest,
+               context: grpc.ServicerContext) -> registry_pb2.UpdateResponse:
+        principal = self._principal(context)
+        merge = request.mode == registry_pb2.UpdateRequest.MODE_MERGE
+        result = self.registrar.update(principal, request.handle,
+                                       values_from_wire(request.values), request.etag,
+                                       merge=merge, request_id=request.request_id)
+        self._committed("update", request.handle, result, principal, request.request_id)
+        return registry_pb2.UpdateResponse(handle=result.handle, version=result.version,
+                                           etag=result.etag)
+
+    def delete(self, request: registry_pb2.DeleteRequest,
+               context: grpc.ServicerContext) -> registry_pb2.DeleteResponse:
+        principal = self._principal(context)
+        result = self.registrar.delete(principal, request.handle, request.etag,
+                                       request.indexes, request.request_id)
+        self._committed("delete", request.handle, result, principal, request.request_id)
+        return registry_pb2.DeleteResponse(handle=result.handle, version=result.version,
+                                           etag=result.etag)
+
+    def list(self, request: registry_pb2.ListRequest,
+             context: grpc.ServicerContext) -> registry_pb2.ListResponse:
+        handles, token = self.registrar.list(self._principal(context), request.prefix,
+                                             request.page_size, request.page_token)
+        return registry_pb2.ListResponse(handles=handles, next_page_token=token)
+
+    def bulk_register(self, requests: Iterator[registry_pb2.BulkRegisterRequest],
+                      context: grpc.ServicerContext) -> registry_pb2.BulkRegisterResponse:
+        principal = self._principal(context)
+        response = registry_pb2.BulkRegisterResponse()
+        batch: list[BulkRow] = []
+        row = 0
+
+        def flush() -> None:
+            nonlocal row
+            results = self.registrar.register_many(principal, batch)
+            for item, result in zip(batch, results, strict=True):
+                if isinstance(result, WriteResult):
+                    response.accepted += 1
+                    self.resolver.invalidate(Handle.parse(item.handle).key, result.sequence)
+                elif len(response.failures) < MAX_BULK_FAILURES_REPORTED:
+                    failure = response.failures.add(row=row, handle=item.handle)
+                    failure.error.code = mapping_for(result).grpc_code.value[0]
+                    failure.error.message = result.message
+                row += 1
+            self.metrics.write("register").inc(sum(
+                1 for r in results if isinstance(r, WriteResult)))
+            batch.clear()
+
+        for request in requests:
+            try:
+                values = tuple(values_from_wire(request.values))
+            except IdnodeError as exc:
+                if len(response.failures) < MAX_BULK_FAILURES_REPORTED:
+                    failure = response.failures.add(row=row + len(batch), handle=request.handle)
+                    failure.error.code = mapping_for(exc).grpc_code.value[0]
+                    failure.error.message = exc.message
+                values = ()
+            batch.append(BulkRow(request.handle, values))
+            if len(batch) >= BULK_BATCH_ROWS:
+                flush()
+        if batch:
+            flush()
+        event(audit, "bulk-register", principal=principal.id if principal else "",
+              rows=row, accepted=response.accepted)
+        return response
+
+    def allocate_prefix(self, request: registry_pb2.AllocatePrefixRequest,
+                        context: grpc.ServicerContext) -> registry_pb2.AllocatePrefixResponse:
+        principal = self._principal(context)
+        allocation = self.registrar.allocate_prefix(principal, request.prefix,
+                                                    request.owner_secret)
+        event(audit, "allocate-prefix", prefix=allocation.prefix, owner=allocation.owner,
+              principal=principal.id if principal else "")
+        return registry_pb2.AllocatePrefixResponse(prefix=allocation.prefix,
+                                                   owner=allocation.owner,
+                                                   owner_secret=allocation.generated_secret)
+
+    # --- Sync ---------------------------------------------------------------------------------
+
+    def get_stats(self, request: sync_pb2.GetStatsRequest,
+                  context: grpc.ServicerContext) -> sync_pb2.GetStatsResponse:
+        counts = self.registrar.store.counts()
+        return sync_pb2.GetStatsResponse(prefixes=counts.prefixes,
+                                         identifiers=counts.identifiers,
+                                         sequence=self.registrar.store.last_sequence())
+
+
+def _unary(services: Services, method: str, fn: Callable[[Any, grpc.ServicerContext], Message],
+           request_type: type[Message]) -> grpc.RpcMethodHandler[Any, Any]:
+    def handler(request: Any, context: grpc.ServicerContext) -> Message:
+        started = time.perf_counter()
+        try:
+            response = fn(request, context)
+        except Exception as exc:
+            services.duration(method, started)
+            services._failed(method, exc, context)
+        services.metrics.request(method, "OK").inc()
+        services.duration(method, started)
+        return response
+
+    return grpc.unary_unary_rpc_method_handler(
+        handler, request_deserializer=_deserializer(request_type),
+        response_serializer=_serialize)
+
+
+def _serialize(message: Message) -> bytes:
+    return message.SerializeToString()
+
+
+def _deserializer(request_type: type[Message]) -> Callable[[bytes], Message]:
+    def parse(raw: bytes) -> Message:
+        try:
+            return request_type.FromString(raw)
+        except DecodeError:
+            # grpcio turns a deserializer failure into INTERNAL; callers get a clear
+            # INVALID_ARGUMENT from the handler instead (see _Malformed).
+            return _Malformed(request_type.DESCRIPTOR.full_name)  # type: ignore[return-value]
+    return parse
+
+
+class _Malformed:
+    """Stands in for a request that did not parse, so the handler can say so clearly."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+def _guard(fn: Callable[[Any, grpc.ServicerContext], Message]
+           ) -> Callable[[Any, grpc.ServicerContext], Message]:
+    def guarded(request: Any, context: grpc.ServicerContext) -> Message:
+        if isinstance(request, _Malformed):
+            raise InvalidArgument(f"request is not a valid {request.name} "
+                                  "(malformed protobuf or a string that is not UTF-8)")
+        return fn(request, context)
+    return guarded
+
+
+def _unimplemented(method: str) -> Callable[[Any, grpc.ServicerContext], Message]:
+    def handler(request: Any, context: grpc.ServicerContext) -> Message:
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented yet")
+        raise AssertionError("unreachable")  # pragma: no cover
+    return handler
+
+
+def handlers(services: Services) -> list[grpc.GenericRpcHandler]:
+    """The generic handlers for every idnode.v1 service."""
+    def unary(method: str, fn: Callable[[Any, grpc.ServicerContext], Message],
+              request_type: type[Message]) -> grpc.RpcMethodHandler[Any, Any]:
+        return _unary(services, method, _guard(fn), request_type)
+
+    resolver = {
+        "Resolve": grpc.unary_unary_rpc_method_handler(services.resolve_raw),
+        "BatchResolve": unary("BatchResolve", services.batch_resolve,
+                              resolver_pb2.BatchResolveRequest),
+        "GetSigningKeys": unary("GetSigningKeys", services.get_signing_keys,
+                                resolver_pb2.GetSigningKeysRequest),
+    }
+    registry = {
+        "Register": unary("Register", services.register, registry_pb2.RegisterRequest),
+        "Update": unary("Update", services.update, registry_pb2.UpdateRequest),
+        "Delete": unary("Delete", services.delete, registry_pb2.DeleteRequest),
+        "List": unary("List", services.list, registry_pb2.ListRequest),
+        "BulkRegister": grpc.stream_unary_rpc_method_handler(
+            _stream_guard(services, "BulkRegister", services.bulk_register),
+            request_deserializer=registry_pb2.BulkRegisterRequest.FromString,
+            response_serializer=_serialize),
+        "AllocatePrefix": unary("AllocatePrefix", services.allocate_prefix,
+                                registry_pb2.AllocatePrefixRequest),
+        "PutTemplate": unary("PutTemplate", _unimplemented("PutTemplate"),
+                             registry_pb2.PutTemplateRequest),
+        "GetTemplate": unary("GetTemplate", _unimplemented("GetTemplate"),
+                             registry_pb2.GetTemplateRequest),
+    }
+    sync = {
+        "WatchChanges": grpc.unary_stream_rpc_method_handler(
+            _unimplemented_stream("WatchChanges"),
+            request_deserializer=sync_pb2.WatchChangesRequest.FromString,
+            response_serializer=_serialize),
+        "GetStats": unary("GetStats", services.get_stats, sync_pb2.GetStatsRequest),
+    }
+    return [
+        grpc.method_handlers_generic_handler("idnode.v1.Resolver", resolver),
+        grpc.method_handlers_generic_handler("idnode.v1.Registry", registry),
+        grpc.method_handlers_generic_handler("idnode.v1.Sync", sync),
+    ]
+
+
+def _stream_guard(services: Services, method: str,
+                  fn: Callable[[Iterator[Any], grpc.ServicerContext], Message]
+                  ) -> Callable[[Iterator[Any], grpc.ServicerContext], Message]:
+    def handler(requests: Iterator[Any], context: grpc.ServicerContext) -> Message:
+        started = time.perf_counter()
+        try:
+            response = fn(requests, context)
+        except Exception as exc:
+            services.duration(method, started)
+            services._failed(method, exc, context)
+        services.metrics.request(method, "OK").inc()
+        services.duration(method, started)
+        return response
+    return handler
+
+
+def _unimplemented_stream(method: str) -> Callable[[Any, grpc.ServicerContext],
+                                                   Iterator[Message]]:
+    def handler(request: Any, context: grpc.ServicerContext) -> Iterator[Message]:
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented yet")
+        yield from ()
+    return handler
+
+
+def build_server(services: Services, *, threads: int, max_concurrent_rpcs: int | None = None,
+                 reuse_port: bool = False) -> tuple[grpc.Server, health.HealthServicer]:
+    """A thread-pool gRPC server with idnode.v1, health and reflection."""
+    options = [
+        ("grpc.so_reuseport", 1 if reuse_port else 0),
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ]
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=threads,
+                                                    thread_name_prefix="grpc"),
+                         handlers=handlers(services), options=options,
+                         maximum_concurrent_rpcs=max_concurrent_rpcs)
+    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in ("", *SERVICES):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    reflection.enable_server_reflection(
+        (*SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+         reflection.SERVICE_NAME), server)
+    return server, health_servicer
+
+
+__all__ = ["Services", "build_server", "handlers"]

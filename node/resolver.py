@@ -1,0 +1,227 @@
+"""The resolve pipeline: validate → L1 → (L2) → store → sign → cache.
+
+The common case, a full public view of an identifier resolved again, is one dict
+lookup returning bytes that were serialised and signed when the record version was
+first resolved. Misses for one key are collapsed into a single store read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Collection
+from concurrent.futures import Future
+
+from idnode.v1 import record_pb2, resolver_pb2
+
+from node.beacon import Beacon
+from node.cache import VIEW_SEP, Entry, L1Cache
+from node.metrics import Metrics
+from node.signing import KeyRing
+from node.wire import record_to_wire
+from registry.errors import InvalidArgument, NotFound, ValuesNotFound
+from registry.identifier import Handle
+from registry.principals import Principal
+from registry.registrar import Registrar
+from registry.store import Store
+from registry.views import visible
+
+MAX_ALIASES = 200_000
+MAX_NONCE_BYTES = 256
+# When the change log moved by more than this since L1 last looked, dropping the whole
+# L1 is cheaper than reading every change.
+MAX_CATCH_UP_CHANGES = 10_000
+_FLIGHT_TIMEOUT_SECONDS = 30.0
+
+
+def view_id(private_ok: bool, types: Collection[str], indexes: Collection[int]) -> str:
+    """A canonical name for what a caller gets to see, part of the cache key."""
+    if not private_ok and not types and not indexes:
+        return ""
+    parts = ["p" if private_ok else "a"]
+    if types:
+        parts.append("t=" + ",".join(sorted(set(types))))
+    if indexes:
+        parts.append("i=" + ",".join(str(i) for i in sorted(set(indexes))))
+    return ";".join(parts)
+
+
+class Resolver:
+    """Answers resolutions from the caches, the store and the key ring."""
+
+    def __init__(self, store: Store, keys: KeyRing, registrar: Registrar, l1: L1Cache,
+                 beacon: Beacon, metrics: Metrics, *, node_id: str,
+                 signature_validity_seconds: int, resign_before_expiry_seconds: int,
+                 l1_max_ttl_seconds: int, negative_ttl_seconds: int,
+                 clock: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.store = store
+        self.keys = keys
+        self.registrar = registrar
+        self.l1 = l1
+        self.beacon = beacon
+        self.metrics = metrics
+        self.node_id = node_id
+        self.validity = signature_validity_seconds
+        self.resign_margin = resign_before_expiry_seconds
+        self.l1_max_ttl = l1_max_ttl_seconds
+        self.negative_ttl = negative_ttl_seconds
+        self.clock = clock
+        self.monotonic = monotonic
+        self._aliases: dict[str, Handle] = {}
+        self._flights: dict[str, Future[Entry]] = {}
+        self._flight_lock = threading.Lock()
+        self._catch_up_lock = threading.Lock()
+        self.applied_sequence = beacon.read()
+        # Bound once: the hot path calls these on every request.
+        self._l1_get = l1.get
+        self._beacon_read = beacon.read
+
+    # --- invalidation --------------------------------------------------------------------
+
+    def invalidate(self, key: str, sequence: int) -> None:
+        """A write to ``key`` committed as ``sequence``: drop it here, tell the host."""
+        self.l1.invalidate(key)
+        self.metrics.cache_invalidations.labels("local").inc()
+        self.beacon.bump(sequence)
+
+    def catch_up(self) -> None:
+        """Apply writes other processes committed since L1 last looked."""
+        with self._catch_up_lock:
+            target = self._beacon_read()
+            if target <= self.applied_sequence:
+                return
+            changes = self.store.changes_since(self.applied_sequence, MAX_CATCH_UP_CHANGES)
+            if len(changes) >= MAX_CATCH_UP_CHANGES:
+                self.l1.clear()
+                self.applied_sequence = target
+                return
+            for change in changes:
+                self.l1.invalidate(change.key)
+                self.applied_sequence = max(self.applied_sequence, change.sequence)
+            self.metrics.cache_invalidations.labels("changelog").inc(len(changes))
+            self.applied_sequence = max(self.applied_sequence, target)
+
+    # --- the pipeline --------------------------------------------------------------------
+
+    def parse(self, text: str) -> Handle:
+        """Parse and check that this node serves it; results are remembered per spelling."""
+        handle = self._aliases.get(text)
+        if handle is None:
+            handle = Handle.parse(text)
+            self.registrar.check_served(handle)
+            if len(self._aliases) >= MAX_ALIASES:
+                self._aliases.clear()
+            self._aliases[text] = handle
+        return handle
+
+    def public(self, text: str) -> Entry:
+        """The full public view of ``text``: the hot path."""
+        if self._beacon_read() != self.applied_sequence:
+            self.catch_up()
+        handle = self.parse(text)
+        entry = self._l1_get(handle.key, self.monotonic())
+        if entry is None:
+            self.metrics.l1_miss.inc()
+            entry = self._load(handle, "", False, (), ())
+        elif entry.response is not None:
+            self.metrics.l1_hit.inc()
+            return entry
+        else:
+            self.metrics.negative_hit.inc()
+        if entry.response is None:
+            raise NotFound(entry.message)
+        return entry
+
+    def resolve(self, text: str, *, principal: Principal | None = None,
+                types: Collection[str] = (), indexes: Collection[int] = ()) -> Entry:
+        """Any view: private values for principals with rights, filtered by types/indexes."""
+        if principal is None and not types and not indexes:
+            return self.public(text)
+        if self._beacon_read() != self.applied_sequence:
+            self.catch_up()
+        handle = self.parse(text)
+        private_ok = principal is not None and principal.can_read_private(handle.prefix_key)
+        view = view_id(private_ok, types, indexes)
+        cache_key = handle.key + VIEW_SEP + view if view else handle.key
+        entry = self._l1_get(cache_key, self.monotonic())
+        if entry is None:
+            self.metrics.l1_miss.inc()
+            entry = self._load(handle, view, private_ok, types, indexes)
+        else:
+            self.metrics.l1_hit.inc()
+        if entry.response is None:
+            if entry.etag:  # the identifier exists, the filter matched nothing
+                raise ValuesNotFound(entry.message)
+            raise NotFound(entry.message)
+        return entry
+
+    def with_nonce(self, entry: Entry, nonce: bytes) -> bytes:
+        """A response whose nonce_signature binds ``nonce`` to this exact payload."""
+        if len(nonce) > MAX_NONCE_BYTES:
+            raise InvalidArgument(f"nonce is longer than {MAX_NONCE_BYTES} bytes")
+        signer = self.keys.active
+        if signer.key_id != entry.key_id:
+            raise InvalidArgument("signing key rotated; retry")  # pragma: no cover - rare
+        digest = hashlib.sha256(entry.payload).digest()
+        self.metrics.sign_nonce.inc()
+        response = resolver_pb2.ResolveResponse.FromString(entry.response or b"")
+        response.nonce_signature = signer.sign(nonce + digest)
+        return response.SerializeToString()
+
+    def _load(self, handle: Handle, view: str, private_ok: bool, types: Collection[str],
+              indexes: Collection[int]) -> Entry:
+        """Build the entry once however many threads miss on it at the same time."""
+        cache_key = handle.key + VIEW_SEP + view if view else handle.key
+        with self._flight_lock:
+            flight = self._flights.get(cache_key)
+            leader = flight is None
+            if flight is None:
+                flight = self._flights[cache_key] = Future()
+        if not leader:
+            return flight.result(_FLIGHT_TIMEOUT_SECONDS)
+        try:
+            entry = self._build(handle, view, private_ok, types, indexes)
+            flight.set_result(entry)
+            return entry
+        except BaseException as exc:
+            flight.set_exception(exc)
+            raise
+        finally:
+            with self._flight_lock:
+                self._flights.pop(cache_key, None)
+
+    def _build(self, handle: Handle, view: str, private_ok: bool, types: Collection[str],
+               indexes: Collection[int]) -> Entry:
+        generation = self.l1.invalidations
+        started = time.perf_counter()
+        record = self.store.get(handle.key)
+        self.metrics.store_op("get").observe(time.perf_counter() - started)
+        mono = self.monotonic()
+        if record is None:
+            entry = Entry(None, mono + self.negative_ttl,
+                          message=f"identifier {handle} not found")
+            self.l1.put(handle.key, view, entry, generation)
+            return entry
+        values = visible(record.values, private_ok=private_ok, types=types, indexes=indexes)
+        if (types or indexes) and not values:
+            entry = Entry(None, mono + self.negative_ttl, etag=record.etag,
+                          message=f"{record.handle} has no values of the requested "
+                                  "types or indexes")
+            self.l1.put(handle.key, view, entry, generation)
+            return entry
+        now = int(self.clock())
+        signer = self.keys.active
+        payload = record_to_wire(record, values, node_id=self.node_id, signed_at=now,
+                                 expires_at=now + self.validity).SerializeToString()
+        signature = signer.sign(payload)
+        self.metrics.sign_view.inc()
+        signed = record_pb2.SignedRecord(payload=payload, signature=signature,
+                                         key_id=signer.key_id, algorithm=signer.algorithm)
+        response = resolver_pb2.ResolveResponse(record=signed, etag=record.etag)
+        ttl = min(self.l1_max_ttl, record.min_ttl(), self.validity - self.resign_margin)
+        entry = Entry(response.SerializeToString(), mono + ttl, payload, signature,
+                      signer.key_id, signer.algorithm, record.etag)
+        self.l1.put(handle.key, view, entry, generation)
+        return entry

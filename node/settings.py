@@ -1,0 +1,178 @@
+"""Node settings: defaults, then a TOML config file, then ``IDNODE_*`` environment
+variables, then command-line flags. Parsed, validated and normalised once at start;
+every error names the setting. Nothing else in the node reads the environment."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from registry.errors import IdnodeError
+from registry.identifier import Prefix
+
+ENV_PREFIX = "IDNODE_"
+
+
+class SettingsError(ValueError):
+    """A setting is missing, malformed or out of range; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of the node. Units are in the names."""
+
+    data_dir: str = "./idnode-data"
+    grpc_listen: str = "127.0.0.1:50051"
+    http_listen: str = "127.0.0.1:8080"
+    metrics_listen: str = ""
+    redis_url: str = ""
+    database_url: str = ""
+    node_prefix: str = "88.118"
+    node_id: str = ""
+    workers: int = 1
+    grpc_threads: int = 16
+    admin_secret: str = field(default="", repr=False)
+    log_format: str = "auto"
+    log_level: str = "info"
+    access_log_sample_ratio: float = 0.0
+    signing_algorithm: str = "Ed25519"
+    signature_validity_seconds: int = 86400
+    resign_before_expiry_seconds: int = 3600
+    key_dir: str = ""
+    l1_max_entries: int = 100_000
+    l1_max_bytes: int = 256 * 1024 * 1024
+    l1_max_ttl_seconds: int = 600
+    negative_ttl_seconds: int = 30
+    redis_timeout_ms: int = 50
+    redis_retry_after_ms: int = 1000
+    max_batch_handles: int = 100
+    shutdown_grace_seconds: float = 10.0
+    sqlite_synchronous: str = "FULL"
+
+    @property
+    def sqlite_path(self) -> str:
+        if self.database_url.startswith("sqlite:///"):
+            return self.database_url[len("sqlite:///"):]
+        return str(Path(self.data_dir) / "idnode.sqlite3")
+
+    @property
+    def signing_key_dir(self) -> str:
+        return self.key_dir or str(Path(self.data_dir) / "keys")
+
+    @property
+    def prefix(self) -> Prefix:
+        return Prefix.parse(self.node_prefix)
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def _coerce(name: str, raw: object) -> Any:
+    kind: type = type(_FIELDS[name].default)
+    try:
+        if kind is bool:
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in {"1", "true", "yes", "on"}:
+                return True
+            if text in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(text)
+        if kind is int:
+            if isinstance(raw, bool):
+                raise ValueError(raw)
+            return int(str(raw).replace("_", ""))
+        if kind is float:
+            return float(str(raw))
+        return str(raw)
+    except ValueError:
+        raise SettingsError(f"setting {name}: {raw!r} is not a valid {kind.__name__}") from None
+
+
+def _check_listen(name: str, value: str, *, optional: bool = False) -> None:
+    if not value and optional:
+        return
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise SettingsError(f"setting {name}: {value!r} is not host:port")
+
+
+def _validate(s: Settings) -> Settings:
+    _check_listen("grpc_listen", s.grpc_listen)
+    _check_listen("http_listen", s.http_listen, optional=True)
+    _check_listen("metrics_listen", s.metrics_listen, optional=True)
+    try:
+        prefix = Prefix.parse(s.node_prefix)
+    except IdnodeError as exc:
+        raise SettingsError(f"setting node_prefix: {exc.message}") from None
+    if s.database_url and not (s.database_url.startswith("sqlite:///")
+                               or s.database_url == "memory:"):
+        raise SettingsError("setting database_url: only sqlite:///PATH and memory: are "
+                            f"supported by this build, got {s.database_url.split(':')[0]}:")
+    if s.redis_url and not s.redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise SettingsError("setting redis_url: expected redis://, rediss:// or unix://")
+    checks: list[tuple[str, bool]] = [
+        ("workers", 1 <= s.workers <= 64),
+        ("grpc_threads", 1 <= s.grpc_threads <= 1024),
+        ("signature_validity_seconds", 60 <= s.signature_validity_seconds <= 366 * 86400),
+        ("resign_before_expiry_seconds",
+         0 <= s.resign_before_expiry_seconds < s.signature_validity_seconds),
+        ("l1_max_entries", s.l1_max_entries >= 0),
+        ("l1_max_bytes", s.l1_max_bytes >= 0),
+        ("l1_max_ttl_seconds", s.l1_max_ttl_seconds >= 0),
+        ("negative_ttl_seconds", 0 <= s.negative_ttl_seconds <= 60),
+        ("redis_timeout_ms", 1 <= s.redis_timeout_ms <= 10000),
+        ("redis_retry_after_ms", 10 <= s.redis_retry_after_ms <= 600000),
+        ("max_batch_handles", 1 <= s.max_batch_handles <= 100),
+        ("shutdown_grace_seconds", 0 <= s.shutdown_grace_seconds <= 600),
+        ("access_log_sample_ratio", 0.0 <= s.access_log_sample_ratio <= 1.0),
+        ("signing_algorithm", s.signing_algorithm in {"Ed25519", "ECDSA-P256-SHA256"}),
+        ("log_format", s.log_format in {"auto", "json", "text"}),
+        ("log_level", s.log_level in {"debug", "info", "warning", "error"}),
+        ("sqlite_synchronous", s.sqlite_synchronous in {"FULL", "NORMAL", "EXTRA"}),
+    ]
+    for name, ok in checks:
+        if not ok:
+            raise SettingsError(f"setting {name}: {getattr(s, name)!r} is out of range")
+    node_id = s.node_id or f"idnode-{prefix.text}"
+    return dataclasses.replace(s, node_prefix=prefix.text, node_id=node_id)
+
+
+def load(*, config_file: str | None = None, env: Mapping[str, str] | None = None,
+         overrides: Mapping[str, object] | None = None) -> Settings:
+    """Defaults → config file → environment → overrides (command-line flags)."""
+    env = os.environ if env is None else env
+    merged: dict[str, Any] = {}
+    path = config_file or env.get(ENV_PREFIX + "CONFIG", "")
+    if path:
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except OSError as exc:
+            raise SettingsError(f"config file {path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"config file {path}: {exc}") from None
+        for key, raw in data.items():
+            name = key.replace("-", "_")
+            if name not in _FIELDS or name == "admin_secret":
+                raise SettingsError(f"config file {path}: unknown setting {key!r}")
+            merged[name] = _coerce(name, raw)
+    for key, raw in env.items():
+        if not key.startswith(ENV_PREFIX) or key == ENV_PREFIX + "CONFIG":
+            continue
+        name = key[len(ENV_PREFIX):].lower()
+        if name in _FIELDS:
+            merged[name] = _coerce(name, raw)
+    for name, raw in (overrides or {}).items():
+        if raw is None:
+            continue
+        if name not in _FIELDS:
+            raise SettingsError(f"unknown setting {name!r}")
+        merged[name] = _coerce(name, raw)
+    return _validate(Settings(**merged))

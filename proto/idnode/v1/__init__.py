@@ -1,0 +1,1 @@
+"""Generated idnode.v1 protocol code (never edited by hand; regenerate with `make gen`)."""

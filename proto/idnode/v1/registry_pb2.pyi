@@ -1,0 +1,215 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from idnode.v1 import record_pb2 as _record_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class RegisterRequest(_message.Message):
+    __slots__ = ("handle", "values", "request_id")
+    HANDLE_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    handle: str
+    values: _containers.RepeatedCompositeFieldContainer[_record_pb2.Value]
+    request_id: str
+    def __init__(self, handle: _Optional[str] = ..., values: _Optional[_Iterable[_Union[_record_pb2.Value, _Mapping]]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class RegisterResponse(_message.Message):
+    __slots__ = ("handle", "version", "etag")
+    HANDLE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
+    handle: str
+    version: int
+    etag: str
+    def __init__(self, handle: _Optional[str] = ..., version: _Optional[int] = ..., etag: _Optional[str] = ...) -> None: ...
+
+class UpdateRequest(_message.Message):
+    __slots__ = ("handle", "values", "etag", "mode", "request_id")
+    class Mode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        MODE_UNSPECIFIED: _ClassVar[UpdateRequest.Mode]
+        MODE_REPLACE: _ClassVar[UpdateRequest.Mode]
+        MODE_MERGE: _ClassVar[UpdateRequest.Mode]
+    MODE_UNSPECIFIED: UpdateRequest.Mode
+    MODE_REPLACE: UpdateRequest.Mode
+    MODE_MERGE: UpdateRequest.Mode
+    HANDLE_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    handle: str
+    values: _containers.RepeatedCompositeFieldContainer[_record_pb2.Value]
+    etag: str
+    mode: UpdateRequest.Mode
+    request_id: str
+    def __init__(self, handle: _Optional[str] = ..., values: _Optional[_Iterable[_Union[_record_pb2.Value, _Mapping]]] = ..., etag: _Optional[str] = ..., mode: _Optional[_Union[UpdateRequest.Mode, str]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class UpdateResponse(_message.Message):
+    __slots__ = ("handle", "version", "etag")
+    HANDLE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
+    handle: str
+    version: int
+    etag: str
+    def __init__(self, handle: _Optional[str] = ..., version: _Optional[int] = ..., etag: _Optional[str] = ...) -> None: ...
+
+class DeleteRequest(_message.Message):
+    __slots__ = ("handle", "etag", "indexes", "request_id")
+    HANDLE_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
+    INDEXES_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    handle: str
+    etag: str
+    indexes: _containers.RepeatedScalarFieldContainer[int]
+    request_id: str
+    def __init__(self, handle: _Optional[str] = ..., etag: _Optional[str] = ..., indexes: _Optional[_Iterable[int]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class DeleteResponse(_message.Message):
+    __slots__ = ("handle", "version", "etag")
+    HANDLE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
+    handle: str
+    version: int
+    etag: str
+    def __init__(self, handle: _Optional[str] = ..., version: _Optional[int] = ..., etag: _Optional[str] = ...) -> None: ...
+
+class ListRequest(_message.Message):
+    __slots__ = ("prefix", "page_size", "page_token")
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    prefix: str
+    page_size: int
+    page_token: str
+    def __init__(self, prefix: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListResponse(_message.Message):
+    __slots__ = ("handles", "next_page_token")
+    HANDLES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    handles: _containers.RepeatedScalarFieldContainer[str]
+    next_page_token: str
+    def __init__(self, handles: _Optional[_Iterable[str]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class BulkRegisterRequest(_message.Message):
+    __slots__ = ("handle", "values")
+    HANDLE_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    handle: str
+    values: _containers.RepeatedCompositeFieldContainer[_record_pb2.Value]
+    def __init__(self, handle: _Optional[str] = ..., values: _Optional[_Iterable[_Union[_record_pb2.Value, _Mapping]]] = ...) -> None: ...
+
+class BulkRegisterFailure(_message.Message):
+    __slots__ = ("row", "handle", "error")
+    ROW_FIELD_NUMBER: _ClassVar[int]
+    HANDLE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    row: int
+    handle: str
+    error: _record_pb2.ItemError
+    def __init__(self, row: _Optional[int] = ..., handle: _Optional[str] = ..., error: _Optional[_Union[_record_pb2.ItemError, _Mapping]] = ...) -> None: ...
+
+class BulkRegisterResponse(_message.Message):
+    __slots__ = ("accepted", "failures")
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    FAILURES_FIELD_NUMBER: _ClassVar[int]
+    accepted: int
+    failures: _containers.RepeatedCompositeFieldContainer[BulkRegisterFailure]
+    def __init__(self, accepted: _Optional[int] = ..., failures: _Optional[_Iterable[_Union[BulkRegisterFailure, _Mapping]]] = ...) -> None: ...
+
+class AllocatePrefixRequest(_message.Message):
+    __slots__ = ("prefix", "owner_secret")
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    OWNER_SECRET_FIELD_NUMBER: _ClassVar[int]
+    prefix: str
+    owner_secret: str
+    def __init__(self, prefix: _Optional[str] = ..., owner_secret: _Optional[str] = ...) -> None: ...
+
+class AllocatePrefixResponse(_message.Message):
+    __slots__ = ("prefix", "owner", "owner_secret")
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    OWNER_SECRET_FIELD_NUMBER: _ClassVar[int]
+    prefix: str
+    owner: str
+    owner_secret: str
+    def __init__(self, prefix: _Optional[str] = ..., owner: _Optional[str] = ..., owner_secret: _Optional[str] = ...) -> None: ...
+
+class Template(_message.Message):
+    __slots__ = ("fields", "allow_other_types", "updated_at")
+    class Field(_message.Message):
+        __slots__ = ("type", "kind", "required", "pattern", "enum_values")
+        class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+            __slots__ = ()
+            KIND_UNSPECIFIED: _ClassVar[Template.Field.Kind]
+            KIND_STRING: _ClassVar[Template.Field.Kind]
+            KIND_INT: _ClassVar[Template.Field.Kind]
+            KIND_DECIMAL: _ClassVar[Template.Field.Kind]
+            KIND_DATE: _ClassVar[Template.Field.Kind]
+            KIND_URL: _ClassVar[Template.Field.Kind]
+            KIND_ENUM: _ClassVar[Template.Field.Kind]
+        KIND_UNSPECIFIED: Template.Field.Kind
+        KIND_STRING: Template.Field.Kind
+        KIND_INT: Template.Field.Kind
+        KIND_DECIMAL: Template.Field.Kind
+        KIND_DATE: Template.Field.Kind
+        KIND_URL: Template.Field.Kind
+        KIND_ENUM: Template.Field.Kind
+        TYPE_FIELD_NUMBER: _ClassVar[int]
+        KIND_FIELD_NUMBER: _ClassVar[int]
+        REQUIRED_FIELD_NUMBER: _ClassVar[int]
+        PATTERN_FIELD_NUMBER: _ClassVar[int]
+        ENUM_VALUES_FIELD_NUMBER: _ClassVar[int]
+        type: str
+        kind: Template.Field.Kind
+        required: bool
+        pattern: str
+        enum_values: _containers.RepeatedScalarFieldContainer[str]
+        def __init__(self, type: _Optional[str] = ..., kind: _Optional[_Union[Template.Field.Kind, str]] = ..., required: bool = ..., pattern: _Optional[str] = ..., enum_values: _Optional[_Iterable[str]] = ...) -> None: ...
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_OTHER_TYPES_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    fields: _containers.RepeatedCompositeFieldContainer[Template.Field]
+    allow_other_types: bool
+    updated_at: _timestamp_pb2.Timestamp
+    def __init__(self, fields: _Optional[_Iterable[_Union[Template.Field, _Mapping]]] = ..., allow_other_types: bool = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class PutTemplateRequest(_message.Message):
+    __slots__ = ("prefix", "template")
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATE_FIELD_NUMBER: _ClassVar[int]
+    prefix: str
+    template: Template
+    def __init__(self, prefix: _Optional[str] = ..., template: _Optional[_Union[Template, _Mapping]] = ...) -> None: ...
+
+class PutTemplateResponse(_message.Message):
+    __slots__ = ("prefix",)
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    prefix: str
+    def __init__(self, prefix: _Optional[str] = ...) -> None: ...
+
+class GetTemplateRequest(_message.Message):
+    __slots__ = ("prefix",)
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    prefix: str
+    def __init__(self, prefix: _Optional[str] = ...) -> None: ...
+
+class GetTemplateResponse(_message.Message):
+    __slots__ = ("prefix", "template")
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATE_FIELD_NUMBER: _ClassVar[int]
+    prefix: str
+    template: Template
+    def __init__(self, prefix: _Optional[str] = ..., template: _Optional[_Union[Template, _Mapping]] = ...) -> None: ...

@@ -1,0 +1,83 @@
+"""The one exception tree of idnode.
+
+Every failure a caller can cause or observe is one of these. Transports (gRPC, HTTP)
+translate them with a single table in ``node.errors``; anything else escaping a handler
+is an internal error and is reported to the caller without details.
+
+    IdnodeError
+    ├── InvalidArgument          malformed identifier, value or request
+    │   ├── InvalidIdentifier
+    │   └── InvalidValue
+    ├── NotFound                 identifier unknown or not served here
+    │   └── ValuesNotFound       no value matches the requested types/indexes
+    ├── AlreadyExists            identifier (or prefix) already exists
+    ├── StaleEtag                the etag does not match the current record
+    ├── Unauthenticated          no or bad credentials
+    ├── PermissionDenied         credentials without rights on the prefix
+    ├── ResourceExhausted        over a limit, overloaded, rate-limited
+    └── Unavailable              a dependency is down and there is no way to answer
+"""
+
+from __future__ import annotations
+
+
+class IdnodeError(Exception):
+    """Base of every error idnode reports to a caller.
+
+    ``message`` is safe to show to the caller: it names the problem and never carries
+    internal details (SQL, paths, stack traces).
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidArgument(IdnodeError):
+    """A request, identifier or value breaks a rule; the message says which."""
+
+
+class InvalidIdentifier(InvalidArgument):
+    """An identifier does not follow the grammar."""
+
+
+class InvalidValue(InvalidArgument):
+    """A value of a record breaks a rule (index, type, data, size)."""
+
+
+class NotFound(IdnodeError):
+    """The identifier does not exist, or its prefix is not served by this node."""
+
+    def __init__(self, message: str, *, referral_prefix: str = "",
+                 referral_endpoints: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.referral_prefix = referral_prefix
+        self.referral_endpoints = referral_endpoints
+
+
+class AlreadyExists(IdnodeError):
+    """The identifier or prefix exists already."""
+
+
+class StaleEtag(IdnodeError):
+    """The caller's etag is not the record's current one: someone wrote in between."""
+
+
+class Unauthenticated(IdnodeError):
+    """Credentials are missing where required, malformed, or wrong."""
+
+
+class PermissionDenied(IdnodeError):
+    """The principal is known but has no rights on the identifier's prefix."""
+
+
+class ResourceExhausted(IdnodeError):
+    """A size or rate limit was exceeded, or the node is overloaded."""
+
+
+class Unavailable(IdnodeError):
+    """A dependency needed to answer is down."""
+
+
+class ValuesNotFound(NotFound):
+    """The identifier exists but has no values matching the requested types or indexes."""

@@ -1,0 +1,98 @@
+"""Principals (Handle-style admin identities such as ``300:88.118.8/ADMIN``) and their rights.
+
+Secrets are stored as scrypt hashes only. Rights are per prefix: the node admin may
+write anywhere under the node prefix, a prefix owner under its own prefix.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from registry.errors import InvalidArgument
+from registry.identifier import Handle, Prefix
+
+ADMIN_INDEX = 300
+ADMIN_SUFFIX = "ADMIN"
+# scrypt parameters: ~16 MiB and tens of milliseconds per verification; the node caches
+# successful verifications so a client pays this once, not per request.
+_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
+MIN_SECRET_CHARS = 12
+
+
+class Role(enum.Enum):
+    NODE_ADMIN = "node-admin"
+    PREFIX_OWNER = "prefix-owner"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated caller. ``prefix_key`` is the prefix its rights cover."""
+
+    id: str
+    role: Role
+    prefix_key: str
+
+    def can_write(self, prefix_key: str) -> bool:
+        return prefix_key == self.prefix_key or prefix_key.startswith(self.prefix_key + ".")
+
+    can_read_private = can_write
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPrincipal:
+    principal: Principal
+    secret_hash: str
+    created_at: int
+
+
+def admin_identity(prefix: Prefix) -> str:
+    """The owner identity of a prefix, e.g. ``300:88.118.8/ADMIN``."""
+    return f"{ADMIN_INDEX}:{prefix.text}/{ADMIN_SUFFIX}"
+
+
+def parse_identity(identity: str) -> tuple[int, Handle]:
+    """Split ``index:handle`` into its parts, validating both."""
+    index_text, sep, handle_text = identity.partition(":")
+    if not sep or not index_text.isdigit():
+        raise InvalidArgument("identity must look like <index>:<handle>, e.g. 300:88.118.8/ADMIN")
+    return int(index_text), Handle.parse(handle_text)
+
+
+def identity_key(identity: str) -> str:
+    """The normalised form of an identity, used to look principals up."""
+    index, handle = parse_identity(identity)
+    return f"{index}:{handle.key}"
+
+
+def hash_secret(secret: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(secret.encode("utf-8"), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R,
+                            p=_SCRYPT_P, dklen=32)
+    return f"scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}${salt.hex()}${digest.hex()}"
+
+
+def verify_secret(secret: str, stored: str) -> bool:
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        got = hashlib.scrypt(secret.encode("utf-8"), salt=bytes.fromhex(salt), n=int(n),
+                             r=int(r), p=int(p), dklen=len(digest) // 2)
+    except (ValueError, MemoryError):
+        return False
+    return hmac.compare_digest(got.hex(), digest)
+
+
+def check_new_secret(secret: str) -> None:
+    if len(secret) < MIN_SECRET_CHARS:
+        raise InvalidArgument(f"a secret needs at least {MIN_SECRET_CHARS} characters")
+    if not secret.isprintable():
+        raise InvalidArgument("a secret may not contain control characters")
+
+
+def generate_secret() -> str:
+    return secrets.token_urlsafe(24)

@@ -1,0 +1,1 @@
+"""Store backends: in-memory (tests, ephemeral nodes) and SQLite (the embedded default)."""
