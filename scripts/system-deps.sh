@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs the servers the integration tests start on free ports (they never use a
+# server someone else started). Debian: redis-server from apt; PostgreSQL binaries are
+# looked up under /usr/lib/postgresql when a later suite needs them.
+set -euo pipefail
+need=()
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+[ ${#need[@]} -eq 0 ] && exit 0
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+# The package may start a system instance; the tests start their own.
+$SUDO service redis-server stop >/dev/null 2>&1 || true
