@@ -115,7 +115,6 @@ def resolve(handle: str, target: Target = "127.0.0.1:50051", identity: Identity 
             secret: Secret = "") -> None:
     """Resolve an identifier and print the (verified) record."""
     from idnode.v1 import resolver_pb2, resolver_pb2_grpc
-
     from node.verify import VerificationError, verify
 
     with grpc.insecure_channel(target) as channel:
@@ -134,7 +133,6 @@ def resolve(handle: str, target: Target = "127.0.0.1:50051", identity: Identity 
 def verify_cmd(handle: str, target: Target = "127.0.0.1:50051") -> None:
     """Resolve and verify the signature against the node's published keys."""
     from idnode.v1 import resolver_pb2, resolver_pb2_grpc
-
     from node.verify import VerificationError, verify
 
     with grpc.insecure_channel(target) as channel:

@@ -17,15 +17,15 @@ import grpc
 from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from idnode.v1 import registry_pb2, resolver_pb2, sync_pb2
 
+from idnode.v1 import registry_pb2, resolver_pb2, sync_pb2
 from node.auth import Authenticator
 from node.errors import mapping_for, public_message
 from node.logs import AUDIT, event
 from node.metrics import Metrics
 from node.resolver import Resolver
 from node.signing import KeyRing
-from node.wire import values_from_wire
+from node.wire import keys_to_wire, values_from_wire
 from registry.errors import IdnodeError, InvalidArgument
 from registry.identifier import Handle
 from registry.principals import Principal
@@ -132,14 +132,7 @@ class Services:
 
     def get_signing_keys(self, request: resolver_pb2.GetSigningKeysRequest,
                          context: grpc.ServicerContext) -> resolver_pb2.GetSigningKeysResponse:
-        response = resolver_pb2.GetSigningKeysResponse()
-        for key in self.keys.published():
-            out = response.keys.add(key_id=key.key_id, algorithm=key.algorithm,
-                                    public_key=key.public_der, active=key.active)
-            out.not_before.seconds = key.not_before
-            if key.not_after is not None:
-                out.not_after.seconds = key.not_after
-        return response
+        return resolver_pb2.GetSigningKeysResponse(keys=keys_to_wire(self.keys.published()))
 
     # --- Registry ---------------------------------------------------------------------------
 

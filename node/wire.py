@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from idnode.v1 import record_pb2
 
+from idnode.v1 import record_pb2
+from node.signing import PublishedKey
 from registry.errors import InvalidValue
 from registry.record import Record
 from registry.values import (
@@ -68,3 +69,15 @@ def record_to_wire(record: Record, values: Iterable[Value], *, node_id: str, sig
     for v in values:
         value_to_wire(v, msg.values.add())
     return msg
+
+
+def keys_to_wire(keys: Iterable[PublishedKey]) -> list[record_pb2.SigningKey]:
+    out = []
+    for key in keys:
+        msg = record_pb2.SigningKey(key_id=key.key_id, algorithm=key.algorithm,
+                                    public_key=key.public_der, active=key.active,
+                                    not_before=Timestamp(seconds=key.not_before))
+        if key.not_after is not None:
+            msg.not_after.seconds = key.not_after
+        out.append(msg)
+    return out

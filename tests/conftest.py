@@ -10,8 +10,8 @@ from typing import Any
 
 import grpc
 import pytest
-from idnode.v1 import record_pb2, registry_pb2, registry_pb2_grpc, resolver_pb2_grpc
 
+from idnode.v1 import record_pb2, registry_pb2, registry_pb2_grpc, resolver_pb2_grpc
 from node.app import Node, build
 from node.settings import load
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from idnode.v1 import record_pb2, resolver_pb2
 
+from idnode.v1 import record_pb2, resolver_pb2
 from tests.conftest import Client, NodeFactory
 
 

@@ -1,0 +1,182 @@
+"""Write rules, on the in-memory store: rights, etags, idempotency, merge, paging."""
+
+from __future__ import annotations
+
+import pytest
+
+from registry.errors import (
+    AlreadyExists,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    StaleEtag,
+    Unauthenticated,
+)
+from registry.identifier import Prefix
+from registry.principals import Principal, Role
+from registry.registrar import BulkRow, Registrar
+from registry.stores.memory import MemoryStore
+from registry.values import Value
+
+ADMIN = Principal("300:88.118/ADMIN", Role.NODE_ADMIN, "88.118")
+OWNER_8 = Principal("300:88.118.8/ADMIN", Role.PREFIX_OWNER, "88.118.8")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def reg() -> Registrar:
+    return Registrar(MemoryStore(), Prefix.parse("88.118"), clock=Clock())
+
+
+def url(text: str = "https://x", index: int = 1) -> Value:
+    return Value(index, "URL", text)
+
+
+def test_register_returns_version_one_and_an_etag(reg: Registrar) -> None:
+    result = reg.register(ADMIN, "88.118.8/A", [url()])
+    assert (result.handle, result.version) == ("88.118.8/A", 1)
+    assert result.etag
+
+
+def test_registering_twice_is_already_exists_even_in_another_case(reg: Registrar) -> None:
+    reg.register(ADMIN, "88.118.8/A", [url()])
+    with pytest.raises(AlreadyExists):
+        reg.register(ADMIN, "88.118.8/a", [url()])
+
+
+def test_anonymous_writes_are_unauthenticated(reg: Registrar) -> None:
+    with pytest.raises(Unauthenticated):
+        reg.register(None, "88.118.8/A", [url()])
+
+
+def test_prefix_owner_writes_only_under_its_prefix(reg: Registrar) -> None:
+    reg.register(OWNER_8, "88.118.8/A", [url()])
+    reg.register(OWNER_8, "88.118.8.1/A", [url()])
+    with pytest.raises(PermissionDenied):
+        reg.register(OWNER_8, "88.118.9/A", [url()])
+    with pytest.raises(PermissionDenied):
+        reg.register(OWNER_8, "88.118.80/A", [url()])
+
+
+def test_identifiers_outside_the_node_prefix_are_not_served(reg: Registrar) -> None:
+    with pytest.raises(NotFound, match="not served"):
+        reg.register(ADMIN, "99.1/A", [url()])
+
+
+def test_repeated_request_id_with_same_content_returns_the_first_result(reg: Registrar) -> None:
+    first = reg.register(ADMIN, "88.118.8/A", [url()], request_id="r1")
+    again = reg.register(ADMIN, "88.118.8/A", [url()], request_id="r1")
+    assert (again.version, again.etag, again.replayed) == (first.version, first.etag, True)
+
+
+def test_repeated_request_id_with_other_content_is_invalid(reg: Registrar) -> None:
+    reg.register(ADMIN, "88.118.8/A", [url()], request_id="r1")
+    with pytest.raises(InvalidArgument, match="different request"):
+        reg.register(ADMIN, "88.118.8/A", [url("https://other")], request_id="r1")
+
+
+def test_update_needs_the_current_etag(reg: Registrar) -> None:
+    first = reg.register(ADMIN, "88.118.8/A", [url()])
+    second = reg.update(ADMIN, "88.118.8/A", [url("https://2")], first.etag)
+    assert second.version == 2
+    with pytest.raises(StaleEtag):
+        reg.update(ADMIN, "88.118.8/A", [url("https://3")], first.etag)
+    with pytest.raises(InvalidArgument, match="required"):
+        reg.update(ADMIN, "88.118.8/A", [url("https://3")], "")
+    with pytest.raises(InvalidArgument, match="malformed"):
+        reg.update(ADMIN, "88.118.8/A", [url("https://3")], "garbage")
+    stored = reg.store.get("88.118.8/a")
+    assert stored is not None and stored.values[0].data == "https://2"
+
+
+def test_merge_keeps_untouched_values(reg: Registrar) -> None:
+    first = reg.register(ADMIN, "88.118.8/A", [url(), Value(2, "DESC", "d")])
+    reg.update(ADMIN, "88.118.8/A", [url("https://new")], first.etag, merge=True)
+    stored = reg.store.get("88.118.8/a")
+    assert stored is not None
+    assert [(v.index, v.data) for v in stored.values] == [(1, "https://new"), (2, "d")]
+
+
+def test_delete_some_values_then_the_identifier(reg: Registrar) -> None:
+    first = reg.register(ADMIN, "88.118.8/A", [url(), Value(2, "DESC", "d")])
+    partial = reg.delete(ADMIN, "88.118.8/A", first.etag, [2])
+    assert partial.version == 2
+    with pytest.raises(NotFound, match="no value at index 7"):
+        reg.delete(ADMIN, "88.118.8/A", partial.etag, [7])
+    with pytest.raises(InvalidArgument, match="empty record"):
+        reg.delete(ADMIN, "88.118.8/A", partial.etag, [1])
+    gone = reg.delete(ADMIN, "88.118.8/A", partial.etag)
+    assert gone.version == 0
+    assert reg.store.get("88.118.8/a") is None
+
+
+def test_an_etag_from_before_a_delete_does_not_match_a_re_registration(reg: Registrar) -> None:
+    first = reg.register(ADMIN, "88.118.8/A", [url()])
+    reg.delete(ADMIN, "88.118.8/A", first.etag)
+    reg.register(ADMIN, "88.118.8/A", [url()])
+    with pytest.raises(StaleEtag):
+        reg.update(ADMIN, "88.118.8/A", [url("https://x2")], first.etag)
+
+
+def test_list_pages_through_every_identifier_once(reg: Registrar) -> None:
+    for i in range(25):
+        reg.register(ADMIN, f"88.118.8/P-{i:03d}", [url()])
+    reg.register(ADMIN, "88.118.9/OTHER", [url()])
+    seen: list[str] = []
+    token = ""
+    while True:
+        page, token = reg.list(ADMIN, "88.118.8", 10, token)
+        seen += page
+        if not token:
+            break
+    assert seen == [f"88.118.8/P-{i:03d}" for i in range(25)]
+    with pytest.raises(InvalidArgument, match="page_token"):
+        reg.list(ADMIN, "88.118.8", 10, "%%%")
+    with pytest.raises(Unauthenticated):
+        reg.list(None, "88.118.8")
+
+
+def test_allocate_prefix_creates_owner_and_admin_record(reg: Registrar) -> None:
+    allocation = reg.allocate_prefix(ADMIN, "88.118.8")
+    assert allocation.owner == "300:88.118.8/ADMIN"
+    assert len(allocation.generated_secret) >= 16
+    owner = reg.authenticate("300:88.118.8/ADMIN", allocation.generated_secret)
+    assert owner.role is Role.PREFIX_OWNER and owner.prefix_key == "88.118.8"
+    assert reg.store.get("88.118.8/admin") is not None
+    with pytest.raises(AlreadyExists):
+        reg.allocate_prefix(ADMIN, "88.118.8", "another-long-secret")
+    with pytest.raises(PermissionDenied):
+        reg.allocate_prefix(owner, "88.118.9")
+    with pytest.raises(InvalidArgument, match="not under the node prefix"):
+        reg.allocate_prefix(ADMIN, "99.1")
+
+
+def test_authenticate_rejects_wrong_secrets_and_unknown_identities(reg: Registrar) -> None:
+    assert reg.ensure_node_admin("a-long-enough-secret")
+    assert not reg.ensure_node_admin("a-long-enough-secret")
+    assert reg.authenticate("300:88.118/admin", "a-long-enough-secret").role is Role.NODE_ADMIN
+    with pytest.raises(Unauthenticated):
+        reg.authenticate("300:88.118/ADMIN", "wrong-secret")
+    with pytest.raises(Unauthenticated):
+        reg.authenticate("300:88.118.7/ADMIN", "a-long-enough-secret")
+    with pytest.raises(Unauthenticated):
+        reg.authenticate("garbage", "x")
+
+
+def test_bulk_rows_fail_alone(reg: Registrar) -> None:
+    reg.register(ADMIN, "88.118.8/EXISTS", [url()])
+    out = reg.register_many(ADMIN, [BulkRow("88.118.8/B1", (url(),)),
+                                    BulkRow("bad", (url(),)),
+                                    BulkRow("88.118.8/EXISTS", (url(),)),
+                                    BulkRow("88.118.8/B2", (Value(0, "URL", "x"),)),
+                                    BulkRow("88.118.8/B3", (url(),))])
+    kinds = [type(o).__name__ for o in out]
+    assert kinds == ["WriteResult", "InvalidIdentifier", "AlreadyExists", "InvalidValue",
+                     "WriteResult"]

@@ -1,0 +1,67 @@
+"""Value rules and limits: every bad value is rejected with a message that names it."""
+
+from __future__ import annotations
+
+import pytest
+
+from registry.errors import InvalidValue
+from registry.values import (
+    MAX_DATA_BYTES,
+    MAX_RECORD_DATA_BYTES,
+    MAX_VALUES_PER_RECORD,
+    AdminRef,
+    Permissions,
+    Value,
+    stamp,
+    validate_values,
+)
+
+
+def v(index: int = 1, type_: str = "URL", data: object = "https://x", **kw: object) -> Value:
+    return Value(index, type_, data, **kw)  # type: ignore[arg-type]
+
+
+def test_values_come_back_ordered_by_index() -> None:
+    out = validate_values([v(3), v(1), v(2)])
+    assert [x.index for x in out] == [1, 2, 3]
+
+
+@pytest.mark.parametrize(("values", "rule"), [
+    ([], "at least one value"),
+    ([v(0)], "index 0 is out of range"),
+    ([v(2**31)], "out of range"),
+    ([v(1), v(1)], "index 1 appears more than once"),
+    ([v(type_="")], "empty type"),
+    ([v(type_="bad type")], "whitespace"),
+    ([v(type_="x" * 129)], "longer than 128"),
+    ([v(type_="HS_SECKEY")], "not accepted"),
+    ([v(data="x" * (MAX_DATA_BYTES + 1))], f"more than {MAX_DATA_BYTES} bytes"),
+    ([v(i, data="x" * 60000) for i in range(1, 6)], f"at most {MAX_RECORD_DATA_BYTES} bytes"),
+    ([v(i) for i in range(1, MAX_VALUES_PER_RECORD + 2)], "at most"),
+    ([v(type_="HS_ADMIN")], "must carry admin data"),
+    ([v(type_="URL", data=AdminRef("88.118/ADMIN", 300, "1" * 12))], "only allowed in HS_ADMIN"),
+    ([v(type_="HS_ADMIN", data=AdminRef("nope", 300, "1" * 12))], "admin handle is invalid"),
+    ([v(type_="HS_ADMIN", data=AdminRef("88.118/ADMIN", 300, "12"))], "12 characters"),
+    ([v(ttl=-1)], "ttl"),
+])
+def test_bad_values_are_rejected_naming_the_rule(values: list[Value], rule: str) -> None:
+    with pytest.raises(InvalidValue) as err:
+        validate_values(values)
+    assert rule in err.value.message
+
+
+def test_binary_and_admin_values_are_accepted() -> None:
+    out = validate_values([v(1, "HS_PUBKEY", b"\x00\x01"),
+                           v(100, "HS_ADMIN", AdminRef("88.118.8/ADMIN", 300, "011111110011"))])
+    assert out[0].data == b"\x00\x01"
+
+
+def test_stamp_sets_the_timestamp_and_the_default_ttl() -> None:
+    (out,) = stamp([v(ttl=0)], 1_700_000_000)
+    assert (out.ttl, out.timestamp) == (86400, 1_700_000_000)
+
+
+def test_permission_bits_round_trip() -> None:
+    for bits in range(16):
+        assert Permissions.from_bits(bits).to_bits() == bits
+    assert Permissions().to_bits() == 0b0111
