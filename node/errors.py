@@ -19,6 +19,11 @@ class Mapping:
 
 INTERNAL = Mapping(grpc.StatusCode.INTERNAL, 500, 2)
 
+
+class Unimplemented(e.IdnodeError):
+    """A method of the contract that this node does not implement yet."""
+
+
 # Most specific first: the first class an error is an instance of wins.
 TABLE: tuple[tuple[type[e.IdnodeError], Mapping], ...] = (
     (e.InvalidIdentifier, Mapping(grpc.StatusCode.INVALID_ARGUMENT, 400, 102)),
@@ -31,6 +36,7 @@ TABLE: tuple[tuple[type[e.IdnodeError], Mapping], ...] = (
     (e.PermissionDenied, Mapping(grpc.StatusCode.PERMISSION_DENIED, 403, 402)),
     (e.ResourceExhausted, Mapping(grpc.StatusCode.RESOURCE_EXHAUSTED, 429, 2)),
     (e.Unavailable, Mapping(grpc.StatusCode.UNAVAILABLE, 503, 2)),
+    (Unimplemented, Mapping(grpc.StatusCode.UNIMPLEMENTED, 501, 2)),
 )
 
 

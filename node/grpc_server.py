@@ -20,7 +20,7 @@ from grpc_reflection.v1alpha import reflection
 
 from idnode.v1 import registry_pb2, resolver_pb2, sync_pb2
 from node.auth import Authenticator
-from node.errors import mapping_for, public_message
+from node.errors import Unimplemented, mapping_for, public_message
 from node.logs import AUDIT, event
 from node.metrics import Metrics
 from node.resolver import Resolver
@@ -299,8 +299,7 @@ def _guard(fn: Callable[[Any, grpc.ServicerContext], Message]
 
 def _unimplemented(method: str) -> Callable[[Any, grpc.ServicerContext], Message]:
     def handler(request: Any, context: grpc.ServicerContext) -> Message:
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented yet")
-        raise AssertionError("unreachable")  # pragma: no cover
+        raise Unimplemented(f"{method} is not implemented by this node yet")
     return handler
 
 
@@ -366,7 +365,7 @@ def _stream_guard(services: Services, method: str,
 def _unimplemented_stream(method: str) -> Callable[[Any, grpc.ServicerContext],
                                                    Iterator[Message]]:
     def handler(request: Any, context: grpc.ServicerContext) -> Iterator[Message]:
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented yet")
+        _abort(context, Unimplemented(f"{method} is not implemented by this node yet"))
         yield from ()
     return handler
 

@@ -90,7 +90,8 @@ class HttpServer:
         self._server = ThreadingHTTPServer((host.strip("[]"), int(port)), _handler(endpoints))
         self._server.daemon_threads = True
         self.port = int(self._server.server_address[1])
-        self._thread = threading.Thread(target=self._server.serve_forever,
+        # A short poll interval keeps shutdown (and so node restarts) prompt.
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
                                         name=f"http-{self.port}", daemon=True)
 
     def start(self) -> None:
