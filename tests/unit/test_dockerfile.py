@@ -237,10 +237,6 @@ def test_dockerignore_keeps_secrets_and_caches_out_but_the_build_inputs_in() -> 
         assert not ignored(path), path
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "pyproject.toml package-data has registry 'migrations/*.sql' but the SQLite migrations "
-    "are in registry/migrations/sqlite/, so a non-editable install (the Docker image) "
-    "cannot open its store. Fix: add 'migrations/*/*.sql', then drop this marker."))
 def test_package_data_ships_every_sql_migration() -> None:
     patterns = _pyproject()["tool"]["setuptools"]["package-data"]["registry"]
     package = ROOT / "registry"
