@@ -22,6 +22,7 @@ from node.beacon import Beacon
 from node.cache import L1Cache
 from node.grpc_server import SERVICES, Services, build_server
 from node.http_server import HttpEndpoints, HttpServer
+from node.l2 import RedisL2
 from node.logs import configure, event
 from node.metrics import Metrics
 from node.resolver import Resolver
@@ -54,6 +55,7 @@ class Node:
     grpc_port: int
     http: HttpServer | None = None
     metrics_http: HttpServer | None = None
+    l2: RedisL2 | None = None
     _stopped: bool = field(default=False, repr=False)
 
     @property
@@ -96,6 +98,8 @@ class Node:
         for part in (self.http, self.metrics_http):
             if part is not None:
                 part.stop()
+        if self.l2 is not None:
+            self.l2.close()
         self.store.close()
         self.beacon.close()
 
@@ -127,12 +131,19 @@ def build(settings: Settings, *, metrics_enabled: bool = True,
         event(log, "node admin created", principal=f"300:{settings.node_prefix}/ADMIN")
     metrics = Metrics(enabled=metrics_enabled)
     l1 = L1Cache(settings.l1_max_entries, settings.l1_max_bytes)
+    # L2 is optional: without a Redis URL the node is L1-only (the embedded default).
+    # Creating the client does no I/O; an unreachable Redis only degrades the cache.
+    l2 = RedisL2(settings.redis_url, metrics, timeout_ms=settings.redis_timeout_ms,
+                 retry_after_ms=settings.redis_retry_after_ms,
+                 floor_ttl_seconds=settings.redis_floor_ttl_seconds,
+                 invalidate_timeout_ms=settings.redis_invalidate_timeout_ms) \
+        if settings.redis_url else None
     resolver = Resolver(
         store, keys, registrar, l1, beacon, metrics, node_id=settings.node_id,
         signature_validity_seconds=settings.signature_validity_seconds,
         resign_before_expiry_seconds=settings.resign_before_expiry_seconds,
         l1_max_ttl_seconds=settings.l1_max_ttl_seconds,
-        negative_ttl_seconds=settings.negative_ttl_seconds)
+        negative_ttl_seconds=settings.negative_ttl_seconds, l2=l2)
     auth = Authenticator(registrar)
     services = Services(registrar, resolver, auth, keys, metrics,
                         max_batch_handles=settings.max_batch_handles)
@@ -143,10 +154,12 @@ def build(settings: Settings, *, metrics_enabled: bool = True,
     except RuntimeError:
         port = 0
     if port == 0:
+        if l2 is not None:
+            l2.close()
         store.close()
         raise StartupError(f"setting grpc_listen: cannot listen on {settings.grpc_listen}")
     node = Node(settings, store, keys, registrar, resolver, services, metrics, beacon,
-                server, health_servicer, port)
+                server, health_servicer, port, l2=l2)
 
     def on_http(route: str, status: int) -> None:
         metrics.http_requests.labels(route, str(status)).inc()
@@ -160,8 +173,14 @@ def build(settings: Settings, *, metrics_enabled: bool = True,
                 metrics.registry, None, node.ready, on_http, metrics_only=True))
     except OSError as exc:
         server.stop(0)
+        if l2 is not None:
+            l2.close()
         store.close()
         raise StartupError(f"cannot listen for HTTP: {exc.strerror}") from None
+    if l2 is not None:
+        # Listening starts before serving, so no invalidation published from now on
+        # is missed by this process's L1.
+        l2.start(resolver.remote_invalidate, resolver.resync)
     return node
 
 

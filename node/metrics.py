@@ -89,6 +89,18 @@ class Metrics:
         self.redis_errors = Counter(
             "idnode_cache_redis_errors_total", "Redis operations that failed or timed out.",
             registry=r)
+        self.l2_corrupt_total = Counter(
+            "idnode_cache_l2_corrupt_total",
+            "Values read from Redis that were not a well-formed entry (treated as misses).",
+            registry=r)
+        self.l2_stale_total = Counter(
+            "idnode_cache_l2_stale_total",
+            "L2 entries refused as older than a known write (on set or on read).",
+            registry=r)
+        self.l2_pending_invalidations = Gauge(
+            "idnode_cache_l2_pending_invalidations",
+            "Invalidations that could not reach Redis yet and are being retried.",
+            registry=r, multiprocess_mode="sum")
         self.signing_ops = Counter(
             "idnode_signing_operations_total", "Signatures made, by kind (view, nonce).",
             ["kind"], registry=r)
@@ -128,6 +140,9 @@ class Metrics:
         self.l2_hit = self._child(self.cache_hits, "l2")
         self.l2_miss = self._child(self.cache_misses, "l2")
         self.negative_hit = self._child(self.cache_hits, "negative")
+        self.l2_corrupt = self.l2_corrupt_total if enabled else NOOP
+        self.l2_stale = self.l2_stale_total if enabled else NOOP
+        self.l2_pending = self.l2_pending_invalidations if enabled else NOOP
         self.sign_view = self._child(self.signing_ops, "view")
         self.sign_nonce = self._child(self.signing_ops, "nonce")
 

@@ -2,11 +2,16 @@
 
 The common case, a full public view of an identifier resolved again, is one dict
 lookup returning bytes that were serialised and signed when the record version was
-first resolved. Misses for one key are collapsed into a single store read.
+first resolved. Misses for one key are collapsed into a single flight, which asks the
+shared L2 (Redis, when configured) before it reads the store; an L1 hit never touches
+Redis. Every L2 entry carries the change-log sequence it reflects, so an answer older
+than a write this process knows about is never taken from L2 (see docs/ARCHITECTURE.md,
+"Caching").
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 import time
@@ -14,9 +19,9 @@ from collections.abc import Callable, Collection
 from concurrent.futures import Future
 
 from idnode.v1 import record_pb2, resolver_pb2
-
 from node.beacon import Beacon
 from node.cache import VIEW_SEP, Entry, L1Cache
+from node.l2 import SharedCache
 from node.metrics import Metrics
 from node.signing import KeyRing
 from node.wire import record_to_wire
@@ -33,6 +38,9 @@ MAX_NONCE_BYTES = 256
 # L1 is cheaper than reading every change.
 MAX_CATCH_UP_CHANGES = 10_000
 _FLIGHT_TIMEOUT_SECONDS = 30.0
+# Keys written recently (and the sequence of that write), so an L2 entry that a failed
+# Redis invalidation left behind is recognised as old by every process on the host.
+MAX_RECENT_WRITES = 65_536
 
 
 def view_id(private_ok: bool, types: Collection[str], indexes: Collection[int]) -> str:
@@ -54,12 +62,14 @@ class Resolver:
                  beacon: Beacon, metrics: Metrics, *, node_id: str,
                  signature_validity_seconds: int, resign_before_expiry_seconds: int,
                  l1_max_ttl_seconds: int, negative_ttl_seconds: int,
+                 l2: SharedCache | None = None,
                  clock: Callable[[], float] = time.time,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.store = store
         self.keys = keys
         self.registrar = registrar
         self.l1 = l1
+        self.l2 = l2
         self.beacon = beacon
         self.metrics = metrics
         self.node_id = node_id
@@ -70,10 +80,13 @@ class Resolver:
         self.clock = clock
         self.monotonic = monotonic
         self._aliases: dict[str, Handle] = {}
-        self._flights: dict[str, Future[Entry]] = {}
+        self._flights: dict[str, Future[Entry]] = {}  # gathering callers
+        self._reading: dict[str, Future[Entry]] = {}  # reading L2 / the store
         self._flight_lock = threading.Lock()
         self._catch_up_lock = threading.Lock()
         self.applied_sequence = beacon.read()
+        self._recent: dict[str, int] = {}
+        self._recent_lock = threading.Lock()
         # Bound once: the hot path calls these on every request.
         self._l1_get = l1.get
         self._beacon_read = beacon.read
@@ -81,10 +94,32 @@ class Resolver:
     # --- invalidation --------------------------------------------------------------------
 
     def invalidate(self, key: str, sequence: int) -> None:
-        """A write to ``key`` committed as ``sequence``: drop it here, tell the host."""
+        """A write to ``key`` committed as ``sequence``: drop it everywhere, then the
+        caller may acknowledge. L2 goes first: a reader that fetched the old entry from
+        L2 before the delete then finds L1's generation moved and does not keep it."""
+        self._note_write(key, sequence)
+        if self.l2 is not None:
+            self.l2.invalidate(key, sequence)
         self.l1.invalidate(key)
         self.metrics.cache_invalidations.labels("local").inc()
         self.beacon.bump(sequence)
+
+    def remote_invalidate(self, key: str, sequence: int) -> None:
+        """Another process (maybe on another host) wrote ``key``: heard over Redis."""
+        self._note_write(key, sequence)
+        self.l1.invalidate(key)
+        self.metrics.cache_invalidations.labels("redis").inc()
+
+    def resync(self) -> None:
+        """Invalidations may have been missed (Redis was unreachable): drop L1."""
+        self.l1.clear()
+
+    def _note_write(self, key: str, sequence: int) -> None:
+        with self._recent_lock:
+            recent = self._recent
+            recent[key] = max(sequence, recent.pop(key, 0))  # re-inserted: newest last
+            if len(recent) > MAX_RECENT_WRITES:
+                recent.pop(next(iter(recent)), None)
 
     def catch_up(self) -> None:
         """Apply writes other processes committed since L1 last looked."""
@@ -98,6 +133,7 @@ class Resolver:
                 self.applied_sequence = target
                 return
             for change in changes:
+                self._note_write(change.key, change.sequence)
                 self.l1.invalidate(change.key)
                 self.applied_sequence = max(self.applied_sequence, change.sequence)
             self.metrics.cache_invalidations.labels("changelog").inc(len(changes))
@@ -172,15 +208,29 @@ class Resolver:
 
     def _load(self, handle: Handle, view: str, private_ok: bool, types: Collection[str],
               indexes: Collection[int]) -> Entry:
-        """Build the entry once however many threads miss on it at the same time."""
+        """Build the entry once however many threads miss on it at the same time.
+
+        A caller only joins a flight that has not started reading yet: a flight whose
+        L2/store read began before a write was acknowledged may return the old answer,
+        and a caller that arrived after the acknowledgement must not get it. So per key
+        there is at most one flight reading and one gathering callers, which waits for
+        the reading one to finish and then reads for everyone who gathered.
+        """
         cache_key = handle.key + VIEW_SEP + view if view else handle.key
         with self._flight_lock:
             flight = self._flights.get(cache_key)
             leader = flight is None
             if flight is None:
                 flight = self._flights[cache_key] = Future()
+            reading = self._reading.get(cache_key)
         if not leader:
             return flight.result(_FLIGHT_TIMEOUT_SECONDS)
+        if reading is not None:
+            with contextlib.suppress(BaseException):  # not our answer: we read anew
+                reading.result(_FLIGHT_TIMEOUT_SECONDS)
+        with self._flight_lock:
+            self._flights.pop(cache_key, None)  # from here on, newcomers gather anew
+            self._reading[cache_key] = flight
         try:
             entry = self._build(handle, view, private_ok, types, indexes)
             flight.set_result(entry)
@@ -190,11 +240,30 @@ class Resolver:
             raise
         finally:
             with self._flight_lock:
-                self._flights.pop(cache_key, None)
+                if self._reading.get(cache_key) is flight:
+                    del self._reading[cache_key]
 
     def _build(self, handle: Handle, view: str, private_ok: bool, types: Collection[str],
                indexes: Collection[int]) -> Entry:
+        # Read before L2 and the store: any invalidation after this point makes the
+        # answer we are about to produce unfit for L1 (L1Cache.put checks it).
         generation = self.l1.invalidations
+        # Private views are never shared through Redis: they stay in the process.
+        l2 = self.l2 if not private_ok else None
+        if l2 is not None:
+            hit = l2.get(handle.key, view)
+            if hit is not None:
+                entry, sequence = hit
+                if sequence >= self._recent.get(handle.key, 0):
+                    self.metrics.l2_hit.inc()
+                    self.l1.put(handle.key, view, entry, generation)
+                    return entry
+                self.metrics.l2_stale.inc()
+            self.metrics.l2_miss.inc()
+        read_started = self.monotonic()
+        # What the store has committed at least up to, read before the record: a "not
+        # found" answer is true as of this sequence (the beacon is bumped after commit).
+        observed = self._beacon_read()
         started = time.perf_counter()
         record = self.store.get(handle.key)
         self.metrics.store_op("get").observe(time.perf_counter() - started)
@@ -202,14 +271,15 @@ class Resolver:
         if record is None:
             entry = Entry(None, mono + self.negative_ttl,
                           message=f"identifier {handle} not found")
-            self.l1.put(handle.key, view, entry, generation)
+            self._keep(l2, handle.key, view, entry, observed, read_started, generation)
             return entry
         values = visible(record.values, private_ok=private_ok, types=types, indexes=indexes)
         if (types or indexes) and not values:
             entry = Entry(None, mono + self.negative_ttl, etag=record.etag,
                           message=f"{record.handle} has no values of the requested "
                                   "types or indexes")
-            self.l1.put(handle.key, view, entry, generation)
+            self._keep(l2, handle.key, view, entry, record.sequence, read_started,
+                       generation)
             return entry
         now = int(self.clock())
         signer = self.keys.active
@@ -223,5 +293,13 @@ class Resolver:
         ttl = min(self.l1_max_ttl, record.min_ttl(), self.validity - self.resign_margin)
         entry = Entry(response.SerializeToString(), mono + ttl, payload, signature,
                       signer.key_id, signer.algorithm, record.etag)
-        self.l1.put(handle.key, view, entry, generation)
+        self._keep(l2, handle.key, view, entry, record.sequence, read_started, generation)
         return entry
+
+    def _keep(self, l2: SharedCache | None, key: str, view: str, entry: Entry, sequence: int,
+              read_started: float, generation: int) -> None:
+        """Cache a freshly built answer: L2 first (it refuses answers older than a known
+        write), then L1 (which refuses them if an invalidation arrived meanwhile)."""
+        if l2 is not None:
+            l2.set(key, view, entry, sequence, read_started)
+        self.l1.put(key, view, entry, generation)

@@ -50,6 +50,8 @@ class Settings:
     negative_ttl_seconds: int = 30
     redis_timeout_ms: int = 50
     redis_retry_after_ms: int = 1000
+    redis_floor_ttl_seconds: int = 600
+    redis_invalidate_timeout_ms: int = 1000
     max_batch_handles: int = 100
     shutdown_grace_seconds: float = 10.0
     sqlite_synchronous: str = "FULL"
@@ -129,6 +131,8 @@ def _validate(s: Settings) -> Settings:
         ("negative_ttl_seconds", 0 <= s.negative_ttl_seconds <= 60),
         ("redis_timeout_ms", 1 <= s.redis_timeout_ms <= 10000),
         ("redis_retry_after_ms", 10 <= s.redis_retry_after_ms <= 600000),
+        ("redis_floor_ttl_seconds", 10 <= s.redis_floor_ttl_seconds <= 86400),
+        ("redis_invalidate_timeout_ms", 1 <= s.redis_invalidate_timeout_ms <= 60000),
         ("max_batch_handles", 1 <= s.max_batch_handles <= 100),
         ("shutdown_grace_seconds", 0 <= s.shutdown_grace_seconds <= 600),
         ("access_log_sample_ratio", 0.0 <= s.access_log_sample_ratio <= 1.0),

@@ -1,0 +1,513 @@
+"""L2: the Redis cache shared by every node process and host.
+
+Redis is a cache, never the source of truth. Everything here fails open: a Redis error,
+a timeout or an undecodable value is a miss (or a skipped write) for the caller, counted
+in ``idnode_cache_redis_errors_total`` / ``idnode_cache_redis_up`` and logged once per
+state change, never raised. A circuit breaker keeps a slow or dead Redis from costing
+every request a timeout: after a failure Redis is skipped for ``retry_after`` and then
+one request probes it.
+
+Layout (all names versioned, so a format change is a new namespace, not a crash):
+
+* ``idnode:v1:rec:<identifier key>`` — a HASH per identifier. Field ``""`` is the full
+  public view, other fields are view ids (see :func:`node.resolver.view_id`); one DEL
+  drops every view of an identifier. Field ``~seq`` is the *floor*: the change-log
+  sequence of the newest write known for the identifier. An entry older than the floor
+  is never stored and never served. The hash lives as long as its longest-lived field.
+* ``idnode:v1:invalidate`` — the pub/sub channel; each message is
+  ``<origin>|<sequence>|<key>`` (an empty key means "drop everything").
+
+Why a floor instead of a plain DEL: a reader that read the store just before a write
+committed may try to store its (now old) answer just after the writer deleted the key.
+The writer's invalidation leaves the floor behind, and the set script refuses an entry
+whose sequence is below it (a compare-and-set inside one Lua script). A reader that took
+longer than half the floor's lifetime between its store read and its set does not set
+at all, so the floor always outlives the readers it guards against.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import secrets
+import struct
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from node.cache import Entry
+from node.metrics import Metrics
+
+log = logging.getLogger("idnode.cache")
+
+NAMESPACE = "idnode:v1:"
+KEY_PREFIX = NAMESPACE + "rec:"
+CHANNEL = NAMESPACE + "invalidate"
+FLOOR_FIELD = "~seq"  # view ids never start with "~" (they are "", "a;..." or "p;...")
+FORMAT_VERSION = 1
+# Invalidations that could not reach Redis are kept (newest sequence per key) and
+# retried; past this many, the whole namespace is purged on recovery instead.
+MAX_PENDING_INVALIDATIONS = 10_000
+_SUBSCRIBER_POLL_SECONDS = 0.25
+_CONFIRM_SECONDS = 2.0
+
+# version, flags, expiry (wall-clock seconds), sequence
+_HEAD = struct.Struct("<BBdQ")
+_LEN = struct.Struct("<I")
+_FLAG_POSITIVE = 1
+_STR_FIELDS = 7  # response, payload, signature, key_id, algorithm, etag, message
+
+# KEYS[1] hash; ARGV: field, value, sequence, ttl seconds, positive ("1"/"0").
+# Refuses entries older than the floor; a positive entry raises the floor to its own
+# sequence (the record's last write), so an older answer cannot overwrite it later.
+_SET_LUA = """
+local floor = tonumber(redis.call('HGET', KEYS[1], '~seq') or '0')
+local seq = tonumber(ARGV[3])
+if seq < floor then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if ARGV[5] == '1' and seq > floor then redis.call('HSET', KEYS[1], '~seq', ARGV[3]) end
+local ttl = tonumber(ARGV[4])
+if redis.call('TTL', KEYS[1]) < ttl then redis.call('EXPIRE', KEYS[1], ttl) end
+return 1
+"""
+
+# KEYS[1] hash; ARGV: sequence, floor ttl seconds, channel, message.
+# Drops every view and leaves only the floor (never lowered), then tells every process.
+_INVALIDATE_LUA = """
+local floor = tonumber(redis.call('HGET', KEYS[1], '~seq') or '0')
+local seq = tonumber(ARGV[1])
+if seq < floor then seq = floor end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], '~seq', seq)
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return 1
+"""
+
+
+class CodecError(ValueError):
+    """Bytes that are not an entry in our format (corrupt, other version, foreign data)."""
+
+
+def encode(entry: Entry, sequence: int, *, wall_now: float, mono_now: float) -> bytes:
+    """Serialise ``entry``; its monotonic expiry becomes wall-clock seconds, the only
+    clock that means the same thing in another process or on another host."""
+    flags = _FLAG_POSITIVE if entry.response is not None else 0
+    expires_at = wall_now + (entry.expires - mono_now)
+    parts = [_HEAD.pack(FORMAT_VERSION, flags, expires_at, sequence)]
+    for blob in (entry.response or b"", entry.payload, entry.signature,
+                 entry.key_id.encode(), entry.algorithm.encode(), entry.etag.encode(),
+                 entry.message.encode()):
+        parts.append(_LEN.pack(len(blob)))
+        parts.append(blob)
+    return b"".join(parts)
+
+
+def decode(data: bytes, *, wall_now: float, mono_now: float) -> tuple[Entry, int]:
+    """The entry and its sequence; CodecError for anything that is not exactly one
+    well-formed entry of this format version. Expiry comes back on the monotonic clock."""
+    if len(data) < _HEAD.size:
+        raise CodecError("shorter than the header")
+    version, flags, expires_at, sequence = _HEAD.unpack_from(data, 0)
+    if version != FORMAT_VERSION:
+        raise CodecError(f"format version {version}, expected {FORMAT_VERSION}")
+    if flags & ~_FLAG_POSITIVE:
+        raise CodecError(f"unknown flags {flags:#x}")
+    if not math.isfinite(expires_at):
+        raise CodecError("expiry is not a finite number")
+    offset = _HEAD.size
+    blobs: list[bytes] = []
+    for _ in range(_STR_FIELDS):
+        if offset + _LEN.size > len(data):
+            raise CodecError("truncated")
+        (size,) = _LEN.unpack_from(data, offset)
+        offset += _LEN.size
+        if offset + size > len(data):
+            raise CodecError("truncated")
+        blobs.append(bytes(data[offset:offset + size]))
+        offset += size
+    if offset != len(data):
+        raise CodecError("trailing bytes")
+    response, payload, signature, key_id, algorithm, etag, message = blobs
+    positive = bool(flags & _FLAG_POSITIVE)
+    if positive and not (response and payload and signature):
+        raise CodecError("positive entry without response, payload or signature")
+    try:
+        texts = [b.decode() for b in (key_id, algorithm, etag, message)]
+    except UnicodeDecodeError:
+        raise CodecError("text field is not UTF-8") from None
+    entry = Entry(response if positive else None, mono_now + (expires_at - wall_now),
+                  payload, signature, *texts)
+    return entry, int(sequence)
+
+
+class Breaker:
+    """Closed (use Redis) until a failure; then open for ``retry_after_seconds``, after
+    which exactly one caller probes. Closed costs one attribute read, so a healthy Redis
+    pays nothing for the protection."""
+
+    def __init__(self, retry_after_seconds: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.retry_after = retry_after_seconds
+        self.clock = clock
+        self._open_until = 0.0  # 0.0: closed
+        self._probing = False
+        self._lock = threading.Lock()
+
+    @property
+    def up(self) -> bool:
+        return self._open_until == 0.0
+
+    def allow(self) -> bool:
+        """May this caller use Redis now? At most one probe while open."""
+        if self._open_until == 0.0:
+            return True
+        with self._lock:
+            if self._open_until == 0.0:
+                return True
+            if self._probing or self.clock() < self._open_until:
+                return False
+            self._probing = True
+            return True
+
+    def success(self) -> bool:
+        """Record a success; True when this closed an open breaker."""
+        if self._open_until == 0.0:
+            return False
+        with self._lock:
+            was_open = self._open_until != 0.0
+            self._open_until = 0.0
+            self._probing = False
+            return was_open
+
+    def failure(self) -> bool:
+        """Record a failure; True when this opened a closed breaker."""
+        with self._lock:
+            was_closed = self._open_until == 0.0
+            self._open_until = self.clock() + self.retry_after
+            self._probing = False
+            return was_closed
+
+
+class SharedCache(Protocol):
+    """What the resolver needs from a shared (L2) cache. Implementations never raise."""
+
+    @property
+    def up(self) -> bool: ...
+
+    def get(self, key: str, view: str) -> tuple[Entry, int] | None:
+        """The entry and its sequence, or None (miss, error, corrupt, expired)."""
+        ...
+
+    def set(self, key: str, view: str, entry: Entry, sequence: int,
+            read_started: float) -> bool:
+        """Store ``entry`` (built from a store read that began at monotonic time
+        ``read_started`` and reflects change-log ``sequence``) unless a newer write is
+        known. True when stored."""
+        ...
+
+    def invalidate(self, key: str, sequence: int) -> bool:
+        """A write to ``key`` committed as ``sequence``: drop every view everywhere."""
+        ...
+
+    def start(self, on_invalidate: Callable[[str, int], None],
+              on_resync: Callable[[], None]) -> None:
+        """Start listening for other processes' invalidations."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class RedisL2:
+    """The Redis implementation of :class:`SharedCache`."""
+
+    def __init__(self, url: str, metrics: Metrics, *, timeout_ms: int, retry_after_ms: int,
+                 floor_ttl_seconds: int, invalidate_timeout_ms: int = 1000,
+                 clock: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.url = url
+        self.metrics = metrics
+        self.timeout = timeout_ms / 1000
+        self.floor_ttl = floor_ttl_seconds
+        # A reader slower than this between store read and set might outlive the floor.
+        self.max_write_delay = floor_ttl_seconds / 2
+        self.clock = clock
+        self.monotonic = monotonic
+        self.breaker = Breaker(retry_after_ms / 1000, monotonic)
+        self.origin = secrets.token_hex(6)
+        # No retries: one timeout per failure, then the breaker, never a storm.
+        self.client: redis.Redis = redis.Redis.from_url(
+            url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout,
+            retry=Retry(NoBackoff(), 0), health_check_interval=0)
+        self._write_client: redis.Redis = redis.Redis.from_url(
+            url, socket_timeout=max(timeout_ms, invalidate_timeout_ms) / 1000,
+            socket_connect_timeout=self.timeout, retry=Retry(NoBackoff(), 0),
+            health_check_interval=0)
+        self._set_script: Any = self.client.register_script(_SET_LUA)
+        self._invalidate_script: Any = self.client.register_script(_INVALIDATE_LUA)
+        self._pending: dict[str, int] = {}
+        self._pending_overflow = False
+        self._pending_lock = threading.Lock()
+        self._closing = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._corrupt_log_after = 0.0
+        self.subscriptions = 0  # successful (re)subscriptions, for tests and the log
+        self.messages = 0  # invalidations received from other processes
+        metrics.redis_up.set(1)
+
+    # --- state -----------------------------------------------------------------------------
+
+    @property
+    def up(self) -> bool:
+        return self.breaker.up
+
+    def _ok(self) -> None:
+        if self.breaker.success():
+            self.metrics.redis_up.set(1)
+            log.warning("redis cache reachable again; L2 resumed")
+
+    def _failed(self, what: str, exc: BaseException) -> None:
+        self.metrics.redis_errors.inc()
+        if self.breaker.failure():
+            self.metrics.redis_up.set(0)
+            log.warning("redis cache unavailable (%s: %s); resolving from L1 and the store",
+                        what, type(exc).__name__)
+
+    def _corrupt(self, why: str) -> None:
+        """Count every undecodable value; log at most one a minute (never the value)."""
+        self.metrics.l2_corrupt.inc()
+        now = self.monotonic()
+        if now >= self._corrupt_log_after:
+            self._corrupt_log_after = now + 60
+            log.warning("undecodable value in the redis cache ignored (%s)", why)
+
+    # --- the cache -------------------------------------------------------------------------
+
+    def get(self, key: str, view: str) -> tuple[Entry, int] | None:
+        if self._pending or not self.breaker.allow():
+            return None
+        try:
+            raw, floor = self.client.hmget(KEY_PREFIX + key, [view, FLOOR_FIELD])
+        except Exception as exc:  # any Redis failure is a miss
+            self._failed("get", exc)
+            return None
+        self._ok()
+        if raw is None:
+            return None
+        try:
+            if not isinstance(raw, bytes):
+                raise CodecError(f"unexpected reply type {type(raw).__name__}")
+            entry, sequence = decode(raw, wall_now=self.clock(), mono_now=self.monotonic())
+            floor_seq = int(floor) if floor is not None else 0
+        except (CodecError, ValueError) as exc:
+            self._corrupt(str(exc))
+            return None
+        if sequence < floor_seq:
+            self.metrics.l2_stale.inc()
+            return None
+        if entry.expires <= self.monotonic():
+            return None
+        return entry, sequence
+
+    def set(self, key: str, view: str, entry: Entry, sequence: int,
+            read_started: float) -> bool:
+        mono = self.monotonic()
+        ttl = math.ceil(entry.expires - mono)
+        if ttl <= 0:
+            return False
+        if mono - read_started > self.max_write_delay:
+            self.metrics.l2_stale.inc()
+            return False
+        if self._pending or not self.breaker.allow():
+            return False
+        value = encode(entry, sequence, wall_now=self.clock(), mono_now=mono)
+        try:
+            stored = self._set_script(
+                keys=[KEY_PREFIX + key],
+                args=[view, value, sequence, ttl, "1" if entry.response is not None else "0"])
+        except Exception as exc:
+            self._failed("set", exc)
+            return False
+        self._ok()
+        if not stored:
+            self.metrics.l2_stale.inc()
+        return bool(stored)
+
+    def invalidate(self, key: str, sequence: int) -> bool:
+        """Drop ``key`` in Redis and tell every process.
+
+        Writes are rare and a lost invalidation is the one way L2 could serve an old
+        answer, so unlike reads this is tried even while the breaker is open, with a
+        longer timeout and, when Redis looked healthy, a second attempt (the script is
+        idempotent). If it still fails the invalidation is kept and retried in the
+        background, and this process reads nothing from L2 until it went through."""
+        last: Exception | None = None
+        for _ in range(2 if self.breaker.up else 1):
+            try:
+                self._invalidate_script(
+                    keys=[KEY_PREFIX + key],
+                    args=[sequence, self.floor_ttl, CHANNEL, f"{self.origin}|{sequence}|{key}"],
+                    client=self._write_client)
+            except Exception as exc:
+                last = exc
+                continue
+            self._ok()
+            return True
+        assert last is not None
+        self._failed("invalidate", last)
+        self._defer(key, sequence)
+        return False
+
+    def _defer(self, key: str, sequence: int) -> None:
+        with self._pending_lock:
+            if len(self._pending) >= MAX_PENDING_INVALIDATIONS and key not in self._pending:
+                self._pending_overflow = True
+                return
+            self._pending[key] = max(sequence, self._pending.get(key, 0))
+            self.metrics.l2_pending.set(len(self._pending))
+
+    def flush_pending(self) -> bool:
+        """Apply invalidations that could not reach Redis earlier; True when none remain."""
+        if not self._pending and not self._pending_overflow:
+            return True
+        if not self.breaker.allow():
+            return False
+        with self._pending_lock:
+            pending = dict(self._pending)
+            overflow = self._pending_overflow
+        try:
+            if overflow:
+                self._purge()
+            for key, sequence in pending.items():
+                self._invalidate_script(
+                    keys=[KEY_PREFIX + key],
+                    args=[sequence, self.floor_ttl, CHANNEL, f"{self.origin}|{sequence}|{key}"],
+                    client=self._write_client)
+                with self._pending_lock:
+                    if self._pending.get(key) == sequence:
+                        del self._pending[key]
+        except Exception as exc:
+            self._failed("flush", exc)
+            return False
+        self._ok()
+        with self._pending_lock:
+            if overflow:
+                self._pending_overflow = False
+            self.metrics.l2_pending.set(len(self._pending))
+            done = not self._pending and not self._pending_overflow
+        if done:
+            log.warning("deferred L2 invalidations applied")
+        return done
+
+    def _purge(self) -> None:
+        """Too many invalidations were lost to track one by one: drop the namespace."""
+        cursor = 0
+        for _ in range(1_000_000):  # bounded; a full SCAN ends when the cursor is 0 again
+            cursor, keys = self.client.scan(cursor, match=KEY_PREFIX + "*", count=1000)
+            if keys:
+                self.client.unlink(*keys)
+            if cursor == 0:
+                break
+        self.client.publish(CHANNEL, f"{self.origin}|0|")
+
+    # --- invalidations from other processes ------------------------------------------------
+
+    def start(self, on_invalidate: Callable[[str, int], None],
+              on_resync: Callable[[], None]) -> None:
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(
+            target=self._listen, args=(on_invalidate, on_resync), name="idnode-l2-subscriber",
+            daemon=True)
+        self._thread.start()
+
+    def _listen(self, on_invalidate: Callable[[str, int], None],
+                on_resync: Callable[[], None]) -> None:
+        """Subscribe, apply messages, and after any disconnect resubscribe and resync
+        (invalidations sent while we were away are lost, so L1 is dropped)."""
+        sub_client = redis.Redis.from_url(
+            self.url, socket_timeout=max(self.timeout, 2 * _SUBSCRIBER_POLL_SECONDS),
+            socket_connect_timeout=self.timeout, retry=Retry(NoBackoff(), 0))
+        connected_before = False
+        lost = False
+        while not self._closing.is_set():
+            pubsub: Any = sub_client.pubsub()  # type: ignore[no-untyped-call]
+            try:
+                pubsub.subscribe(CHANNEL)
+                self._await_confirmation(pubsub)
+                self.subscriptions += 1
+                self._ok()
+                if connected_before or lost:
+                    on_resync()
+                    log.warning("redis invalidation channel resubscribed; L1 dropped")
+                connected_before = True
+                lost = False
+                while not self._closing.is_set():
+                    self._probe()
+                    self.flush_pending()
+                    message = pubsub.get_message(timeout=_SUBSCRIBER_POLL_SECONDS)
+                    if message is not None and message.get("type") == "message":
+                        self._apply(message.get("data"), on_invalidate, on_resync)
+            except Exception as exc:
+                if self._closing.is_set():
+                    break
+                lost = True
+                self._failed("subscribe", exc)
+                on_resync()  # from now until we resubscribe, invalidations may be missed
+                self._closing.wait(self.breaker.retry_after)
+            finally:
+                with contextlib.suppress(Exception):  # closing a dead connection may fail
+                    pubsub.close()
+        sub_client.close()
+
+    def _probe(self) -> None:
+        """While the breaker is open, probe from here too, so recovery (and the
+        ``redis_up`` gauge) does not wait for the next cache miss."""
+        if self.breaker.up or not self.breaker.allow():
+            return
+        try:
+            self.client.ping()
+        except Exception as exc:
+            self._failed("ping", exc)
+        else:
+            self._ok()
+
+    def _await_confirmation(self, pubsub: Any) -> None:
+        """Only once Redis confirmed the subscription is nothing published later missed."""
+        deadline = time.monotonic() + _CONFIRM_SECONDS
+        while time.monotonic() < deadline:
+            message = pubsub.get_message(timeout=0.1)
+            if message is not None and message.get("type") == "subscribe":
+                return
+        raise redis.TimeoutError("no subscribe confirmation from redis")
+
+    def _apply(self, data: object, on_invalidate: Callable[[str, int], None],
+               on_resync: Callable[[], None]) -> None:
+        if not isinstance(data, bytes):
+            return
+        try:
+            origin, seq_text, key = data.decode().split("|", 2)
+            sequence = int(seq_text)
+        except ValueError:
+            self._corrupt("malformed invalidation message")
+            return
+        if origin == self.origin:
+            return  # our own write: already applied before it was acknowledged
+        self.messages += 1
+        if key:
+            on_invalidate(key, sequence)
+        else:
+            on_resync()
+
+    def close(self) -> None:
+        self._closing.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+        self.client.close()
+        self._write_client.close()
