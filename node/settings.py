@@ -14,6 +14,7 @@ from typing import Any
 
 from registry.errors import IdnodeError
 from registry.identifier import Prefix
+from registry.principals import check_new_secret
 
 ENV_PREFIX = "IDNODE_"
 
@@ -144,6 +145,11 @@ def _validate(s: Settings) -> Settings:
     for name, ok in checks:
         if not ok:
             raise SettingsError(f"setting {name}: {getattr(s, name)!r} is out of range")
+    if s.admin_secret:
+        try:
+            check_new_secret(s.admin_secret)
+        except IdnodeError as exc:
+            raise SettingsError(f"setting admin_secret: {exc.message}") from None
     node_id = s.node_id or f"idnode-{prefix.text}"
     return dataclasses.replace(s, node_prefix=prefix.text, node_id=node_id)
 

@@ -57,3 +57,8 @@ def test_unknown_or_secret_keys_in_a_file_are_refused(tmp_path: Path) -> None:
 def test_the_admin_secret_is_not_in_the_repr() -> None:
     s = load(env={"IDNODE_ADMIN_SECRET": "very-secret-value"})
     assert "very-secret-value" not in repr(s)
+
+
+def test_a_short_admin_secret_is_a_settings_error_not_a_crash() -> None:
+    with pytest.raises(SettingsError, match="admin_secret: a secret needs at least 12"):
+        load(env={"IDNODE_ADMIN_SECRET": "short"})
