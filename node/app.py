@@ -8,14 +8,18 @@ accepting, drain in-flight calls, close the store).
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
 import grpc
 from grpc_health.v1 import health, health_pb2
+from prometheus_client import CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from node.auth import Authenticator
 from node.beacon import Beacon
@@ -27,7 +31,7 @@ from node.logs import configure, event
 from node.metrics import Metrics
 from node.resolver import Resolver
 from node.settings import Settings
-from node.signing import KeyRing
+from node.signing import KeyRing, SigningKeyError
 from registry.registrar import Registrar
 from registry.store import Store
 from registry.stores.memory import MemoryStore
@@ -93,6 +97,7 @@ class Node:
             return
         self._stopped = True
         self.health.enter_graceful_shutdown()
+        self.services.stop_followers()
         grace = self.settings.shutdown_grace_seconds if grace_seconds is None else grace_seconds
         self.server.stop(grace).wait()
         for part in (self.http, self.metrics_http):
@@ -117,81 +122,89 @@ def open_store(settings: Settings) -> tuple[Store, Beacon]:
     return store, beacon
 
 
-def build(settings: Settings, *, metrics_enabled: bool = True,
-          reuse_port: bool = False) -> Node:
-    """Assemble a node from settings (it is not started)."""
-    store, beacon = open_store(settings)
-    try:
-        keys = KeyRing.open(settings.signing_key_dir, algorithm=settings.signing_algorithm)
-    except Exception as exc:
-        store.close()
-        raise StartupError(f"signing keys: {exc}") from None
-    registrar = Registrar(store, settings.prefix)
-    if settings.admin_secret and registrar.ensure_node_admin(settings.admin_secret):
-        event(log, "node admin created", principal=f"300:{settings.node_prefix}/ADMIN")
-    metrics = Metrics(enabled=metrics_enabled)
-    l1 = L1Cache(settings.l1_max_entries, settings.l1_max_bytes)
-    # L2 is optional: without a Redis URL the node is L1-only (the embedded default).
-    # Creating the client does no I/O; an unreachable Redis only degrades the cache.
-    l2 = RedisL2(settings.redis_url, metrics, timeout_ms=settings.redis_timeout_ms,
-                 retry_after_ms=settings.redis_retry_after_ms,
-                 floor_ttl_seconds=settings.redis_floor_ttl_seconds,
-                 invalidate_timeout_ms=settings.redis_invalidate_timeout_ms) \
-        if settings.redis_url else None
-    resolver = Resolver(
-        store, keys, registrar, l1, beacon, metrics, node_id=settings.node_id,
-        signature_validity_seconds=settings.signature_validity_seconds,
-        resign_before_expiry_seconds=settings.resign_before_expiry_seconds,
-        l1_max_ttl_seconds=settings.l1_max_ttl_seconds,
-        negative_ttl_seconds=settings.negative_ttl_seconds, l2=l2)
-    auth = Authenticator(registrar)
-    services = Services(registrar, resolver, auth, keys, metrics,
-                        max_batch_handles=settings.max_batch_handles)
-    server, health_servicer = build_server(services, threads=settings.grpc_threads,
-                                           reuse_port=reuse_port)
-    try:
-        port = server.add_insecure_port(settings.grpc_listen)
-    except RuntimeError:
-        port = 0
-    if port == 0:
-        if l2 is not None:
-            l2.close()
-        store.close()
-        raise StartupError(f"setting grpc_listen: cannot listen on {settings.grpc_listen}")
-    node = Node(settings, store, keys, registrar, resolver, services, metrics, beacon,
-                server, health_servicer, port, l2=l2)
+def build(settings: Settings, *, metrics_enabled: bool = True, reuse_port: bool = False,
+          metrics_dir: str | None = None) -> Node:
+    """Assemble a node from settings (it is not started).
 
-    def on_http(route: str, status: int) -> None:
-        metrics.http_requests.labels(route, str(status)).inc()
+    ``metrics_dir`` is set by the ``--workers`` supervisor: every worker then writes its
+    metrics there and the HTTP side exposes the sum over all workers.
+    """
+    with ExitStack() as cleanup:  # undone in reverse order if any step fails
+        store, beacon = open_store(settings)
+        cleanup.callback(beacon.close)
+        cleanup.callback(store.close)
+        try:
+            keys = KeyRing.open(settings.signing_key_dir, algorithm=settings.signing_algorithm)
+        except SigningKeyError as exc:
+            raise StartupError(f"signing keys: {exc}") from None
+        registrar = Registrar(store, settings.prefix)
+        if settings.admin_secret and registrar.ensure_node_admin(settings.admin_secret):
+            event(log, "node admin created", principal=f"300:{settings.node_prefix}/ADMIN")
+        metrics = Metrics(enabled=metrics_enabled)
+        l1 = L1Cache(settings.l1_max_entries, settings.l1_max_bytes)
+        # L2 is optional: without a Redis URL the node is L1-only (the embedded default).
+        # Creating the client does no I/O; an unreachable Redis only degrades the cache.
+        l2 = None
+        if settings.redis_url:
+            l2 = RedisL2(settings.redis_url, metrics, timeout_ms=settings.redis_timeout_ms,
+                         retry_after_ms=settings.redis_retry_after_ms,
+                         floor_ttl_seconds=settings.redis_floor_ttl_seconds,
+                         invalidate_timeout_ms=settings.redis_invalidate_timeout_ms)
+            cleanup.callback(l2.close)
+        resolver = Resolver(
+            store, keys, registrar, l1, beacon, metrics, node_id=settings.node_id,
+            signature_validity_seconds=settings.signature_validity_seconds,
+            resign_before_expiry_seconds=settings.resign_before_expiry_seconds,
+            l1_max_ttl_seconds=settings.l1_max_ttl_seconds,
+            negative_ttl_seconds=settings.negative_ttl_seconds, l2=l2)
+        auth = Authenticator(registrar)
+        services = Services(registrar, resolver, auth, keys, metrics,
+                            max_batch_handles=settings.max_batch_handles)
+        server, health_servicer = build_server(services, threads=settings.grpc_threads,
+                                               reuse_port=reuse_port)
+        cleanup.callback(server.stop, 0)
+        try:
+            port = server.add_insecure_port(settings.grpc_listen)
+        except RuntimeError:
+            port = 0
+        if port == 0:
+            raise StartupError(f"setting grpc_listen: cannot listen on {settings.grpc_listen}")
+        node = Node(settings, store, keys, registrar, resolver, services, metrics, beacon,
+                    server, health_servicer, port, l2=l2)
+        exposed = metrics.registry
+        if metrics_dir is not None:
+            exposed = CollectorRegistry()
+            MultiProcessCollector(exposed, path=metrics_dir)
 
-    try:
-        if settings.http_listen:
-            node.http = HttpServer(settings.http_listen, HttpEndpoints(
-                metrics.registry, keys, node.ready, on_http))
-        if settings.metrics_listen:
-            node.metrics_http = HttpServer(settings.metrics_listen, HttpEndpoints(
-                metrics.registry, None, node.ready, on_http, metrics_only=True))
-    except OSError as exc:
-        server.stop(0)
+        def on_http(route: str, status: int) -> None:
+            metrics.http_requests.labels(route, str(status)).inc()
+
+        try:
+            if settings.http_listen:
+                node.http = HttpServer(settings.http_listen, HttpEndpoints(
+                    exposed, keys, node.ready, on_http))
+            if settings.metrics_listen:
+                node.metrics_http = HttpServer(settings.metrics_listen, HttpEndpoints(
+                    exposed, None, node.ready, on_http, metrics_only=True))
+        except OSError as exc:
+            raise StartupError(f"cannot listen for HTTP: {exc.strerror}") from None
         if l2 is not None:
-            l2.close()
-        store.close()
-        raise StartupError(f"cannot listen for HTTP: {exc.strerror}") from None
-    if l2 is not None:
-        # Listening starts before serving, so no invalidation published from now on
-        # is missed by this process's L1.
-        l2.start(resolver.remote_invalidate, resolver.resync)
+            # Listening starts before serving, so no invalidation published from now on
+            # is missed by this process's L1.
+            l2.start(resolver.remote_invalidate, resolver.resync)
+        cleanup.pop_all()
     return node
 
 
-def serve(settings: Settings) -> None:
+def serve(settings: Settings, *, reuse_port: bool = False, worker: int = 0,
+          metrics_dir: str | None = None) -> None:
     """Run one node process until SIGTERM or SIGINT."""
     configure(settings.log_format, settings.log_level)
-    node = build(settings)
+    node = build(settings, reuse_port=reuse_port, metrics_dir=metrics_dir)
     node.start()
     event(log, "serving", grpc=f"{settings.grpc_listen.rpartition(':')[0]}:{node.grpc_port}",
           http=node.http_port, metrics=node.metrics_port, node_prefix=settings.node_prefix,
-          key_id=node.keys.active.key_id)
+          key_id=node.keys.active.key_id, worker=worker, pid=os.getpid())
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -201,6 +214,6 @@ def serve(settings: Settings) -> None:
     signal.signal(signal.SIGINT, on_signal)
     while not stop.wait(3600):
         pass
-    event(log, "draining", grace_seconds=settings.shutdown_grace_seconds)
+    event(log, "draining", grace_seconds=settings.shutdown_grace_seconds, worker=worker)
     node.stop()
-    event(log, "stopped")
+    event(log, "stopped", worker=worker)

@@ -50,16 +50,26 @@ def serve(
     config: Annotated[str | None, typer.Option(help="TOML config file.")] = None,
 ) -> None:
     """Run the node (embedded default: SQLite under --data-dir, in-process cache)."""
-    from node.app import StartupError
-    from node.app import serve as run
-
     overrides = {"data_dir": data_dir, "grpc_listen": grpc_listen, "http_listen": http_listen,
                  "metrics_listen": metrics_listen, "redis_url": redis_url,
                  "database_url": database_url, "node_prefix": node_prefix, "workers": workers}
     try:
         settings = load(config_file=config, overrides=overrides)
+    except SettingsError as exc:
+        _die(str(exc))
+        raise
+    if settings.workers > 1:
+        # Imported only here: the supervisor must set up multi-process metrics before
+        # prometheus_client is first imported.
+        from node.workers import supervise
+
+        raise typer.Exit(supervise(settings))
+    from node.app import StartupError
+    from node.app import serve as run
+
+    try:
         run(settings)
-    except (SettingsError, StartupError) as exc:
+    except StartupError as exc:
         _die(str(exc))
 
 

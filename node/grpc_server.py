@@ -8,6 +8,7 @@ without re-encoding. Every handler translates domain errors through ``node.error
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
@@ -25,10 +26,16 @@ from node.logs import AUDIT, event
 from node.metrics import Metrics
 from node.resolver import Resolver
 from node.signing import KeyRing
-from node.wire import keys_to_wire, values_from_wire
-from registry.errors import IdnodeError, InvalidArgument
-from registry.identifier import Handle
-from registry.principals import Principal
+from node.wire import change_to_wire, keys_to_wire, values_from_wire
+from registry.errors import (
+    IdnodeError,
+    InvalidArgument,
+    PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
+)
+from registry.identifier import Handle, Prefix
+from registry.principals import Principal, Role
 from registry.record import WriteResult
 from registry.registrar import BulkRow, Registrar
 
@@ -39,6 +46,9 @@ SERVICES = ("idnode.v1.Resolver", "idnode.v1.Registry", "idnode.v1.Sync")
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 BULK_BATCH_ROWS = 2000
 MAX_BULK_FAILURES_REPORTED = 10_000
+WATCH_PAGE = 500
+WATCH_POLL_SECONDS = 0.05
+WATCH_IDLE_SECONDS = 1.0
 
 
 def _authorization(context: grpc.ServicerContext) -> str | None:
@@ -58,7 +68,8 @@ class Services:
     """The implementations behind every idnode.v1 method."""
 
     def __init__(self, registrar: Registrar, resolver: Resolver, auth: Authenticator,
-                 keys: KeyRing, metrics: Metrics, *, max_batch_handles: int = 100) -> None:
+                 keys: KeyRing, metrics: Metrics, *, max_batch_handles: int = 100,
+                 max_followers: int = 8) -> None:
         self.registrar = registrar
         self.resolver = resolver
         self.auth = auth
@@ -68,6 +79,10 @@ class Services:
         self._resolve_ok = metrics.resolve_ok
         self._resolve_duration = metrics.resolve_grpc_duration
         self._resolve_latency = metrics.resolve_latency
+        self.max_followers = max_followers
+        self._followers = 0
+        self._followers_lock = threading.Lock()
+        self._stopping = threading.Event()
 
     # --- Resolver ---------------------------------------------------------------------------
 
@@ -239,6 +254,56 @@ class Services:
 
     # --- Sync ---------------------------------------------------------------------------------
 
+    def watch_changes(self, request: sync_pb2.WatchChangesRequest,
+                      context: grpc.ServicerContext) -> Iterator[sync_pb2.Change]:
+        """Every change after ``request.sequence``, then new ones as they commit.
+
+        Followers see private values, so they need credentials: the node admin for the
+        whole log, a prefix owner for its own prefix. Each open stream holds a server
+        thread, so their number is bounded.
+        """
+        principal = self._principal(context)
+        if principal is None:
+            raise Unauthenticated("following the change log requires credentials")
+        prefix = Prefix.parse(request.prefix) if request.prefix else None
+        if prefix is not None and not principal.can_read_private(prefix.key):
+            raise PermissionDenied(f"{principal.id} has no rights on prefix {prefix.text}")
+        if prefix is None and principal.role is not Role.NODE_ADMIN:
+            raise PermissionDenied("only the node admin may follow the whole change log; "
+                                   "set prefix to follow your own")
+        with self._followers_lock:
+            if self._followers >= self.max_followers:
+                raise ResourceExhausted(f"at most {self.max_followers} change followers")
+            self._followers += 1
+            self.metrics.followers.set(self._followers)
+        try:
+            yield from self._follow(request.sequence, prefix, context)
+        finally:
+            with self._followers_lock:
+                self._followers -= 1
+                self.metrics.followers.set(self._followers)
+
+    def _follow(self, sequence: int, prefix: Prefix | None,
+                context: grpc.ServicerContext) -> Iterator[sync_pb2.Change]:
+        store = self.registrar.store
+        beacon = self.resolver.beacon
+        while context.is_active() and not self._stopping.is_set():
+            changes = store.changes_since(sequence, WATCH_PAGE)
+            for change in changes:
+                sequence = change.sequence
+                if prefix is None or prefix.contains(change.key.partition("/")[0]):
+                    yield change_to_wire(change)
+            self.metrics.follower_lag.set(max(0, beacon.read() - sequence))
+            if len(changes) < WATCH_PAGE:
+                deadline = time.monotonic() + WATCH_IDLE_SECONDS
+                while (beacon.read() <= sequence and time.monotonic() < deadline
+                       and not self._stopping.is_set()):
+                    self._stopping.wait(WATCH_POLL_SECONDS)
+
+    def stop_followers(self) -> None:
+        """End every WatchChanges stream (graceful shutdown); followers resume by sequence."""
+        self._stopping.set()
+
     def get_stats(self, request: sync_pb2.GetStatsRequest,
                   context: grpc.ServicerContext) -> sync_pb2.GetStatsResponse:
         counts = self.registrar.store.counts()
@@ -334,7 +399,7 @@ def handlers(services: Services) -> list[grpc.GenericRpcHandler]:
     }
     sync = {
         "WatchChanges": grpc.unary_stream_rpc_method_handler(
-            _unimplemented_stream("WatchChanges"),
+            _stream_out_guard(services, "WatchChanges", services.watch_changes),
             request_deserializer=sync_pb2.WatchChangesRequest.FromString,
             response_serializer=_serialize),
         "GetStats": unary("GetStats", services.get_stats, sync_pb2.GetStatsRequest),
@@ -362,11 +427,15 @@ def _stream_guard(services: Services, method: str,
     return handler
 
 
-def _unimplemented_stream(method: str) -> Callable[[Any, grpc.ServicerContext],
-                                                   Iterator[Message]]:
+def _stream_out_guard(services: Services, method: str,
+                      fn: Callable[[Any, grpc.ServicerContext], Iterator[Message]]
+                      ) -> Callable[[Any, grpc.ServicerContext], Iterator[Message]]:
     def handler(request: Any, context: grpc.ServicerContext) -> Iterator[Message]:
-        _abort(context, Unimplemented(f"{method} is not implemented by this node yet"))
-        yield from ()
+        try:
+            yield from fn(request, context)
+        except Exception as exc:
+            services._failed(method, exc, context)
+        services.metrics.request(method, "OK").inc()
     return handler
 
 

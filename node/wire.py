@@ -6,10 +6,10 @@ from collections.abc import Iterable
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from idnode.v1 import record_pb2
+from idnode.v1 import record_pb2, sync_pb2
 from node.signing import PublishedKey
 from registry.errors import InvalidValue
-from registry.record import Record
+from registry.record import Change, Operation, Record
 from registry.values import (
     DEFAULT_PERMISSIONS,
     AdminRef,
@@ -81,3 +81,19 @@ def keys_to_wire(keys: Iterable[PublishedKey]) -> list[record_pb2.SigningKey]:
             msg.not_after.seconds = key.not_after
         out.append(msg)
     return out
+
+
+_OPERATIONS = {
+    Operation.REGISTER: sync_pb2.Change.OPERATION_REGISTER,
+    Operation.UPDATE: sync_pb2.Change.OPERATION_UPDATE,
+    Operation.DELETE: sync_pb2.Change.OPERATION_DELETE,
+}
+
+
+def change_to_wire(change: Change) -> sync_pb2.Change:
+    msg = sync_pb2.Change(sequence=change.sequence, operation=_OPERATIONS[change.operation],
+                          handle=change.handle, version=change.version,
+                          committed_at=Timestamp(seconds=change.committed_at))
+    for v in change.values:
+        value_to_wire(v, msg.values.add())
+    return msg

@@ -6,7 +6,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from gen import PROTO, generate
+from gen import PROTO, generate  # type: ignore[import-not-found]
 
 
 def main() -> int:

@@ -4,6 +4,7 @@ nothing stored changes after a rejected request."""
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 import grpc
 import pytest
@@ -16,7 +17,7 @@ def code_of(call: object, *args: object, **kwargs: object) -> tuple[grpc.StatusC
     try:
         call(*args, **kwargs)  # type: ignore[operator]
     except grpc.RpcError as err:
-        return err.code(), err.details()
+        return err.code(), err.details() or ""
     raise AssertionError("call succeeded")
 
 
@@ -109,10 +110,10 @@ def test_bad_values_are_invalid_argument_and_store_nothing(
 
 
 def test_undecodable_request_bytes_are_invalid_argument(client: Client) -> None:
-    raw_resolve = client.channel.unary_unary("/idnode.v1.Resolver/Resolve")
+    raw_resolve: Any = client.channel.unary_unary("/idnode.v1.Resolver/Resolve")
     code, details = code_of(raw_resolve, b"\x0a\x03\xff\xfe\xfd", timeout=5)
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "UTF-8" in details
-    raw_register = client.channel.unary_unary("/idnode.v1.Registry/Register")
+    raw_register: Any = client.channel.unary_unary("/idnode.v1.Registry/Register")
     code, details = code_of(raw_register, b"\xff\xff\xff", timeout=5, metadata=ADMIN)
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "RegisterRequest" in details
     # ... and the server keeps serving.

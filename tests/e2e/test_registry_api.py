@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import os
+from typing import Any
 
 from idnode.v1 import record_pb2, registry_pb2, resolver_pb2
 from node.verify import verify
 from tests.conftest import ADMIN, Client
 
 
-def resolve(client: Client, handle: str, **kw: object) -> resolver_pb2.ResolveResponse:
-    return client.resolver.Resolve(resolver_pb2.ResolveRequest(handle=handle, **kw), timeout=5)
+def resolve(client: Client, handle: str, **kw: Any) -> resolver_pb2.ResolveResponse:
+    response: resolver_pb2.ResolveResponse = client.resolver.Resolve(
+        resolver_pb2.ResolveRequest(handle=handle, **kw), timeout=5)
+    return response
 
 
 def payload(response: resolver_pb2.ResolveResponse) -> record_pb2.Record:

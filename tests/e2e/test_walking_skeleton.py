@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import grpc
 import pytest
 
@@ -24,7 +26,8 @@ def test_registered_identifier_resolves_with_its_values(client: Client) -> None:
     assert record.version == 1
 
 
-def test_acknowledged_writes_survive_a_restart(node_factory: NodeFactory, tmp_path) -> None:
+def test_acknowledged_writes_survive_a_restart(node_factory: NodeFactory,
+                                               tmp_path: Path) -> None:
     data = tmp_path / "persist"
     first = node_factory(data)
     c = Client(f"127.0.0.1:{first.grpc_port}")

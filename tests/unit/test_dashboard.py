@@ -242,7 +242,8 @@ def test_every_idnode_variable_in_compose_is_a_setting(services: dict[str, Any])
 def test_the_node_accepts_the_compose_environment(services: dict[str, Any]) -> None:
     env = _env(services["idnode"])
     assert env["IDNODE_ADMIN_SECRET"] == "${IDNODE_ADMIN_SECRET:?set it}"
-    settings = load(env={k: INTERPOLATION_RE.sub("placeholder-secret-value", v) for k, v in env.items()})
+    settings = load(env={k: INTERPOLATION_RE.sub("placeholder-secret-value", v)
+                         for k, v in env.items()})
     assert settings.data_dir == "/var/lib/idnode"
     assert _mounts(services["idnode"])[settings.data_dir] == "idnode-data"
     assert settings.redis_url.split("//", 1)[1].split(":", 1)[0] == "redis"
