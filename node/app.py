@@ -61,6 +61,8 @@ class Node:
     metrics_http: HttpServer | None = None
     l2: RedisL2 | None = None
     _stopped: bool = field(default=False, repr=False)
+    _halt: threading.Event = field(default_factory=threading.Event, repr=False)
+    _watchdog: threading.Thread | None = field(default=None, repr=False)
 
     @property
     def http_port(self) -> int:
@@ -88,14 +90,37 @@ class Node:
         self.metrics.identifiers.set(counts.identifiers)
         self.metrics.prefixes.set(counts.prefixes)
         self.metrics.changelog_sequence.set(self.store.last_sequence())
+        self._set_health(True)
+        self._watchdog = threading.Thread(target=self._watch_store, name="store-watchdog",
+                                          daemon=True)
+        self._watchdog.start()
+
+    def _set_health(self, serving: bool) -> None:
+        status = (health_pb2.HealthCheckResponse.SERVING if serving
+                  else health_pb2.HealthCheckResponse.NOT_SERVING)
         for name in ("", *SERVICES):
-            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+            self.health.set(name, status)
+
+    def _watch_store(self) -> None:
+        """Health follows the store: NOT_SERVING while it cannot be read, so load
+        balancers route around this process; SERVING again once it recovers."""
+        serving = True
+        while not self._halt.wait(self.settings.store_check_interval_seconds):
+            ok, why = self.ready()
+            if self._halt.is_set():
+                return
+            if ok != serving:
+                serving = ok
+                self._set_health(ok)
+                event(log, "store recovered" if ok else "store unavailable",
+                      level=logging.INFO if ok else logging.ERROR, reason=why)
 
     def stop(self, grace_seconds: float | None = None) -> None:
         """Stop accepting, let in-flight calls finish, then close everything."""
         if self._stopped:
             return
         self._stopped = True
+        self._halt.set()
         self.health.enter_graceful_shutdown()
         self.services.stop_followers()
         grace = self.settings.shutdown_grace_seconds if grace_seconds is None else grace_seconds
@@ -122,7 +147,7 @@ def open_store(settings: Settings) -> tuple[Store, Beacon]:
     return store, beacon
 
 
-def build(settings: Settings, *, metrics_enabled: bool = True, reuse_port: bool = False,
+def build(settings: Settings, *, reuse_port: bool = False,
           metrics_dir: str | None = None) -> Node:
     """Assemble a node from settings (it is not started).
 
@@ -140,7 +165,7 @@ def build(settings: Settings, *, metrics_enabled: bool = True, reuse_port: bool 
         registrar = Registrar(store, settings.prefix)
         if settings.admin_secret and registrar.ensure_node_admin(settings.admin_secret):
             event(log, "node admin created", principal=f"300:{settings.node_prefix}/ADMIN")
-        metrics = Metrics(enabled=metrics_enabled)
+        metrics = Metrics(enabled=settings.metrics_enabled)
         l1 = L1Cache(settings.l1_max_entries, settings.l1_max_bytes)
         # L2 is optional: without a Redis URL the node is L1-only (the embedded default).
         # Creating the client does no I/O; an unreachable Redis only degrades the cache.
@@ -159,7 +184,8 @@ def build(settings: Settings, *, metrics_enabled: bool = True, reuse_port: bool 
             negative_ttl_seconds=settings.negative_ttl_seconds, l2=l2)
         auth = Authenticator(registrar)
         services = Services(registrar, resolver, auth, keys, metrics,
-                            max_batch_handles=settings.max_batch_handles)
+                            max_batch_handles=settings.max_batch_handles,
+                            access_log_sample_ratio=settings.access_log_sample_ratio)
         server, health_servicer = build_server(services, threads=settings.grpc_threads,
                                                reuse_port=reuse_port)
         cleanup.callback(server.stop, 0)

@@ -8,6 +8,7 @@ without re-encoding. Every handler translates domain errors through ``node.error
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -41,6 +42,7 @@ from registry.registrar import BulkRow, Registrar
 
 log = logging.getLogger("idnode.grpc")
 audit = logging.getLogger(AUDIT)
+access = logging.getLogger("idnode.access")
 
 SERVICES = ("idnode.v1.Resolver", "idnode.v1.Registry", "idnode.v1.Sync")
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
@@ -69,7 +71,7 @@ class Services:
 
     def __init__(self, registrar: Registrar, resolver: Resolver, auth: Authenticator,
                  keys: KeyRing, metrics: Metrics, *, max_batch_handles: int = 100,
-                 max_followers: int = 8) -> None:
+                 max_followers: int = 8, access_log_sample_ratio: float = 0.0) -> None:
         self.registrar = registrar
         self.resolver = resolver
         self.auth = auth
@@ -80,6 +82,7 @@ class Services:
         self._resolve_duration = metrics.resolve_grpc_duration
         self._resolve_latency = metrics.resolve_latency
         self.max_followers = max_followers
+        self.access_log_ratio = access_log_sample_ratio
         self._followers = 0
         self._followers_lock = threading.Lock()
         self._stopping = threading.Event()
@@ -112,6 +115,9 @@ class Services:
         self._resolve_ok.inc()
         self._resolve_duration.observe(elapsed)
         self._resolve_latency.observe(elapsed)
+        if self.access_log_ratio and random.random() < self.access_log_ratio:
+            event(access, "resolve", handle=request.handle, code="OK",
+                  duration_us=round(elapsed * 1e6), peer=context.peer())
         return out or b""
 
     def duration(self, method: str, started: float) -> None:
@@ -255,7 +261,7 @@ class Services:
     # --- Sync ---------------------------------------------------------------------------------
 
     def watch_changes(self, request: sync_pb2.WatchChangesRequest,
-                      context: grpc.ServicerContext) -> Iterator[sync_pb2.Change]:
+                      context: grpc.ServicerContext) -> Iterator[sync_pb2.WatchChangesResponse]:
         """Every change after ``request.sequence``, then new ones as they commit.
 
         Followers see private values, so they need credentials: the node admin for the
@@ -284,7 +290,7 @@ class Services:
                 self.metrics.followers.set(self._followers)
 
     def _follow(self, sequence: int, prefix: Prefix | None,
-                context: grpc.ServicerContext) -> Iterator[sync_pb2.Change]:
+                context: grpc.ServicerContext) -> Iterator[sync_pb2.WatchChangesResponse]:
         store = self.registrar.store
         beacon = self.resolver.beacon
         while context.is_active() and not self._stopping.is_set():
@@ -292,7 +298,7 @@ class Services:
             for change in changes:
                 sequence = change.sequence
                 if prefix is None or prefix.contains(change.key.partition("/")[0]):
-                    yield change_to_wire(change)
+                    yield sync_pb2.WatchChangesResponse(change=change_to_wire(change))
             self.metrics.follower_lag.set(max(0, beacon.read() - sequence))
             if len(changes) < WATCH_PAGE:
                 deadline = time.monotonic() + WATCH_IDLE_SECONDS

@@ -41,6 +41,8 @@ class Settings:
     log_format: str = "auto"
     log_level: str = "info"
     access_log_sample_ratio: float = 0.0
+    metrics_enabled: bool = True
+    store_check_interval_seconds: float = 5.0
     signing_algorithm: str = "Ed25519"
     signature_validity_seconds: int = 86400
     resign_before_expiry_seconds: int = 3600
@@ -137,6 +139,7 @@ def _validate(s: Settings) -> Settings:
         ("max_batch_handles", 1 <= s.max_batch_handles <= 100),
         ("shutdown_grace_seconds", 0 <= s.shutdown_grace_seconds <= 600),
         ("access_log_sample_ratio", 0.0 <= s.access_log_sample_ratio <= 1.0),
+        ("store_check_interval_seconds", 0.1 <= s.store_check_interval_seconds <= 3600),
         ("signing_algorithm", s.signing_algorithm in {"Ed25519", "ECDSA-P256-SHA256"}),
         ("log_format", s.log_format in {"auto", "json", "text"}),
         ("log_level", s.log_level in {"debug", "info", "warning", "error"}),

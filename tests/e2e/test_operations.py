@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -165,3 +169,45 @@ def test_bad_settings_stop_the_start_with_a_message_naming_the_setting(tmp_path:
     out = subprocess.run([sys.executable, "-m", "node", "serve"], env=env, capture_output=True,
                          text=True, timeout=30)
     assert out.returncode == 2 and "workers" in out.stderr
+
+
+def test_health_follows_the_store(node_factory: Callable[..., Node],
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    node = node_factory(store_check_interval_seconds=0.1)
+    client = Client(f"127.0.0.1:{node.grpc_port}")
+    stub = health_pb2_grpc.HealthStub(client.channel)
+
+    def status() -> int:
+        return int(stub.Check(health_pb2.HealthCheckRequest(), timeout=5).status)
+
+    def wait_for(expected: int) -> None:
+        deadline = time.monotonic() + 10
+        while status() != expected:
+            assert time.monotonic() < deadline, f"health never became {expected}"
+            time.sleep(0.05)
+
+    def broken() -> int:  # fault injection: the disk under the store went away
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(node.store, "last_sequence", broken)
+    wait_for(health_pb2.HealthCheckResponse.NOT_SERVING)
+    assert http_get(f"http://127.0.0.1:{node.http_port}/readyz")[0] == 503
+    monkeypatch.undo()
+    wait_for(health_pb2.HealthCheckResponse.SERVING)
+    client.close()
+
+
+def test_sampled_access_log_and_metrics_off(node_factory: Callable[..., Node],
+                                            caplog: pytest.LogCaptureFixture) -> None:
+    node = node_factory(access_log_sample_ratio=1.0, metrics_enabled=False)
+    client = Client(f"127.0.0.1:{node.grpc_port}")
+    client.register("88.118.8/ACC", ("URL", "x"))
+    logging.getLogger("idnode").propagate = True
+    with caplog.at_level(logging.INFO, logger="idnode.access"):
+        for _ in range(3):
+            client.resolver.Resolve(resolver_pb2.ResolveRequest(handle="88.118.8/ACC"),
+                                    timeout=5)
+    client.close()
+    assert sum(r.getMessage() == "resolve" for r in caplog.records) == 3
+    _, text = http_get(f"http://127.0.0.1:{node.http_port}/metrics")
+    assert 'method="Resolve"' not in text

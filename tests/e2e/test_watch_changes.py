@@ -18,7 +18,8 @@ def test_a_follower_gets_history_then_live_changes_in_order(client: Client) -> N
     stream = stub.WatchChanges(sync_pb2.WatchChangesRequest(sequence=0), metadata=ADMIN,
                                timeout=20)
     got: list[sync_pb2.Change] = []
-    for change in stream:
+    for message in stream:
+        change = message.change
         got.append(change)
         if len(got) == 3:
             threading.Thread(target=client.register, args=("88.118.8/W-live",
@@ -33,7 +34,7 @@ def test_a_follower_gets_history_then_live_changes_in_order(client: Client) -> N
     assert got[3].values[0].text == "https://live"
     resumed = stub.WatchChanges(sync_pb2.WatchChangesRequest(sequence=got[1].sequence),
                                 metadata=ADMIN, timeout=20)
-    first = next(iter(resumed))
+    first = next(iter(resumed)).change
     resumed.cancel()
     assert first.handle == "88.118.8/W-2"
 
@@ -46,7 +47,7 @@ def test_deletes_and_prefix_filters_reach_followers(client: Client) -> None:
     stub = sync_pb2_grpc.SyncStub(client.channel)
     stream = stub.WatchChanges(sync_pb2.WatchChangesRequest(sequence=0, prefix="88.118.8"),
                                metadata=ADMIN, timeout=20)
-    got = [next(stream), next(stream)]
+    got = [next(stream).change, next(stream).change]
     stream.cancel()
     assert [(c.handle, c.operation) for c in got] == [
         ("88.118.8/D", sync_pb2.Change.OPERATION_REGISTER),
@@ -70,5 +71,5 @@ def test_following_needs_rights(client: Client) -> None:
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
     own = stub.WatchChanges(sync_pb2.WatchChangesRequest(prefix="88.118.30"), metadata=owner,
                             timeout=5)
-    assert next(own).handle == "88.118.30/ADMIN"
+    assert next(own).change.handle == "88.118.30/ADMIN"
     own.cancel()

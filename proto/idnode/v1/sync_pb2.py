@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from idnode.v1 import record_pb2 as idnode_dot_v1_dot_record__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14idnode/v1/sync.proto\x12\tidnode.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16idnode/v1/record.proto\"7\n\x13WatchChangesRequest\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x0e\n\x06prefix\x18\x02 \x01(\t\"\xab\x02\n\x06\x43hange\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12.\n\toperation\x18\x02 \x01(\x0e\x32\x1b.idnode.v1.Change.Operation\x12\x0e\n\x06handle\x18\x03 \x01(\t\x12 \n\x06values\x18\x04 \x03(\x0b\x32\x10.idnode.v1.Value\x12\x0f\n\x07version\x18\x05 \x01(\x04\x12\x30\n\x0c\x63ommitted_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"j\n\tOperation\x12\x19\n\x15OPERATION_UNSPECIFIED\x10\x00\x12\x16\n\x12OPERATION_REGISTER\x10\x01\x12\x14\n\x10OPERATION_UPDATE\x10\x02\x12\x14\n\x10OPERATION_DELETE\x10\x03\"\x11\n\x0fGetStatsRequest\"G\n\x0bPrefixStats\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\x13\n\x0bidentifiers\x18\x02 \x01(\x04\x12\x13\n\x0bresolutions\x18\x03 \x01(\x04\"\x8b\x01\n\x10GetStatsResponse\x12\x10\n\x08prefixes\x18\x01 \x01(\x04\x12\x13\n\x0bidentifiers\x18\x02 \x01(\x04\x12\x13\n\x0bresolutions\x18\x03 \x01(\x04\x12\x10\n\x08sequence\x18\x04 \x01(\x04\x12)\n\tby_prefix\x18\x05 \x03(\x0b\x32\x16.idnode.v1.PrefixStats2\x90\x01\n\x04Sync\x12\x43\n\x0cWatchChanges\x12\x1e.idnode.v1.WatchChangesRequest\x1a\x11.idnode.v1.Change0\x01\x12\x43\n\x08GetStats\x12\x1a.idnode.v1.GetStatsRequest\x1a\x1b.idnode.v1.GetStatsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14idnode/v1/sync.proto\x12\tidnode.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16idnode/v1/record.proto\"7\n\x13WatchChangesRequest\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x0e\n\x06prefix\x18\x02 \x01(\t\"9\n\x14WatchChangesResponse\x12!\n\x06\x63hange\x18\x01 \x01(\x0b\x32\x11.idnode.v1.Change\"\xab\x02\n\x06\x43hange\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12.\n\toperation\x18\x02 \x01(\x0e\x32\x1b.idnode.v1.Change.Operation\x12\x0e\n\x06handle\x18\x03 \x01(\t\x12 \n\x06values\x18\x04 \x03(\x0b\x32\x10.idnode.v1.Value\x12\x0f\n\x07version\x18\x05 \x01(\x04\x12\x30\n\x0c\x63ommitted_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"j\n\tOperation\x12\x19\n\x15OPERATION_UNSPECIFIED\x10\x00\x12\x16\n\x12OPERATION_REGISTER\x10\x01\x12\x14\n\x10OPERATION_UPDATE\x10\x02\x12\x14\n\x10OPERATION_DELETE\x10\x03\"\x11\n\x0fGetStatsRequest\"G\n\x0bPrefixStats\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\x13\n\x0bidentifiers\x18\x02 \x01(\x04\x12\x13\n\x0bresolutions\x18\x03 \x01(\x04\"\x8b\x01\n\x10GetStatsResponse\x12\x10\n\x08prefixes\x18\x01 \x01(\x04\x12\x13\n\x0bidentifiers\x18\x02 \x01(\x04\x12\x13\n\x0bresolutions\x18\x03 \x01(\x04\x12\x10\n\x08sequence\x18\x04 \x01(\x04\x12)\n\tby_prefix\x18\x05 \x03(\x0b\x32\x16.idnode.v1.PrefixStats2\x9e\x01\n\x04Sync\x12Q\n\x0cWatchChanges\x12\x1e.idnode.v1.WatchChangesRequest\x1a\x1f.idnode.v1.WatchChangesResponse0\x01\x12\x43\n\x08GetStats\x12\x1a.idnode.v1.GetStatsRequest\x1a\x1b.idnode.v1.GetStatsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,16 +35,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_WATCHCHANGESREQUEST']._serialized_start=92
   _globals['_WATCHCHANGESREQUEST']._serialized_end=147
-  _globals['_CHANGE']._serialized_start=150
-  _globals['_CHANGE']._serialized_end=449
-  _globals['_CHANGE_OPERATION']._serialized_start=343
-  _globals['_CHANGE_OPERATION']._serialized_end=449
-  _globals['_GETSTATSREQUEST']._serialized_start=451
-  _globals['_GETSTATSREQUEST']._serialized_end=468
-  _globals['_PREFIXSTATS']._serialized_start=470
-  _globals['_PREFIXSTATS']._serialized_end=541
-  _globals['_GETSTATSRESPONSE']._serialized_start=544
-  _globals['_GETSTATSRESPONSE']._serialized_end=683
-  _globals['_SYNC']._serialized_start=686
-  _globals['_SYNC']._serialized_end=830
+  _globals['_WATCHCHANGESRESPONSE']._serialized_start=149
+  _globals['_WATCHCHANGESRESPONSE']._serialized_end=206
+  _globals['_CHANGE']._serialized_start=209
+  _globals['_CHANGE']._serialized_end=508
+  _globals['_CHANGE_OPERATION']._serialized_start=402
+  _globals['_CHANGE_OPERATION']._serialized_end=508
+  _globals['_GETSTATSREQUEST']._serialized_start=510
+  _globals['_GETSTATSREQUEST']._serialized_end=527
+  _globals['_PREFIXSTATS']._serialized_start=529
+  _globals['_PREFIXSTATS']._serialized_end=600
+  _globals['_GETSTATSRESPONSE']._serialized_start=603
+  _globals['_GETSTATSRESPONSE']._serialized_end=742
+  _globals['_SYNC']._serialized_start=745
+  _globals['_SYNC']._serialized_end=903
 # @@protoc_insertion_point(module_scope)

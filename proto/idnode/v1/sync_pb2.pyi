@@ -19,6 +19,12 @@ class WatchChangesRequest(_message.Message):
     prefix: str
     def __init__(self, sequence: _Optional[int] = ..., prefix: _Optional[str] = ...) -> None: ...
 
+class WatchChangesResponse(_message.Message):
+    __slots__ = ("change",)
+    CHANGE_FIELD_NUMBER: _ClassVar[int]
+    change: Change
+    def __init__(self, change: _Optional[_Union[Change, _Mapping]] = ...) -> None: ...
+
 class Change(_message.Message):
     __slots__ = ("sequence", "operation", "handle", "values", "version", "committed_at")
     class Operation(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):

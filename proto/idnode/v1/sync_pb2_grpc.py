@@ -37,7 +37,7 @@ class SyncStub(object):
         self.WatchChanges = channel.unary_stream(
                 '/idnode.v1.Sync/WatchChanges',
                 request_serializer=idnode_dot_v1_dot_sync__pb2.WatchChangesRequest.SerializeToString,
-                response_deserializer=idnode_dot_v1_dot_sync__pb2.Change.FromString,
+                response_deserializer=idnode_dot_v1_dot_sync__pb2.WatchChangesResponse.FromString,
                 _registered_method=True)
         self.GetStats = channel.unary_unary(
                 '/idnode.v1.Sync/GetStats',
@@ -70,7 +70,7 @@ def add_SyncServicer_to_server(servicer, server):
             'WatchChanges': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchChanges,
                     request_deserializer=idnode_dot_v1_dot_sync__pb2.WatchChangesRequest.FromString,
-                    response_serializer=idnode_dot_v1_dot_sync__pb2.Change.SerializeToString,
+                    response_serializer=idnode_dot_v1_dot_sync__pb2.WatchChangesResponse.SerializeToString,
             ),
             'GetStats': grpc.unary_unary_rpc_method_handler(
                     servicer.GetStats,
@@ -104,7 +104,7 @@ class Sync(object):
             target,
             '/idnode.v1.Sync/WatchChanges',
             idnode_dot_v1_dot_sync__pb2.WatchChangesRequest.SerializeToString,
-            idnode_dot_v1_dot_sync__pb2.Change.FromString,
+            idnode_dot_v1_dot_sync__pb2.WatchChangesResponse.FromString,
             options,
             channel_credentials,
             insecure,
