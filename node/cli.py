@@ -157,6 +157,23 @@ def verify_cmd(handle: str, target: Target = "127.0.0.1:50051") -> None:
                f"{response.record.key_id}")
 
 
+@app.command()
+def top(url: Annotated[str, typer.Option(help="The node's metrics URL.")]
+        = "http://127.0.0.1:8080/metrics",
+        interval_seconds: Annotated[float, typer.Option(help="Refresh period.")] = 2.0,
+        frames: Annotated[int, typer.Option(help="Stop after N frames (0: run until Ctrl-C).")]
+        = 0) -> None:
+    """Live throughput, latency and cache hit ratio of a running node."""
+    from node.top import run
+
+    try:
+        run(url, interval_seconds, frames or None)
+    except OSError as exc:
+        _die(f"cannot read {url}: {exc}", 1)
+    except KeyboardInterrupt:
+        pass
+
+
 def _key_dir(data_dir: str | None, key_dir: str | None) -> str:
     try:
         settings = load(overrides={"data_dir": data_dir, "key_dir": key_dir})
