@@ -263,6 +263,13 @@ def table(report: dict[str, Any]) -> str:
         out.append(f"bulk: {bulk['accepted']:,} identifiers in {bulk['seconds']:.2f} s = "
                    f"{bulk['ids_per_s']:,.0f} identifiers/s, server CPU "
                    f"{bulk['cpu_us_per_id']:.1f} µs/identifier, failures {bulk['failures']}")
+    for row in report["summary"]:
+        if row["items_per_request"] > 1 and row["rps"]["median"]:
+            per = row["items_per_request"]
+            out.append(f"{row['scenario']}: {per} handles per call = "
+                       f"{row['rps']['median'] * per:,.0f} handles/s, "
+                       f"{(row['cpu_us']['median'] or math.nan) / per:.1f} server CPU µs "
+                       "per handle (eff/thr compare whole calls with single echo calls)")
     out.append("")
     out.append("targets:")
     for t in report["targets"]:
@@ -312,9 +319,11 @@ def plot(report: dict[str, Any], path: Path) -> Path | None:
     if not curves:
         return None
     fig, ax = plt.subplots(figsize=(9, 5.5))
-    for label, curve in curves.items():
+    colours = [plt.get_cmap("tab20")(i / 19) for i in range(20)]
+    for i, (label, curve) in enumerate(curves.items()):
         xs = [-math.log10(1 - p / 100.0) for p, _ in curve]
-        ax.plot(xs, [ms for _, ms in curve], marker="o", markersize=3, label=label)
+        ax.plot(xs, [ms for _, ms in curve], marker="o", markersize=3, label=label,
+                color=colours[i % len(colours)], linestyle="-" if i < 20 else "--")
     ticks = [50, 90, 99, 99.9, 99.99]
     ax.set_xticks([-math.log10(1 - p / 100.0) for p in ticks])
     ax.set_xticklabels([f"p{p:g}" for p in ticks])

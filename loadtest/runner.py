@@ -29,7 +29,7 @@ from typing import Any
 
 import grpc
 
-from idnode.v1 import registry_pb2
+from idnode.v1 import registry_pb2, resolver_pb2
 from loadtest import h2
 from loadtest.guard import require_loopback
 from loadtest.procs import (
@@ -39,6 +39,7 @@ from loadtest.procs import (
     ProcessGroup,
     Server,
     core_busy_seconds,
+    cpu_seconds,
     load_average,
     sigterm_as_interrupt,
     start_echo,
@@ -54,6 +55,7 @@ from loadtest.stats import (
     spread,
 )
 from loadtest.wire import (
+    BATCH_RESOLVE,
     BULK_REGISTER,
     ENTERPRISE_PREFIX,
     RESOLVE,
@@ -151,23 +153,27 @@ class Bench:
 
     # --- building blocks ----------------------------------------------------------------
 
-    def snapshot(self, server: Server) -> tuple[float, float, dict[int, float]]:
-        """(monotonic time, server CPU seconds, busy seconds per core) right now."""
-        return time.monotonic(), server.cpu(), core_busy_seconds()
+    def snapshot(self, server: Server) -> tuple[float, float, dict[int, float], float]:
+        """(monotonic time, server CPU s, busy s per core, this harness's CPU s in all)."""
+        return (time.monotonic(), server.cpu(), core_busy_seconds(),
+                cpu_seconds(os.getpid()))
 
-    def window(self, run: Run, before: tuple[float, float, dict[int, float]],
-               after: tuple[float, float, dict[int, float]], cpus: str | None) -> None:
+    def window(self, run: Run, before: tuple[float, float, dict[int, float], float],
+               after: tuple[float, float, dict[int, float], float], cpus: str | None) -> None:
         """Charge the server's CPU to ``run`` and say how busy its cores were with other
         processes (a shared machine turns throughput into noise; CPU/request less so)."""
-        t0, c0, b0 = before
-        t1, c1, b1 = after
+        t0, c0, b0, h0 = before
+        t1, c1, b1, h1 = after
         run.cpu_s = c1 - c0
         run.loadavg = load_average()
         if not self.pin.enabled or not b0 or not b1:
             return
         cores = [int(c) for c in (cpus or self.pin.server_cpus).split(",")]
         busy = sum(b1.get(c, 0.0) - b0.get(c, 0.0) for c in cores)
-        run.other_load = max(0.0, (busy - run.cpu_s) / ((t1 - t0) * len(cores)))
+        ours = run.cpu_s
+        if int(self.pin.client_cpus) in cores:  # the load generators share these cores
+            ours = h1 - h0
+        run.other_load = max(0.0, (busy - ours) / ((t1 - t0) * len(cores)))
         if run.other_load > 0.15:
             run.notes.append(f"server core(s) {','.join(map(str, cores))} were "
                              f"{run.other_load:.0%} busy with other work")
@@ -374,6 +380,8 @@ class Bench:
             if "latency" in a.selected:
                 self.load(echo, "hot", self.workload("hot"), label="unloaded", procs=1,
                           concurrency=1)
+                rate = a.load_fraction * self.max_rps(echo)
+                self.load(echo, "hot", self.workload("hot"), label="open", rate=rate)
         finally:
             self.group.stop(echo.proc)
 
@@ -391,9 +399,25 @@ class Bench:
         if accepted != total:
             raise HarnessError(f"seeding registered {accepted} of {total} identifiers")
 
+    def prime(self, server: Server) -> None:
+        """Resolve every seeded id once (BatchResolve, untimed) so the hot runs measure
+        L1 hits, not the first signature of each record version."""
+        t0 = time.perf_counter()
+        with grpc.insecure_channel(server.target) as channel:
+            call: grpc.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(
+                BATCH_RESOLVE)
+            for start in range(0, self.args.ids, 100):
+                handles = [seeded_handle(i)
+                           for i in range(start, min(start + 100, self.args.ids))]
+                call(resolver_pb2.BatchResolveRequest(handles=handles).SerializeToString(),
+                     timeout=30)
+        print(f"primed L1 with {self.args.ids:,} resolves in "
+              f"{time.perf_counter() - t0:.1f} s", flush=True)
+
     def node_phase(self, node: Server) -> None:
         a = self.args
         sel = a.selected
+        self.prime(node)
         if "hot" in sel:
             for rep in range(a.repeat):
                 self.load(node, "hot", self.workload("hot"), repeat=rep)
@@ -454,6 +478,7 @@ class Bench:
         self.features["metrics-off"] = f"{toggle[0]}={toggle[1]}"
 
         def body(server: Server) -> None:
+            self.prime(server)
             self.load(server, "hot", self.workload("hot"))
             self.h2load_run(server, "hot")
 
