@@ -451,7 +451,8 @@ class Bench:
         self.bulk = {"rows": n, "accepted": accepted, "failures": failures,
                      "seconds": seconds, "ids_per_s": accepted / seconds if seconds else 0.0,
                      "server_cpu_s": cpu, "cpu_us_per_id": cpu_us_per_request(cpu, accepted),
-                     "streams": 1, "client": "grpc sync stream_unary, pre-serialised rows"}
+                     "streams": 1,
+                     "client": "grpc sync stream_unary, pre-serialised, 500 rows/message"}
         print(f"  bulk: {accepted:,} identifiers in {seconds:.2f} s = "
               f"{self.bulk['ids_per_s']:,.0f}/s, {self.bulk['cpu_us_per_id']:.1f} server "
               f"CPU µs/identifier, {failures} failures", flush=True)

@@ -81,11 +81,21 @@ def record_values(i: int) -> list[record_pb2.Value]:
     ]
 
 
-def bulk_requests(start: int, count: int, make_handle: Callable[[int], str] = seeded_handle
+BULK_ROWS_PER_MESSAGE = 500
+
+
+def bulk_requests(start: int, count: int, make_handle: Callable[[int], str] = seeded_handle,
+                  rows_per_message: int = BULK_ROWS_PER_MESSAGE
                   ) -> list[registry_pb2.BulkRegisterRequest]:
-    """Rows for Registry.BulkRegister, built before the clock starts."""
-    return [registry_pb2.BulkRegisterRequest(handle=make_handle(i), values=record_values(i))
-            for i in range(start, start + count)]
+    """Messages for Registry.BulkRegister, built before the clock starts: rows travel in
+    chunks (``rows``), as an importer should send them, not one message per row."""
+    out = []
+    for first in range(start, start + count, rows_per_message):
+        last = min(first + rows_per_message, start + count)
+        out.append(registry_pb2.BulkRegisterRequest(rows=[
+            registry_pb2.BulkRow(handle=make_handle(i), values=record_values(i))
+            for i in range(first, last)]))
+    return out
 
 
 def resolve_bytes(handle: str, nonce: bytes = b"") -> bytes:

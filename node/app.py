@@ -7,6 +7,7 @@ accepting, drain in-flight calls, close the store).
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -222,11 +223,24 @@ def build(settings: Settings, *, reuse_port: bool = False,
     return node
 
 
+# A collection every 50,000 net allocations instead of 700: requests and imports make
+# short-lived objects, and scanning them (and the start-up heap) was a tenth of an import.
+GC_THRESHOLDS = (50_000, 50, 100)
+
+
+def tune_gc() -> None:
+    """Move the start-up heap out of the collector's sight and collect less often."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def serve(settings: Settings, *, reuse_port: bool = False, worker: int = 0,
           metrics_dir: str | None = None) -> None:
     """Run one node process until SIGTERM or SIGINT."""
     configure(settings.log_format, settings.log_level)
     node = build(settings, reuse_port=reuse_port, metrics_dir=metrics_dir)
+    tune_gc()
     node.start()
     event(log, "serving", grpc=f"{settings.grpc_listen.rpartition(':')[0]}:{node.grpc_port}",
           http=node.http_port, metrics=node.metrics_port, node_prefix=settings.node_prefix,

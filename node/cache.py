@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 VIEW_SEP = "\x1f"
@@ -41,7 +43,9 @@ class L1Cache:
                  clock: object = time.monotonic) -> None:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
-        self._data: dict[str, Entry] = {}
+        # OrderedDict, not dict: evicting the oldest with popitem(last=False) is O(1),
+        # whereas next(iter(dict)) after many deletions at the front scans dummy slots.
+        self._data: OrderedDict[str, Entry] = OrderedDict()
         self._views: dict[str, set[str]] = {}
         self._bytes = 0
         self._lock = threading.Lock()
@@ -78,8 +82,7 @@ class L1Cache:
                 self._bytes -= old.size()
             while self._data and (len(self._data) >= self.max_entries
                                   or self._bytes + size > self.max_bytes):
-                victim = next(iter(self._data))
-                self._bytes -= self._data.pop(victim).size()
+                self._bytes -= self._data.popitem(last=False)[1].size()
                 self.evictions += 1
             self._data[cache_key] = entry
             self._bytes += size
@@ -88,15 +91,22 @@ class L1Cache:
         return True
 
     def invalidate(self, key: str) -> None:
+        self.invalidate_many((key,))
+
+    def invalidate_many(self, keys: Iterable[str]) -> None:
+        """Drop every view of each key; one lock and one generation step for the batch."""
         with self._lock:
             self.invalidations += 1
-            old = self._data.pop(key, None)
-            if old is not None:
-                self._bytes -= old.size()
-            for view in self._views.pop(key, ()):
-                old = self._data.pop(key + VIEW_SEP + view, None)
+            data, views = self._data, self._views
+            for key in keys:
+                old = data.pop(key, None)
                 if old is not None:
                     self._bytes -= old.size()
+                if key in views:
+                    for view in views.pop(key):
+                        old = data.pop(key + VIEW_SEP + view, None)
+                        if old is not None:
+                            self._bytes -= old.size()
 
     def clear(self) -> None:
         with self._lock:

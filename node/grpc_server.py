@@ -11,7 +11,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent import futures
 from typing import Any, NoReturn
 
@@ -20,7 +20,7 @@ from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from idnode.v1 import registry_pb2, resolver_pb2, sync_pb2
+from idnode.v1 import record_pb2, registry_pb2, resolver_pb2, sync_pb2
 from node.auth import Authenticator
 from node.errors import Unimplemented, mapping_for, public_message
 from node.logs import AUDIT, event
@@ -35,7 +35,7 @@ from registry.errors import (
     ResourceExhausted,
     Unauthenticated,
 )
-from registry.identifier import Handle, Prefix
+from registry.identifier import Prefix
 from registry.principals import Principal, Role
 from registry.record import WriteResult
 from registry.registrar import BulkRow, Registrar
@@ -160,11 +160,11 @@ class Services:
     def _principal(self, context: grpc.ServicerContext) -> Principal | None:
         return self.auth.principal(_authorization(context))
 
-    def _committed(self, operation: str, handle_text: str, result: WriteResult,
+    def _committed(self, operation: str, result: WriteResult,
                    principal: Principal | None, request_id: str) -> None:
         """After commit, before the caller hears OK: no process may serve the old answer."""
         if not result.replayed:
-            self.resolver.invalidate(Handle.parse(handle_text).key, result.sequence)
+            self.resolver.invalidate(result.key, result.sequence)
             self.metrics.write(operation).inc()
             self.metrics.changelog_sequence.set(result.sequence)
         event(audit, "write", operation=operation, handle=result.handle,
@@ -176,7 +176,7 @@ class Services:
         principal = self._principal(context)
         result = self.registrar.register(principal, request.handle,
                                          values_from_wire(request.values), request.request_id)
-        self._committed("register", request.handle, result, principal, request.request_id)
+        self._committed("register", result, principal, request.request_id)
         return registry_pb2.RegisterResponse(handle=result.handle, version=result.version,
                                              etag=result.etag)
 
@@ -187,7 +187,7 @@ class Services:
         result = self.registrar.update(principal, request.handle,
                                        values_from_wire(request.values), request.etag,
                                        merge=merge, request_id=request.request_id)
-        self._committed("update", request.handle, result, principal, request.request_id)
+        self._committed("update", result, principal, request.request_id)
         return registry_pb2.UpdateResponse(handle=result.handle, version=result.version,
                                            etag=result.etag)
 
@@ -196,7 +196,7 @@ class Services:
         principal = self._principal(context)
         result = self.registrar.delete(principal, request.handle, request.etag,
                                        request.indexes, request.request_id)
-        self._committed("delete", request.handle, result, principal, request.request_id)
+        self._committed("delete", result, principal, request.request_id)
         return registry_pb2.DeleteResponse(handle=result.handle, version=result.version,
                                            etag=result.etag)
 
@@ -208,43 +208,53 @@ class Services:
 
     def bulk_register(self, requests: Iterator[registry_pb2.BulkRegisterRequest],
                       context: grpc.ServicerContext) -> registry_pb2.BulkRegisterResponse:
+        """Register rows in transactions of BULK_BATCH_ROWS; a bad row fails alone and is
+        reported with its 0-based position in the stream."""
         principal = self._principal(context)
         response = registry_pb2.BulkRegisterResponse()
-        batch: list[BulkRow] = []
-        row = 0
+        batch: list[tuple[int, BulkRow]] = []
+        seen = 0
+
+        def fail(row: int, handle: str, exc: IdnodeError) -> None:
+            if len(response.failures) < MAX_BULK_FAILURES_REPORTED:
+                failure = response.failures.add(row=row, handle=handle)
+                failure.error.code = mapping_for(exc).grpc_code.value[0]
+                failure.error.message = exc.message
 
         def flush() -> None:
-            nonlocal row
-            results = self.registrar.register_many(principal, batch)
-            for item, result in zip(batch, results, strict=True):
+            results = self.registrar.register_many(principal, [item for _, item in batch])
+            committed: list[tuple[str, int]] = []
+            for (row, item), result in zip(batch, results, strict=True):
                 if isinstance(result, WriteResult):
-                    response.accepted += 1
-                    self.resolver.invalidate(Handle.parse(item.handle).key, result.sequence)
-                elif len(response.failures) < MAX_BULK_FAILURES_REPORTED:
-                    failure = response.failures.add(row=row, handle=item.handle)
-                    failure.error.code = mapping_for(result).grpc_code.value[0]
-                    failure.error.message = result.message
-                row += 1
-            self.metrics.write("register").inc(sum(
-                1 for r in results if isinstance(r, WriteResult)))
+                    committed.append((result.key, result.sequence))
+                else:
+                    fail(row, item.handle, result)
+            # Before the stream is acknowledged, like every write (negative cache entries).
+            self.resolver.invalidate_many(committed)
+            response.accepted += len(committed)
+            self.metrics.write("register").inc(len(committed))
             batch.clear()
 
-        for request in requests:
+        def add(handle: str, values: Iterable[record_pb2.Value]) -> None:
+            nonlocal seen
+            row, seen = seen, seen + 1
             try:
-                values = tuple(values_from_wire(request.values))
+                batch.append((row, BulkRow(handle, tuple(values_from_wire(values)))))
             except IdnodeError as exc:
-                if len(response.failures) < MAX_BULK_FAILURES_REPORTED:
-                    failure = response.failures.add(row=row + len(batch), handle=request.handle)
-                    failure.error.code = mapping_for(exc).grpc_code.value[0]
-                    failure.error.message = exc.message
-                values = ()
-            batch.append(BulkRow(request.handle, values))
+                fail(row, handle, exc)
+                return
             if len(batch) >= BULK_BATCH_ROWS:
                 flush()
+
+        for request in requests:
+            if request.handle or request.values:
+                add(request.handle, request.values)
+            for item in request.rows:
+                add(item.handle, item.values)
         if batch:
             flush()
         event(audit, "bulk-register", principal=principal.id if principal else "",
-              rows=row, accepted=response.accepted)
+              rows=seen, accepted=response.accepted)
         return response
 
     def allocate_prefix(self, request: registry_pb2.AllocatePrefixRequest,

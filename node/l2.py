@@ -34,7 +34,7 @@ import secrets
 import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import redis
@@ -216,6 +216,10 @@ class SharedCache(Protocol):
         """A write to ``key`` committed as ``sequence``: drop every view everywhere."""
         ...
 
+    def invalidate_many(self, items: Sequence[tuple[str, int]]) -> bool:
+        """:meth:`invalidate` for many keys in one round trip (bulk imports)."""
+        ...
+
     def start(self, on_invalidate: Callable[[str, int], None],
               on_resync: Callable[[], None]) -> None:
         """Start listening for other processes' invalidations."""
@@ -362,6 +366,33 @@ class RedisL2:
         assert last is not None
         self._failed("invalidate", last)
         self._defer(key, sequence)
+        return False
+
+    def invalidate_many(self, items: Sequence[tuple[str, int]]) -> bool:
+        """Like :meth:`invalidate` for every ``(key, sequence)``, pipelined in one round
+        trip, so a bulk import does not pay a Redis round trip per identifier."""
+        if not items:
+            return True
+        last: Exception | None = None
+        for _ in range(2 if self.breaker.up else 1):
+            try:
+                pipe = self._write_client.pipeline(transaction=False)
+                for key, sequence in items:
+                    self._invalidate_script(
+                        keys=[KEY_PREFIX + key],
+                        args=[sequence, self.floor_ttl, CHANNEL,
+                              f"{self.origin}|{sequence}|{key}"],
+                        client=pipe)
+                pipe.execute()
+            except Exception as exc:
+                last = exc
+                continue
+            self._ok()
+            return True
+        assert last is not None
+        self._failed("invalidate", last)
+        for key, sequence in items:
+            self._defer(key, sequence)
         return False
 
     def _defer(self, key: str, sequence: int) -> None:

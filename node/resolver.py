@@ -15,7 +15,8 @@ import contextlib
 import hashlib
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import Future
 
 from idnode.v1 import record_pb2, resolver_pb2
@@ -85,7 +86,7 @@ class Resolver:
         self._flight_lock = threading.Lock()
         self._catch_up_lock = threading.Lock()
         self.applied_sequence = beacon.read()
-        self._recent: dict[str, int] = {}
+        self._recent: OrderedDict[str, int] = OrderedDict()  # O(1) eviction of the oldest
         self._recent_lock = threading.Lock()
         # Bound once: the hot path calls these on every request.
         self._l1_get = l1.get
@@ -104,6 +105,18 @@ class Resolver:
         self.metrics.cache_invalidations.labels("local").inc()
         self.beacon.bump(sequence)
 
+    def invalidate_many(self, items: Sequence[tuple[str, int]]) -> None:
+        """:meth:`invalidate` for a batch of writes (bulk imports): one L2 round trip and
+        one beacon bump instead of one per identifier."""
+        if not items:
+            return
+        self._note_writes(items)
+        if self.l2 is not None:
+            self.l2.invalidate_many(items)
+        self.l1.invalidate_many(key for key, _ in items)
+        self.metrics.cache_invalidations.labels("local").inc(len(items))
+        self.beacon.bump(max(sequence for _, sequence in items))
+
     def remote_invalidate(self, key: str, sequence: int) -> None:
         """Another process (maybe on another host) wrote ``key``: heard over Redis."""
         self._note_write(key, sequence)
@@ -115,11 +128,15 @@ class Resolver:
         self.l1.clear()
 
     def _note_write(self, key: str, sequence: int) -> None:
+        self._note_writes(((key, sequence),))
+
+    def _note_writes(self, items: Iterable[tuple[str, int]]) -> None:
         with self._recent_lock:
             recent = self._recent
-            recent[key] = max(sequence, recent.pop(key, 0))  # re-inserted: newest last
-            if len(recent) > MAX_RECENT_WRITES:
-                recent.pop(next(iter(recent)), None)
+            for key, sequence in items:
+                recent[key] = max(sequence, recent.pop(key, 0))  # re-inserted: newest last
+                if len(recent) > MAX_RECENT_WRITES:
+                    recent.popitem(last=False)
 
     def catch_up(self) -> None:
         """Apply writes other processes committed since L1 last looked."""

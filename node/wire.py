@@ -33,7 +33,8 @@ def value_from_wire(msg: record_pb2.Value) -> Value:
     perms = DEFAULT_PERMISSIONS
     if msg.HasField("permissions"):
         p = msg.permissions
-        perms = Permissions(p.admin_read, p.admin_write, p.public_read, p.public_write)
+        perms = Permissions.from_bits(p.admin_read | p.admin_write << 1 | p.public_read << 2
+                                      | p.public_write << 3)
     return Value(msg.index, msg.type, data, msg.ttl, 0, perms)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import json
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from registry.identifier import Handle
 from registry.values import AdminRef, Permissions, Value
@@ -60,6 +61,9 @@ class Precondition:
     sequence: int | None = None
 
 
+ABSENT = Precondition(absent=True)
+
+
 @dataclass(frozen=True, slots=True)
 class RequestKey:
     """An idempotency key: ``request_id`` scoped to a principal, and the request's digest."""
@@ -69,8 +73,7 @@ class RequestKey:
     fingerprint: str
 
 
-@dataclass(frozen=True, slots=True)
-class Write:
+class Write(NamedTuple):
     """One atomic write: the new values (``None`` deletes the identifier)."""
 
     operation: Operation
@@ -81,13 +84,15 @@ class Write:
     request: RequestKey | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class WriteResult:
+class WriteResult(NamedTuple):
+    """``handle`` as registered (for display); ``key`` normalised (for caches)."""
+
     handle: str
     version: int
     etag: str
     sequence: int
     replayed: bool = False
+    key: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,38 +110,40 @@ class Change:
     request_id: str
 
 
-# --- a compact JSON codec, used for the change log and the L2 cache of the domain -------
+# --- a compact JSON codec for change-log snapshots ---------------------------------------
+# A value is one array: [index, type, ttl, timestamp, permission bits, kind, data] with
+# kind "s" (text), "b" (hex bytes) or "a" (admin: [handle, index, permissions]). Arrays,
+# not objects: bulk imports write one snapshot per identifier, and this is their cost.
 
-def value_to_json(v: Value) -> dict[str, object]:
-    out: dict[str, object] = {"i": v.index, "t": v.type, "ttl": v.ttl, "ts": v.timestamp,
-                              "p": v.permissions.to_bits()}
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+def value_to_json(v: Value) -> list[object]:
+    head: list[object] = [v.index, v.type, v.ttl, v.timestamp, v.permissions.to_bits()]
     if isinstance(v.data, str):
-        out["s"] = v.data
-    elif isinstance(v.data, bytes):
-        out["b"] = v.data.hex()
-    else:
-        out["a"] = [v.data.handle, v.data.index, v.data.permissions]
-    return out
+        return [*head, "s", v.data]
+    if isinstance(v.data, bytes):
+        return [*head, "b", v.data.hex()]
+    return [*head, "a", [v.data.handle, v.data.index, v.data.permissions]]
 
 
-def value_from_json(d: dict[str, object]) -> Value:
+def value_from_json(item: list[object]) -> Value:
+    index, type_, ttl, timestamp, bits, kind, raw = item
     data: str | bytes | AdminRef
-    if "s" in d:
-        data = str(d["s"])
-    elif "b" in d:
-        data = bytes.fromhex(str(d["b"]))
+    if kind == "s":
+        data = str(raw)
+    elif kind == "b":
+        data = bytes.fromhex(str(raw))
     else:
-        a = d["a"]
-        assert isinstance(a, list)
-        data = AdminRef(str(a[0]), int(a[1]), str(a[2]))
-    return Value(int(str(d["i"])), str(d["t"]), data, int(str(d["ttl"])), int(str(d["ts"])),
-                 Permissions.from_bits(int(str(d["p"]))))
+        assert isinstance(raw, list)
+        data = AdminRef(str(raw[0]), int(raw[1]), str(raw[2]))
+    return Value(int(str(index)), str(type_), data, int(str(ttl)), int(str(timestamp)),
+                 Permissions.from_bits(int(str(bits))))
 
 
 def values_to_json(values: tuple[Value, ...]) -> str:
-    return json.dumps([value_to_json(v) for v in values], ensure_ascii=False,
-                      separators=(",", ":"))
+    return _ENCODER.encode([value_to_json(v) for v in values])
 
 
 def values_from_json(text: str) -> tuple[Value, ...]:
-    return tuple(value_from_json(d) for d in json.loads(text))
+    return tuple(value_from_json(item) for item in json.loads(text))

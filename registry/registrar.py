@@ -12,6 +12,7 @@ import hashlib
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from registry.errors import (
     IdnodeError,
@@ -37,6 +38,7 @@ from registry.principals import (
     verify_secret,
 )
 from registry.record import (
+    ABSENT,
     Operation,
     Precondition,
     Record,
@@ -68,8 +70,7 @@ class Allocation:
     generated_secret: str
 
 
-@dataclass(frozen=True, slots=True)
-class BulkRow:
+class BulkRow(NamedTuple):
     handle: str
     values: tuple[Value, ...]
 
@@ -163,8 +164,7 @@ class Registrar:
             except IdnodeError as exc:
                 out[i] = exc
                 continue
-            writes.append(Write(Operation.REGISTER, handle, vals, Precondition(absent=True),
-                                who.id))
+            writes.append(Write(Operation.REGISTER, handle, vals, ABSENT, who.id))
             positions.append(i)
         if writes:
             for i, result in zip(positions, self.store.apply_many(writes, now), strict=True):

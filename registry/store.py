@@ -106,4 +106,5 @@ def replay_or_conflict(write: Write, fingerprint: str, result: WriteResult) -> W
     if fingerprint != write.request.fingerprint:
         raise InvalidArgument(
             f"request_id {write.request.request_id!r} was already used for a different request")
-    return WriteResult(result.handle, result.version, result.etag, result.sequence, replayed=True)
+    return WriteResult(result.handle, result.version, result.etag, result.sequence,
+                       replayed=True, key=write.handle.key)

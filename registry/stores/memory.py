@@ -60,11 +60,11 @@ class MemoryStore:
         handle = current.handle if current is not None else write.handle
         if write.values is None:
             del self._records[key]
-            result = WriteResult(str(handle), 0, "", seq)
+            result = WriteResult(str(handle), 0, "", seq, key=key)
         else:
             version = current.version + 1 if current is not None else 1
             self._records[key] = Record(handle, write.values, version, seq, now)
-            result = WriteResult(str(handle), version, etag_of(seq), seq)
+            result = WriteResult(str(handle), version, etag_of(seq), seq, key=key)
         self._changes.append(Change(
             seq, write.operation, str(handle), key, result.version, write.values or (), now,
             write.principal, write.request.request_id if write.request else ""))

@@ -37,6 +37,7 @@ from registry.values import AdminRef, Permissions, Value
 
 _KIND_TEXT, _KIND_BINARY, _KIND_ADMIN = 0, 1, 2
 _PURGE_EVERY_WRITES = 1000
+_IN_CHUNK = 500  # below SQLite's default limit of bound parameters per statement
 
 
 def _migrations() -> list[tuple[int, str]]:
@@ -92,6 +93,7 @@ class SQLiteStore:
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         conn.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
         conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA cache_size=-65536")  # 64 MiB of page cache per connection
         with self._all_lock:
             self._all.append(conn)
         return conn
@@ -158,12 +160,61 @@ class SQLiteStore:
     def apply_many(self, writes: Sequence[Write], now: int) -> list[WriteResult | IdnodeError]:
         out: list[WriteResult | IdnodeError] = []
         with self._tx() as conn:
-            for write in writes:
-                try:
-                    out.append(self._apply(conn, write, now))
-                except IdnodeError as exc:
-                    out.append(exc)
+            if all(w.operation is Operation.REGISTER and w.precondition.absent
+                   and w.request is None and w.values is not None for w in writes):
+                out = self._register_many(conn, writes, now)
+            else:
+                for write in writes:
+                    try:
+                        out.append(self._apply(conn, write, now))
+                    except IdnodeError as exc:
+                        out.append(exc)
         self._after_writes(len(writes), now)
+        return out
+
+    @staticmethod
+    def _register_many(conn: sqlite3.Connection, writes: Sequence[Write],
+                       now: int) -> list[WriteResult | IdnodeError]:
+        """The import path: new identifiers only, so set-based statements replace the
+        per-row round trips (one existence query per chunk, sequences assigned here under
+        the write lock, three executemany calls). Same rows as :meth:`_apply` writes."""
+        existing: set[str] = set()
+        keys = [w.handle.key for w in writes]
+        for i in range(0, len(keys), _IN_CHUNK):
+            chunk = keys[i:i + _IN_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            existing.update(row[0] for row in conn.execute(
+                f"SELECT key FROM records WHERE key IN ({marks})", chunk))  # noqa: S608
+        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
+        seq = int(row[0]) if row else 0
+        out: list[WriteResult | IdnodeError] = []
+        changes: list[tuple[object, ...]] = []
+        records: list[tuple[object, ...]] = []
+        rows: list[tuple[object, ...]] = []
+        for write in writes:
+            key = write.handle.key
+            if key in existing:
+                out.append(AlreadyExists(f"identifier {write.handle} already exists"))
+                continue
+            existing.add(key)
+            seq += 1
+            display = str(write.handle)
+            values = write.values or ()
+            changes.append((seq, Operation.REGISTER.value, key, display, 1,
+                            values_to_json(values), write.principal, "", now))
+            records.append((key, display, write.handle.prefix_key, 1, seq, now))
+            rows.extend((key, v.index, v.type, *_encode(v), v.ttl, v.timestamp,
+                         v.permissions.to_bits()) for v in values)
+            out.append(WriteResult(display, 1, etag_of(seq), seq, key=key))
+        conn.executemany(
+            "INSERT INTO changes (seq, op, key, handle, version, values_json, principal, "
+            "request_id, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", changes)
+        conn.executemany(
+            "INSERT INTO records (key, handle, prefix_key, version, seq, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)", records)
+        conn.executemany(
+            "INSERT INTO record_values (key, idx, type, kind, data, ttl, ts, perms) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
         return out
 
     def _apply(self, conn: sqlite3.Connection, write: Write, now: int) -> WriteResult:
@@ -176,7 +227,12 @@ class SQLiteStore:
             if row is not None:
                 return replay_or_conflict(
                     write, row[0], WriteResult(row[1], row[2], etag_of(row[3]), row[3]))
-        current = self._load(conn, key)
+        # A registration (the bulk case) only needs to know the key is free.
+        if write.precondition.absent and conn.execute(
+                "SELECT 1 FROM records WHERE key = ?", (key,)).fetchone() is None:
+            current = None
+        else:
+            current = self._load(conn, key)
         check_precondition(current, write)
         display = str(current.handle) if current is not None else str(write.handle)
         version = current.version + 1 if current is not None else 1
@@ -192,7 +248,7 @@ class SQLiteStore:
             conn.execute("DELETE FROM record_values WHERE key = ?", (key,))
         if write.values is None:
             conn.execute("DELETE FROM records WHERE key = ?", (key,))
-            result = WriteResult(display, 0, "", seq)
+            result = WriteResult(display, 0, "", seq, key=key)
         else:
             conn.execute(
                 "INSERT OR REPLACE INTO records (key, handle, prefix_key, version, seq, updated_at)"
@@ -203,7 +259,7 @@ class SQLiteStore:
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [(key, v.index, v.type, *_encode(v), v.ttl, v.timestamp,
                   v.permissions.to_bits()) for v in values])
-            result = WriteResult(display, version, etag_of(seq), seq)
+            result = WriteResult(display, version, etag_of(seq), seq, key=key)
         if write.request is not None:
             conn.execute(
                 "INSERT INTO requests (scope, request_id, fingerprint, handle, version, seq, "
@@ -221,9 +277,11 @@ class SQLiteStore:
                              (now - REQUEST_RETENTION_SECONDS,))
 
     def list_keys(self, prefix_key: str, after_key: str, limit: int) -> list[tuple[str, str]]:
+        # Keys of prefix P are exactly those in ["P/", "P0"): '0' follows '/' in ASCII,
+        # and a sub-prefix's keys start with "P." instead.
         rows = self._reader().execute(
-            "SELECT key, handle FROM records WHERE prefix_key = ? AND key > ? "
-            "ORDER BY key LIMIT ?", (prefix_key, after_key, limit)).fetchall()
+            "SELECT key, handle FROM records WHERE key > ? AND key < ? ORDER BY key LIMIT ?",
+            (after_key or prefix_key + "/", prefix_key + "0", limit)).fetchall()
         return [(r[0], r[1]) for r in rows]
 
     def changes_since(self, sequence: int, limit: int) -> list[Change]:

@@ -176,7 +176,7 @@ def test_sqlite_keeps_everything_across_reopen_and_records_its_schema(tmp_path: 
     s2 = SQLiteStore(path)
     try:
         assert s2.get("88.118.8/keep") is not None
-        assert s2.schema_version() == 1
+        assert s2.schema_version() == 2
         assert s2.last_sequence() == 1
     finally:
         s2.close()

@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from idnode.v1 import record_pb2 as idnode_dot_v1_dot_record__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18idnode/v1/registry.proto\x12\tidnode.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16idnode/v1/record.proto\"W\n\x0fRegisterRequest\x12\x0e\n\x06handle\x18\x01 \x01(\t\x12 \n\x06values\x18\x02 \x03(\x0b\x32\x10.idnode.v1.Value\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"A\n\x10RegisterResponse\x12\x0e\n\x06handle\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12\x0c\n\x04\x65tag\x18\x03 \x01(\t\"\xd0\x01\n\rUpdateRequest\x12\x0e\n\x06handle\x18\x01 \x01(\t\x12 \n\x06values\x18\x02 \x03(\x0b\x32\x10.idnode.v1.Value\x12\x0c\n\x04\x65tag\x18\x03 \x01(\t\x12+\n\x04mode\x18\x04 \x01(\x0e\x32\x1d.idnode.v1.UpdateRequest.Mode\x12\x12\n\nrequest_id\x18\x05 \x01(\t\">\n\x04Mode\x12\x14\n\x10MODE_UNSPECIFIED\x10\x00\x12\x10\n\x0cMODE_REPLACE\x10\x01\x12\x0e\n\nMODE_MERGE\x10\x02\"?\n\x0eUpdateResponse\x12\x0e\n\x06handle\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12\x0c\n\x04\x65tag\x18\x03 \x01(\t\"R\n\rDeleteRequest\x12\x0e\n\x06handle\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\x12\x0f\n\x07indexes\x18\x03 \x03(\r\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"?\n\x0e\x44\x65leteResponse\x12\x0e\n\x06handle\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12\x0c\n\x04\x65tag\x18\x03 \x01(\t\"D\n\x0bListRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"8\n\x0cListResponse\x12\x0f\n\x07handles\x18\x01 \x03(\t\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"G\n\x13\x42ulkRegisterRequest\x12\x0e\n\x06handle\x18\x01 \x01(\t\x12 \n\x06values\x18\x02 \x03(\x0b\x32\x10.idnode.v1.Value\"W\n\x13\x42ulkRegisterFailure\x12\x0b\n\x03row\x18\x01 \x01(\x04\x12\x0e\n\x06handle\x18\x02 \x01(\t\x12#\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x14.idnode.v1.ItemError\"Z\n\x14\x42ulkRegisterResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x04\x12\x30\n\x08\x66\x61ilures\x18\x02 \x03(\x0b\x32\x1e.idnode.v1.BulkRegisterFailure\"=\n\x15\x41llocatePrefixRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\x14\n\x0cowner_secret\x18\x02 \x01(\t\"M\n\x16\x41llocatePrefixResponse\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x14\n\x0cowner_secret\x18\x03 \x01(\t\"\xf9\x02\n\x08Template\x12)\n\x06\x66ields\x18\x01 \x03(\x0b\x32\x19.idnode.v1.Template.Field\x12\x19\n\x11\x61llow_other_types\x18\x02 \x01(\x08\x12.\n\nupdated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a\xf6\x01\n\x05\x46ield\x12\x0c\n\x04type\x18\x01 \x01(\t\x12,\n\x04kind\x18\x02 \x01(\x0e\x32\x1e.idnode.v1.Template.Field.Kind\x12\x10\n\x08required\x18\x03 \x01(\x08\x12\x0f\n\x07pattern\x18\x04 \x01(\t\x12\x13\n\x0b\x65num_values\x18\x05 \x03(\t\"y\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x0f\n\x0bKIND_STRING\x10\x01\x12\x0c\n\x08KIND_INT\x10\x02\x12\x10\n\x0cKIND_DECIMAL\x10\x03\x12\r\n\tKIND_DATE\x10\x04\x12\x0c\n\x08KIND_URL\x10\x05\x12\r\n\tKIND_ENUM\x10\x06\"K\n\x12PutTemplateRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12%\n\x08template\x18\x02 \x01(\x0b\x32\x13.idnode.v1.Template\"%\n\x13PutTemplateResponse\x12\x0e\n\x06prefix\x18\x01 \x01(\t\"$\n\x12GetTemplateRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\"L\n\x13GetTemplateResponse\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12%\n\x08template\x18\x02 \x01(\x0b\x32\x13.idnode.v1.Template2\xcc\x04\n\x08Registry\x12\x43\n\x08Register\x12\x1a.idnode.v1.RegisterRequest\x1a\x1b.idnode.v1.RegisterResponse\x12=\n\x06Update\x12\x18.idnode.v1.UpdateRequest\x1a\x19.idnode.v1.UpdateResponse\x12=\n\x06\x44\x65lete\x12\x18.idnode.v1.DeleteRequest\x1a\x19.idnode.v1.DeleteResponse\x12\x37\n\x04List\x12\x16.idnode.v1.ListRequest\x1a\x17.idnode.v1.ListResponse\x12Q\n\x0c\x42ulkRegister\x12\x1e.idnode.v1.BulkRegisterRequest\x1a\x1f.idnode.v1.BulkRegisterResponse(\x01\x12U\n\x0e\x41llocatePrefix\x12 .idnode.v1.AllocatePrefixRequest\x1a!.idnode.v1.AllocatePrefixResponse\x12L\n\x0bPutTemplate\x12\x1d.idnode.v1.PutTemplateRequest\x1a\x1e.idnode.v1.PutTemplateResponse\x12L\n\x0bGetTemplate\x12\x1d.idnode.v1.GetTemplateRequest\x1a\x1e.idnode.v1.GetTemplateResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18idnode/v1/registry.proto\x12\tidnode.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16idnode/v1/record.proto\"W\n\x0fRegisterRequest\x12\x0e\n\x06handle\x18\x01 \x01(\t\x12 \n\x06values\x18\x02 \x03(\x0b\x32\x10.idnode.v1.Value\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"A\n\x10RegisterResponse\x12\x0e\n\x06handle\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12\x0c\n\x04\x65tag\x18\x03 \x01(\t\"\xd0\x01\n\rUpdateRequest\x12\x0e\n\x06handle\x18\x01 \x01(\t\x12 \n\x06values\x18\x02 \x03(\x0b\x32\x10.idnode.v1.Value\x12\x0c\n\x04\x65tag\x18\x03 \x01(\t\x12+\n\x04mode\x18\x04 \x01(\x0e\x32\x1d.idnode.v1.UpdateRequest.Mode\x12\x12\n\nrequest_id\x18\x05 \x01(\t\">\n\x04Mode\x12\x14\n\x10MODE_UNSPECIFIED\x10\x00\x12\x10\n\x0cMODE_REPLACE\x10\x01\x12\x0e\n\nMODE_MERGE\x10\x02\"?\n\x0eUpdateResponse\x12\x0e\n\x06handle\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12\x0c\n\x04\x65tag\x18\x03 \x01(\t\"R\n\rDeleteRequest\x12\x0e\n\x06handle\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\x12\x0f\n\x07indexes\x18\x03 \x03(\r\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"?\n\x0e\x44\x65leteResponse\x12\x0e\n\x06handle\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12\x0c\n\x04\x65tag\x18\x03 \x01(\t\"D\n\x0bListRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"8\n\x0cListResponse\x12\x0f\n\x07handles\x18\x01 \x03(\t\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\";\n\x07\x42ulkRow\x12\x0e\n\x06handle\x18\x01 \x01(\t\x12 \n\x06values\x18\x02 \x03(\x0b\x32\x10.idnode.v1.Value\"i\n\x13\x42ulkRegisterRequest\x12\x0e\n\x06handle\x18\x01 \x01(\t\x12 \n\x06values\x18\x02 \x03(\x0b\x32\x10.idnode.v1.Value\x12 \n\x04rows\x18\x03 \x03(\x0b\x32\x12.idnode.v1.BulkRow\"W\n\x13\x42ulkRegisterFailure\x12\x0b\n\x03row\x18\x01 \x01(\x04\x12\x0e\n\x06handle\x18\x02 \x01(\t\x12#\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x14.idnode.v1.ItemError\"Z\n\x14\x42ulkRegisterResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x04\x12\x30\n\x08\x66\x61ilures\x18\x02 \x03(\x0b\x32\x1e.idnode.v1.BulkRegisterFailure\"=\n\x15\x41llocatePrefixRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\x14\n\x0cowner_secret\x18\x02 \x01(\t\"M\n\x16\x41llocatePrefixResponse\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x14\n\x0cowner_secret\x18\x03 \x01(\t\"\xf9\x02\n\x08Template\x12)\n\x06\x66ields\x18\x01 \x03(\x0b\x32\x19.idnode.v1.Template.Field\x12\x19\n\x11\x61llow_other_types\x18\x02 \x01(\x08\x12.\n\nupdated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a\xf6\x01\n\x05\x46ield\x12\x0c\n\x04type\x18\x01 \x01(\t\x12,\n\x04kind\x18\x02 \x01(\x0e\x32\x1e.idnode.v1.Template.Field.Kind\x12\x10\n\x08required\x18\x03 \x01(\x08\x12\x0f\n\x07pattern\x18\x04 \x01(\t\x12\x13\n\x0b\x65num_values\x18\x05 \x03(\t\"y\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x0f\n\x0bKIND_STRING\x10\x01\x12\x0c\n\x08KIND_INT\x10\x02\x12\x10\n\x0cKIND_DECIMAL\x10\x03\x12\r\n\tKIND_DATE\x10\x04\x12\x0c\n\x08KIND_URL\x10\x05\x12\r\n\tKIND_ENUM\x10\x06\"K\n\x12PutTemplateRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12%\n\x08template\x18\x02 \x01(\x0b\x32\x13.idnode.v1.Template\"%\n\x13PutTemplateResponse\x12\x0e\n\x06prefix\x18\x01 \x01(\t\"$\n\x12GetTemplateRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\"L\n\x13GetTemplateResponse\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12%\n\x08template\x18\x02 \x01(\x0b\x32\x13.idnode.v1.Template2\xcc\x04\n\x08Registry\x12\x43\n\x08Register\x12\x1a.idnode.v1.RegisterRequest\x1a\x1b.idnode.v1.RegisterResponse\x12=\n\x06Update\x12\x18.idnode.v1.UpdateRequest\x1a\x19.idnode.v1.UpdateResponse\x12=\n\x06\x44\x65lete\x12\x18.idnode.v1.DeleteRequest\x1a\x19.idnode.v1.DeleteResponse\x12\x37\n\x04List\x12\x16.idnode.v1.ListRequest\x1a\x17.idnode.v1.ListResponse\x12Q\n\x0c\x42ulkRegister\x12\x1e.idnode.v1.BulkRegisterRequest\x1a\x1f.idnode.v1.BulkRegisterResponse(\x01\x12U\n\x0e\x41llocatePrefix\x12 .idnode.v1.AllocatePrefixRequest\x1a!.idnode.v1.AllocatePrefixResponse\x12L\n\x0bPutTemplate\x12\x1d.idnode.v1.PutTemplateRequest\x1a\x1e.idnode.v1.PutTemplateResponse\x12L\n\x0bGetTemplate\x12\x1d.idnode.v1.GetTemplateRequest\x1a\x1e.idnode.v1.GetTemplateResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -51,30 +51,32 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTREQUEST']._serialized_end=745
   _globals['_LISTRESPONSE']._serialized_start=747
   _globals['_LISTRESPONSE']._serialized_end=803
-  _globals['_BULKREGISTERREQUEST']._serialized_start=805
-  _globals['_BULKREGISTERREQUEST']._serialized_end=876
-  _globals['_BULKREGISTERFAILURE']._serialized_start=878
-  _globals['_BULKREGISTERFAILURE']._serialized_end=965
-  _globals['_BULKREGISTERRESPONSE']._serialized_start=967
-  _globals['_BULKREGISTERRESPONSE']._serialized_end=1057
-  _globals['_ALLOCATEPREFIXREQUEST']._serialized_start=1059
-  _globals['_ALLOCATEPREFIXREQUEST']._serialized_end=1120
-  _globals['_ALLOCATEPREFIXRESPONSE']._serialized_start=1122
-  _globals['_ALLOCATEPREFIXRESPONSE']._serialized_end=1199
-  _globals['_TEMPLATE']._serialized_start=1202
-  _globals['_TEMPLATE']._serialized_end=1579
-  _globals['_TEMPLATE_FIELD']._serialized_start=1333
-  _globals['_TEMPLATE_FIELD']._serialized_end=1579
-  _globals['_TEMPLATE_FIELD_KIND']._serialized_start=1458
-  _globals['_TEMPLATE_FIELD_KIND']._serialized_end=1579
-  _globals['_PUTTEMPLATEREQUEST']._serialized_start=1581
-  _globals['_PUTTEMPLATEREQUEST']._serialized_end=1656
-  _globals['_PUTTEMPLATERESPONSE']._serialized_start=1658
-  _globals['_PUTTEMPLATERESPONSE']._serialized_end=1695
-  _globals['_GETTEMPLATEREQUEST']._serialized_start=1697
-  _globals['_GETTEMPLATEREQUEST']._serialized_end=1733
-  _globals['_GETTEMPLATERESPONSE']._serialized_start=1735
-  _globals['_GETTEMPLATERESPONSE']._serialized_end=1811
-  _globals['_REGISTRY']._serialized_start=1814
-  _globals['_REGISTRY']._serialized_end=2402
+  _globals['_BULKROW']._serialized_start=805
+  _globals['_BULKROW']._serialized_end=864
+  _globals['_BULKREGISTERREQUEST']._serialized_start=866
+  _globals['_BULKREGISTERREQUEST']._serialized_end=971
+  _globals['_BULKREGISTERFAILURE']._serialized_start=973
+  _globals['_BULKREGISTERFAILURE']._serialized_end=1060
+  _globals['_BULKREGISTERRESPONSE']._serialized_start=1062
+  _globals['_BULKREGISTERRESPONSE']._serialized_end=1152
+  _globals['_ALLOCATEPREFIXREQUEST']._serialized_start=1154
+  _globals['_ALLOCATEPREFIXREQUEST']._serialized_end=1215
+  _globals['_ALLOCATEPREFIXRESPONSE']._serialized_start=1217
+  _globals['_ALLOCATEPREFIXRESPONSE']._serialized_end=1294
+  _globals['_TEMPLATE']._serialized_start=1297
+  _globals['_TEMPLATE']._serialized_end=1674
+  _globals['_TEMPLATE_FIELD']._serialized_start=1428
+  _globals['_TEMPLATE_FIELD']._serialized_end=1674
+  _globals['_TEMPLATE_FIELD_KIND']._serialized_start=1553
+  _globals['_TEMPLATE_FIELD_KIND']._serialized_end=1674
+  _globals['_PUTTEMPLATEREQUEST']._serialized_start=1676
+  _globals['_PUTTEMPLATEREQUEST']._serialized_end=1751
+  _globals['_PUTTEMPLATERESPONSE']._serialized_start=1753
+  _globals['_PUTTEMPLATERESPONSE']._serialized_end=1790
+  _globals['_GETTEMPLATEREQUEST']._serialized_start=1792
+  _globals['_GETTEMPLATEREQUEST']._serialized_end=1828
+  _globals['_GETTEMPLATERESPONSE']._serialized_start=1830
+  _globals['_GETTEMPLATERESPONSE']._serialized_end=1906
+  _globals['_REGISTRY']._serialized_start=1909
+  _globals['_REGISTRY']._serialized_end=2497
 # @@protoc_insertion_point(module_scope)

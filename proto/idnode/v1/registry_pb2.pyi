@@ -103,13 +103,23 @@ class ListResponse(_message.Message):
     next_page_token: str
     def __init__(self, handles: _Optional[_Iterable[str]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
-class BulkRegisterRequest(_message.Message):
+class BulkRow(_message.Message):
     __slots__ = ("handle", "values")
     HANDLE_FIELD_NUMBER: _ClassVar[int]
     VALUES_FIELD_NUMBER: _ClassVar[int]
     handle: str
     values: _containers.RepeatedCompositeFieldContainer[_record_pb2.Value]
     def __init__(self, handle: _Optional[str] = ..., values: _Optional[_Iterable[_Union[_record_pb2.Value, _Mapping]]] = ...) -> None: ...
+
+class BulkRegisterRequest(_message.Message):
+    __slots__ = ("handle", "values", "rows")
+    HANDLE_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    handle: str
+    values: _containers.RepeatedCompositeFieldContainer[_record_pb2.Value]
+    rows: _containers.RepeatedCompositeFieldContainer[BulkRow]
+    def __init__(self, handle: _Optional[str] = ..., values: _Optional[_Iterable[_Union[_record_pb2.Value, _Mapping]]] = ..., rows: _Optional[_Iterable[_Union[BulkRow, _Mapping]]] = ...) -> None: ...
 
 class BulkRegisterFailure(_message.Message):
     __slots__ = ("row", "handle", "error")
