@@ -384,8 +384,8 @@ def _unimplemented(method: str) -> Callable[[Any, grpc.ServicerContext], Message
     return handler
 
 
-def handlers(services: Services) -> list[grpc.GenericRpcHandler]:
-    """The generic handlers for every idnode.v1 service."""
+def handlers(services: Services) -> dict[str, dict[str, grpc.RpcMethodHandler[Any, Any]]]:
+    """Every idnode.v1 method's handler, by service."""
     def unary(method: str, fn: Callable[[Any, grpc.ServicerContext], Message],
               request_type: type[Message]) -> grpc.RpcMethodHandler[Any, Any]:
         return _unary(services, method, _guard(fn), request_type)
@@ -420,11 +420,8 @@ def handlers(services: Services) -> list[grpc.GenericRpcHandler]:
             response_serializer=_serialize),
         "GetStats": unary("GetStats", services.get_stats, sync_pb2.GetStatsRequest),
     }
-    return [
-        grpc.method_handlers_generic_handler("idnode.v1.Resolver", resolver),
-        grpc.method_handlers_generic_handler("idnode.v1.Registry", registry),
-        grpc.method_handlers_generic_handler("idnode.v1.Sync", sync),
-    ]
+    return {"idnode.v1.Resolver": resolver, "idnode.v1.Registry": registry,
+            "idnode.v1.Sync": sync}
 
 
 def _stream_guard(services: Services, method: str,
@@ -465,8 +462,11 @@ def build_server(services: Services, *, threads: int, max_concurrent_rpcs: int |
     ]
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=threads,
                                                     thread_name_prefix="grpc"),
-                         handlers=handlers(services), options=options,
-                         maximum_concurrent_rpcs=max_concurrent_rpcs)
+                         options=options, maximum_concurrent_rpcs=max_concurrent_rpcs)
+    # Registered (not generic) handlers: the core matches the method, no per-call
+    # lookup through a handler list. Measured equal to generic within noise.
+    for service, methods in handlers(services).items():
+        server.add_registered_method_handlers(service, methods)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", *SERVICES):

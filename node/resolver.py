@@ -44,6 +44,18 @@ _FLIGHT_TIMEOUT_SECONDS = 30.0
 MAX_RECENT_WRITES = 65_536
 
 
+_NONCE_SIGNATURE_TAG = bytes([(3 << 3) | 2])  # ResolveResponse.nonce_signature, bytes
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
 def view_id(private_ok: bool, types: Collection[str], indexes: Collection[int]) -> str:
     """A canonical name for what a caller gets to see, part of the cache key."""
     if not private_ok and not types and not indexes:
@@ -219,9 +231,11 @@ class Resolver:
             raise InvalidArgument("signing key rotated; retry")  # pragma: no cover - rare
         digest = hashlib.sha256(entry.payload).digest()
         self.metrics.sign_nonce.inc()
-        response = resolver_pb2.ResolveResponse.FromString(entry.response or b"")
-        response.nonce_signature = signer.sign(nonce + digest)
-        return response.SerializeToString()
+        # Appending a field to a serialised message is valid protobuf: the cached answer
+        # is reused as is, only the nonce_signature field is added after it.
+        signature = signer.sign(nonce + digest)
+        return (entry.response or b"") + _NONCE_SIGNATURE_TAG + _varint(len(signature)) \
+            + signature
 
     def _load(self, handle: Handle, view: str, private_ok: bool, types: Collection[str],
               indexes: Collection[int]) -> Entry:
