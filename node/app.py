@@ -102,11 +102,24 @@ class Node:
         for name in ("", *SERVICES):
             self.health.set(name, status)
 
+    def _check_keys(self) -> None:
+        """A rotated key signs new views from now on; cached views keep their (still
+        published) signatures until they are rebuilt."""
+        try:
+            if self.keys.reload_if_changed():
+                self.resolver.l1.clear()
+                event(log, "signing key rotated", key_id=self.keys.active.key_id)
+        except SigningKeyError as exc:
+            event(log, "signing keys unreadable; keeping the current key",
+                  level=logging.ERROR, reason=str(exc))
+
     def _watch_store(self) -> None:
         """Health follows the store: NOT_SERVING while it cannot be read, so load
-        balancers route around this process; SERVING again once it recovers."""
+        balancers route around this process; SERVING again once it recovers. The same
+        loop picks up signing keys rotated by `idnode keys rotate`."""
         serving = True
         while not self._halt.wait(self.settings.store_check_interval_seconds):
+            self._check_keys()
             ok, why = self.ready()
             if self._halt.is_set():
                 return

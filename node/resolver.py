@@ -95,6 +95,7 @@ class Resolver:
         self._aliases: dict[str, Handle] = {}
         self._flights: dict[str, Future[Entry]] = {}  # gathering callers
         self._reading: dict[str, Future[Entry]] = {}  # reading L2 / the store
+        self._reading_generation: dict[str, int] = {}  # L1 generation when reading began
         self._flight_lock = threading.Lock()
         self._catch_up_lock = threading.Lock()
         self.applied_sequence = beacon.read()
@@ -227,41 +228,56 @@ class Resolver:
         if len(nonce) > MAX_NONCE_BYTES:
             raise InvalidArgument(f"nonce is longer than {MAX_NONCE_BYTES} bytes")
         signer = self.keys.active
-        if signer.key_id != entry.key_id:
-            raise InvalidArgument("signing key rotated; retry")  # pragma: no cover - rare
         digest = hashlib.sha256(entry.payload).digest()
         self.metrics.sign_nonce.inc()
-        # Appending a field to a serialised message is valid protobuf: the cached answer
-        # is reused as is, only the nonce_signature field is added after it.
         signature = signer.sign(nonce + digest)
-        return (entry.response or b"") + _NONCE_SIGNATURE_TAG + _varint(len(signature)) \
-            + signature
+        if signer.key_id == entry.key_id:
+            # Appending a field to a serialised message is valid protobuf: the cached
+            # answer is reused as is, only nonce_signature is added after it.
+            response = entry.response or b""
+        else:
+            # The view was signed before a key rotation: both signatures must come from
+            # the same key, so the payload is signed again with the active one.
+            self.metrics.sign_view.inc()
+            record = record_pb2.SignedRecord(payload=entry.payload,
+                                             signature=signer.sign(entry.payload),
+                                             key_id=signer.key_id, algorithm=signer.algorithm)
+            response = resolver_pb2.ResolveResponse(record=record,
+                                                     etag=entry.etag).SerializeToString()
+        return response + _NONCE_SIGNATURE_TAG + _varint(len(signature)) + signature
 
     def _load(self, handle: Handle, view: str, private_ok: bool, types: Collection[str],
               indexes: Collection[int]) -> Entry:
         """Build the entry once however many threads miss on it at the same time.
 
-        A caller only joins a flight that has not started reading yet: a flight whose
-        L2/store read began before a write was acknowledged may return the old answer,
-        and a caller that arrived after the acknowledgement must not get it. So per key
-        there is at most one flight reading and one gathering callers, which waits for
-        the reading one to finish and then reads for everyone who gathered.
+        A flight whose L2/store read began before a write was acknowledged may return
+        the old answer, and a caller that arrived after the acknowledgement must not get
+        it. So a caller joins a flight that is already reading only while no invalidation
+        has happened since that read began (the usual case: concurrent misses cost one
+        read); otherwise it gathers with others for one new read, which waits for the
+        reading flight to finish.
         """
         cache_key = handle.key + VIEW_SEP + view if view else handle.key
         with self._flight_lock:
-            flight = self._flights.get(cache_key)
-            leader = flight is None
-            if flight is None:
-                flight = self._flights[cache_key] = Future()
             reading = self._reading.get(cache_key)
-        if not leader:
-            return flight.result(_FLIGHT_TIMEOUT_SECONDS)
+            if reading is not None and \
+                    self._reading_generation.get(cache_key) == self.l1.invalidations:
+                joined: Future[Entry] | None = reading
+            else:
+                joined = self._flights.get(cache_key)
+                if joined is None:
+                    flight = self._flights[cache_key] = Future()
+        if joined is not None:
+            return joined.result(_FLIGHT_TIMEOUT_SECONDS)
         if reading is not None:
             with contextlib.suppress(BaseException):  # not our answer: we read anew
                 reading.result(_FLIGHT_TIMEOUT_SECONDS)
         with self._flight_lock:
             self._flights.pop(cache_key, None)  # from here on, newcomers gather anew
             self._reading[cache_key] = flight
+            # Read before the store read starts (in _build): an invalidation from now on
+            # makes newcomers gather for a fresh read instead of joining this one.
+            self._reading_generation[cache_key] = self.l1.invalidations
         try:
             entry = self._build(handle, view, private_ok, types, indexes)
             flight.set_result(entry)
@@ -273,6 +289,7 @@ class Resolver:
             with self._flight_lock:
                 if self._reading.get(cache_key) is flight:
                     del self._reading[cache_key]
+                    del self._reading_generation[cache_key]
 
     def _build(self, handle: Handle, view: str, private_ok: bool, types: Collection[str],
                indexes: Collection[int]) -> Entry:

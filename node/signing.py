@@ -108,9 +108,27 @@ class PublishedKey:
 class KeyRing:
     """The node's keys: one active signer and every key that must stay published."""
 
-    def __init__(self, active: Signer, published: list[PublishedKey]) -> None:
+    def __init__(self, active: Signer, published: list[PublishedKey],
+                 source: Path | None = None) -> None:
         self.active = active
         self._published = published
+        self._source = source
+        self._stamp = _stamp(source)
+
+    def reload_if_changed(self) -> bool:
+        """Pick up a rotation made by ``idnode keys rotate`` while the node runs.
+
+        True when the active key changed. A key directory that became unreadable keeps
+        the keys in use (and raises, so the caller can report it)."""
+        if self._source is None:
+            return False
+        stamp = _stamp(self._source)
+        if stamp == self._stamp:
+            return False
+        fresh = KeyRing.open(self._source.parent, create=False)
+        changed = fresh.active.key_id != self.active.key_id
+        self.active, self._published, self._stamp = fresh.active, fresh._published, stamp
+        return changed
 
     def published(self, now: float | None = None) -> list[PublishedKey]:
         at = time.time() if now is None else now
@@ -152,7 +170,14 @@ class KeyRing:
                 int(entry["not_before"]), entry.get("not_after"), bool(entry.get("active"))))
         if active is None:
             raise SigningKeyError(f"{meta_path} names no active key")
-        return cls(active, published)
+        return cls(active, published, meta_path)
+
+
+def _stamp(path: Path | None) -> int:
+    try:
+        return path.stat().st_mtime_ns if path is not None else 0
+    except OSError:
+        return 0
 
 
 def _load_private(path: Path, key_id: str) -> KeySigner:

@@ -1,0 +1,155 @@
+"""The resolve pipeline without I/O: caching, single flight, negative answers, views,
+invalidation from other processes, nonce answers across a key rotation."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from idnode.v1 import record_pb2, resolver_pb2
+from node.beacon import Beacon
+from node.cache import L1Cache
+from node.metrics import Metrics
+from node.resolver import Resolver
+from node.signing import KeyRing, KeySigner, PublishedKey
+from node.verify import verify
+from node.wire import keys_to_wire
+from registry.errors import NotFound, ValuesNotFound
+from registry.identifier import Prefix
+from registry.principals import Principal, Role
+from registry.registrar import Registrar
+from registry.stores.memory import MemoryStore
+from registry.values import Permissions, Value
+
+ADMIN = Principal("300:88.118/ADMIN", Role.NODE_ADMIN, "88.118")
+
+
+class CountingStore(MemoryStore):
+    def __init__(self, delay: float = 0.0) -> None:
+        super().__init__()
+        self.reads = 0
+        self.delay = delay
+
+    def get(self, key: str) -> Any:
+        self.reads += 1
+        time.sleep(self.delay)
+        return super().get(key)
+
+
+def make(store: MemoryStore | None = None, beacon: Beacon | None = None,
+         keys: KeyRing | None = None) -> tuple[Resolver, Registrar]:
+    store = store or CountingStore()
+    registrar = Registrar(store, Prefix.parse("88.118"))
+    resolver = Resolver(store, keys or KeyRing.ephemeral(), registrar, L1Cache(1000, 10**7),
+                        beacon or Beacon(None), Metrics(enabled=False), node_id="n",
+                        signature_validity_seconds=86400, resign_before_expiry_seconds=3600,
+                        l1_max_ttl_seconds=600, negative_ttl_seconds=30)
+    return resolver, registrar
+
+
+def record_of(entry: Any) -> record_pb2.Record:
+    return record_pb2.Record.FromString(entry.payload)
+
+
+def test_a_hit_returns_the_same_bytes_without_reading_the_store() -> None:
+    store = CountingStore()
+    resolver, registrar = make(store)
+    registrar.register(ADMIN, "88.118.8/A", [Value(1, "URL", "u")])
+    first = resolver.public("88.118.8/A")
+    second = resolver.public("88.118.8/a")
+    assert first.response == second.response and store.reads == 1
+
+
+def test_concurrent_misses_cause_one_store_read() -> None:
+    store = CountingStore(delay=0.05)
+    resolver, registrar = make(store)
+    registrar.register(ADMIN, "88.118.8/A", [Value(1, "URL", "u")])
+    threads = [threading.Thread(target=resolver.public, args=("88.118.8/A",))
+               for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert store.reads == 1
+
+
+def test_not_found_is_cached_until_a_registration_invalidates_it() -> None:
+    store = CountingStore()
+    resolver, registrar = make(store)
+    for _ in range(5):
+        with pytest.raises(NotFound):
+            resolver.public("88.118.8/LATER")
+    assert store.reads == 1
+    result = registrar.register(ADMIN, "88.118.8/LATER", [Value(1, "URL", "u")])
+    resolver.invalidate(result.key, result.sequence)
+    assert record_of(resolver.public("88.118.8/LATER")).handle == "88.118.8/LATER"
+
+
+def test_a_write_in_another_process_is_seen_through_the_shared_beacon() -> None:
+    store, beacon = CountingStore(), Beacon(None)
+    here, registrar = make(store, beacon)
+    there, _ = make(store, beacon)  # another process: own L1, same store and beacon
+    first = registrar.register(ADMIN, "88.118.8/A", [Value(1, "URL", "v1")])
+    assert record_of(here.public("88.118.8/A")).version == 1
+    second = registrar.update(ADMIN, "88.118.8/A", [Value(1, "URL", "v2")], first.etag)
+    there.invalidate(second.key, second.sequence)
+    assert record_of(here.public("88.118.8/A")).version == 2
+
+
+def test_private_values_and_filters_are_separate_views() -> None:
+    resolver, registrar = make()
+    private = Permissions(True, True, False, False)
+    registrar.register(ADMIN, "88.118.8/P", [Value(1, "URL", "u"), Value(2, "batchNo", "B7",
+                                                                       permissions=private)])
+    assert [v.index for v in record_of(resolver.public("88.118.8/P")).values] == [1]
+    full = resolver.resolve("88.118.8/P", principal=ADMIN)
+    assert [v.index for v in record_of(full).values] == [1, 2]
+    only = resolver.resolve("88.118.8/P", principal=ADMIN, types=["batchNo"])
+    assert [v.index for v in record_of(only).values] == [2]
+    with pytest.raises(ValuesNotFound):
+        resolver.resolve("88.118.8/P", types=["nothing"])
+    outsider = Principal("300:88.118.9/ADMIN", Role.PREFIX_OWNER, "88.118.9")
+    assert [v.index for v in record_of(resolver.resolve("88.118.8/P",
+                                                        principal=outsider)).values] == [1]
+
+
+def test_nonce_answers_after_a_rotation_are_signed_by_one_key() -> None:
+    keys = KeyRing.ephemeral()
+    resolver, registrar = make(keys=keys)
+    registrar.register(ADMIN, "88.118.8/N", [Value(1, "URL", "u")])
+    cached = resolver.public("88.118.8/N")  # signed by the first key
+    old = keys.published()[0]
+    new = KeySigner.generate("Ed25519")
+    keys.active = new
+    keys._published = [PublishedKey(old.key_id, old.algorithm, old.public_der,
+                                    old.not_before, None, False),
+                       PublishedKey(new.key_id, new.algorithm, new.public_key_der(), 0,
+                                    None, True)]
+    nonce = b"n" * 16
+    response = resolver_pb2.ResolveResponse.FromString(resolver.with_nonce(cached, nonce))
+    assert response.record.key_id == new.key_id
+    verify(response.record, keys_to_wire(keys.published()), nonce=nonce,
+           nonce_signature=response.nonce_signature)
+    assert hashlib.sha256(response.record.payload).digest()
+
+
+def test_a_caller_after_an_acknowledged_write_never_joins_an_older_read() -> None:
+    store = CountingStore()
+    resolver, registrar = make(store)
+    first = registrar.register(ADMIN, "88.118.8/A", [Value(1, "URL", "v1")])
+    store.delay = 0.2
+    slow: list[int] = []
+    reader = threading.Thread(target=lambda: slow.append(
+        record_of(resolver.public("88.118.8/A")).version))
+    reader.start()
+    time.sleep(0.05)  # the slow read of version 1 is under way
+    store.delay = 0.0
+    second = registrar.update(ADMIN, "88.118.8/A", [Value(1, "URL", "v2")], first.etag)
+    resolver.invalidate(second.key, second.sequence)  # ... acknowledged here
+    assert record_of(resolver.public("88.118.8/A")).version == 2
+    reader.join(5)
+    assert slow == [1]  # the reader that started before the write may see the old one
