@@ -35,9 +35,11 @@ class CountingStore(MemoryStore):
         self.delay = delay
 
     def get(self, key: str) -> Any:
+        """Reads, then takes ``delay`` to answer: a slow store whose answer may be old."""
         self.reads += 1
+        found = super().get(key)
         time.sleep(self.delay)
-        return super().get(key)
+        return found
 
 
 def make(store: MemoryStore | None = None, beacon: Beacon | None = None,
