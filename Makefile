@@ -21,6 +21,7 @@ lint: venv
 	.venv/bin/mypy
 
 bench: venv
+	scripts/system-deps.sh --bench
 	.venv/bin/python -m loadtest
 
 clean:

@@ -49,6 +49,8 @@ MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 BULK_BATCH_ROWS = 2000
 MAX_BULK_FAILURES_REPORTED = 10_000
 WATCH_PAGE = 500
+WRITE_METHODS = frozenset({"Register", "Update", "Delete", "BulkRegister", "AllocatePrefix",
+                           "PutTemplate"})
 WATCH_POLL_SECONDS = 0.05
 WATCH_IDLE_SECONDS = 1.0
 
@@ -123,11 +125,18 @@ class Services:
     def duration(self, method: str, started: float) -> None:
         self.metrics.duration(method).observe(time.perf_counter() - started)
 
-    def _failed(self, method: str, exc: BaseException, context: grpc.ServicerContext) -> NoReturn:
+    def _failed(self, method: str, exc: BaseException, context: grpc.ServicerContext,
+                request: Any = None) -> NoReturn:
+        """Count, log (internal errors always, refused writes in the audit log), answer."""
         mapping = mapping_for(exc)
         self.metrics.request(method, mapping.grpc_code.name).inc()
         if not isinstance(exc, IdnodeError):
             log.error("unexpected error in %s", method, exc_info=exc)
+        elif method in WRITE_METHODS:
+            event(audit, "write refused", logging.WARNING, method=method,
+                  code=mapping.grpc_code.name, reason=exc.message,
+                  handle=getattr(request, "handle", ""),
+                  request_id=getattr(request, "request_id", ""), peer=context.peer())
         _abort(context, exc)
 
     def batch_resolve(self, request: resolver_pb2.BatchResolveRequest,
@@ -328,21 +337,26 @@ class Services:
                                          sequence=self.registrar.store.last_sequence())
 
 
-def _unary(services: Services, method: str, fn: Callable[[Any, grpc.ServicerContext], Message],
-           request_type: type[Message]) -> grpc.RpcMethodHandler[Any, Any]:
+def _timed(services: Services, method: str, fn: Callable[[Any, grpc.ServicerContext], Message]
+           ) -> Callable[[Any, grpc.ServicerContext], Message]:
+    """Count and time a call, and translate its error through the one mapping table."""
     def handler(request: Any, context: grpc.ServicerContext) -> Message:
         started = time.perf_counter()
         try:
             response = fn(request, context)
         except Exception as exc:
             services.duration(method, started)
-            services._failed(method, exc, context)
+            services._failed(method, exc, context, request)
         services.metrics.request(method, "OK").inc()
         services.duration(method, started)
         return response
+    return handler
 
+
+def _unary(services: Services, method: str, fn: Callable[[Any, grpc.ServicerContext], Message],
+           request_type: type[Message]) -> grpc.RpcMethodHandler[Any, Any]:
     return grpc.unary_unary_rpc_method_handler(
-        handler, request_deserializer=_deserializer(request_type),
+        _timed(services, method, fn), request_deserializer=_deserializer(request_type),
         response_serializer=_serialize)
 
 
@@ -403,7 +417,7 @@ def handlers(services: Services) -> dict[str, dict[str, grpc.RpcMethodHandler[An
         "Delete": unary("Delete", services.delete, registry_pb2.DeleteRequest),
         "List": unary("List", services.list, registry_pb2.ListRequest),
         "BulkRegister": grpc.stream_unary_rpc_method_handler(
-            _stream_guard(services, "BulkRegister", services.bulk_register),
+            _timed(services, "BulkRegister", services.bulk_register),
             request_deserializer=registry_pb2.BulkRegisterRequest.FromString,
             response_serializer=_serialize),
         "AllocatePrefix": unary("AllocatePrefix", services.allocate_prefix,
@@ -422,22 +436,6 @@ def handlers(services: Services) -> dict[str, dict[str, grpc.RpcMethodHandler[An
     }
     return {"idnode.v1.Resolver": resolver, "idnode.v1.Registry": registry,
             "idnode.v1.Sync": sync}
-
-
-def _stream_guard(services: Services, method: str,
-                  fn: Callable[[Iterator[Any], grpc.ServicerContext], Message]
-                  ) -> Callable[[Iterator[Any], grpc.ServicerContext], Message]:
-    def handler(requests: Iterator[Any], context: grpc.ServicerContext) -> Message:
-        started = time.perf_counter()
-        try:
-            response = fn(requests, context)
-        except Exception as exc:
-            services.duration(method, started)
-            services._failed(method, exc, context)
-        services.metrics.request(method, "OK").inc()
-        services.duration(method, started)
-        return response
-    return handler
 
 
 def _stream_out_guard(services: Services, method: str,

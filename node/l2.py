@@ -351,26 +351,17 @@ class RedisL2:
         longer timeout and, when Redis looked healthy, a second attempt (the script is
         idempotent). If it still fails the invalidation is kept and retried in the
         background, and this process reads nothing from L2 until it went through."""
-        last: Exception | None = None
-        for _ in range(2 if self.breaker.up else 1):
-            try:
-                self._invalidate_script(
-                    keys=[KEY_PREFIX + key],
-                    args=[sequence, self.floor_ttl, CHANNEL, f"{self.origin}|{sequence}|{key}"],
-                    client=self._write_client)
-            except Exception as exc:
-                last = exc
-                continue
-            self._ok()
-            return True
-        assert last is not None
-        self._failed("invalidate", last)
-        self._defer(key, sequence)
-        return False
+        return self.invalidate_many(((key, sequence),))
+
+    def _queue_invalidation(self, client: Any, key: str, sequence: int) -> None:
+        self._invalidate_script(
+            keys=[KEY_PREFIX + key],
+            args=[sequence, self.floor_ttl, CHANNEL, f"{self.origin}|{sequence}|{key}"],
+            client=client)
 
     def invalidate_many(self, items: Sequence[tuple[str, int]]) -> bool:
-        """Like :meth:`invalidate` for every ``(key, sequence)``, pipelined in one round
-        trip, so a bulk import does not pay a Redis round trip per identifier."""
+        """:meth:`invalidate` for every ``(key, sequence)``, pipelined in one round trip,
+        so a bulk import does not pay a Redis round trip per identifier."""
         if not items:
             return True
         last: Exception | None = None
@@ -378,11 +369,7 @@ class RedisL2:
             try:
                 pipe = self._write_client.pipeline(transaction=False)
                 for key, sequence in items:
-                    self._invalidate_script(
-                        keys=[KEY_PREFIX + key],
-                        args=[sequence, self.floor_ttl, CHANNEL,
-                              f"{self.origin}|{sequence}|{key}"],
-                        client=pipe)
+                    self._queue_invalidation(pipe, key, sequence)
                 pipe.execute()
             except Exception as exc:
                 last = exc
@@ -416,10 +403,7 @@ class RedisL2:
             if overflow:
                 self._purge()
             for key, sequence in pending.items():
-                self._invalidate_script(
-                    keys=[KEY_PREFIX + key],
-                    args=[sequence, self.floor_ttl, CHANNEL, f"{self.origin}|{sequence}|{key}"],
-                    client=self._write_client)
+                self._queue_invalidation(self._write_client, key, sequence)
                 with self._pending_lock:
                     if self._pending.get(key) == sequence:
                         del self._pending[key]

@@ -2,9 +2,13 @@
 # Installs the servers the integration tests start on free ports (they never use a
 # server someone else started). Debian: redis-server from apt; PostgreSQL binaries are
 # looked up under /usr/lib/postgresql when a later suite needs them.
+# With --bench it also installs h2load (nghttp2-client), the load harness's C client.
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+if [ "${1:-}" = "--bench" ]; then
+  command -v h2load >/dev/null 2>&1 || need+=(nghttp2-client)
+fi
 [ ${#need[@]} -eq 0 ] && exit 0
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"

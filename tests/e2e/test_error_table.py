@@ -139,3 +139,17 @@ def test_unbuilt_methods_answer_unimplemented(client: Client) -> None:
     code, _ = code_of(client.registry.GetTemplate,
                       registry_pb2.GetTemplateRequest(prefix="88.118.8"), metadata=ADMIN)
     assert code == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_refused_writes_are_audit_logged_with_their_request_id(
+        client: Client, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    logging.getLogger("idnode").propagate = True
+    client.register("88.118.8/AUD", ("URL", "x"))
+    with caplog.at_level(logging.WARNING, logger="idnode.audit"):
+        code, _ = code_of(client.register, "88.118.8/AUD", ("URL", "y"), request_id="rid-aud")
+    assert code == grpc.StatusCode.ALREADY_EXISTS
+    refused = [r for r in caplog.records if r.getMessage() == "write refused"]
+    assert refused and refused[0].fields["request_id"] == "rid-aud"  # type: ignore[attr-defined]
+    assert refused[0].fields["code"] == "ALREADY_EXISTS"  # type: ignore[attr-defined]
