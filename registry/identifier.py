@@ -141,8 +141,3 @@ class Handle(NamedTuple):
 
     def __str__(self) -> str:
         return f"{self.prefix}/{self.suffix}"
-
-
-def handle_key(text: str) -> str:
-    """The lookup key of an identifier (parses, so it raises on malformed input)."""
-    return Handle.parse(text).key

@@ -34,7 +34,6 @@ from registry.principals import (
     generate_secret,
     hash_secret,
     identity_key,
-    parse_identity,
     verify_secret,
 )
 from registry.record import (
@@ -300,4 +299,4 @@ def _decode_token(token: str, prefix_key: str) -> str:
     return last
 
 
-__all__ = ["Allocation", "BulkRow", "Registrar", "parse_identity"]
+__all__ = ["Allocation", "BulkRow", "Registrar"]

@@ -174,9 +174,3 @@ def stamp(values: Iterable[Value], now: int) -> tuple[Value, ...]:
     return tuple(
         Value(v.index, v.type, v.data, v.ttl or DEFAULT_TTL_SECONDS, now, v.permissions)
         for v in values)
-
-
-def same_content(a: Value, b: Value) -> bool:
-    """Equal apart from the node-set timestamp."""
-    return (a.index, a.type, a.data, a.ttl, a.permissions) == (
-        b.index, b.type, b.data, b.ttl, b.permissions)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -181,5 +181,3 @@ def test_sqlite_keeps_everything_across_reopen_and_records_its_schema(tmp_path: 
     finally:
         s2.close()
 
-
-StoreFactory = Callable[[], Store]
