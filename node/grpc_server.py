@@ -62,6 +62,12 @@ def _authorization(context: grpc.ServicerContext) -> str | None:
     return None
 
 
+def _item_error(target: record_pb2.ItemError, exc: IdnodeError) -> None:
+    """A per-item failure (BatchResolve, BulkRegister), coded by the one mapping table."""
+    target.code = mapping_for(exc).grpc_code.value[0]
+    target.message = exc.message
+
+
 def _abort(context: grpc.ServicerContext, exc: BaseException) -> NoReturn:
     mapping = mapping_for(exc)
     context.abort(mapping.grpc_code, public_message(exc))
@@ -151,8 +157,7 @@ class Services:
             try:
                 entry = self.resolver.resolve(text, principal=principal)
             except IdnodeError as exc:
-                result.error.code = mapping_for(exc).grpc_code.value[0]
-                result.error.message = exc.message
+                _item_error(result.error, exc)
                 continue
             result.record.payload = entry.payload
             result.record.signature = entry.signature
@@ -226,9 +231,7 @@ class Services:
 
         def fail(row: int, handle: str, exc: IdnodeError) -> None:
             if len(response.failures) < MAX_BULK_FAILURES_REPORTED:
-                failure = response.failures.add(row=row, handle=handle)
-                failure.error.code = mapping_for(exc).grpc_code.value[0]
-                failure.error.message = exc.message
+                _item_error(response.failures.add(row=row, handle=handle).error, exc)
 
         def flush() -> None:
             results = self.registrar.register_many(principal, [item for _, item in batch])

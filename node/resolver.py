@@ -111,12 +111,7 @@ class Resolver:
         """A write to ``key`` committed as ``sequence``: drop it everywhere, then the
         caller may acknowledge. L2 goes first: a reader that fetched the old entry from
         L2 before the delete then finds L1's generation moved and does not keep it."""
-        self._note_write(key, sequence)
-        if self.l2 is not None:
-            self.l2.invalidate(key, sequence)
-        self.l1.invalidate(key)
-        self.metrics.cache_invalidations.labels("local").inc()
-        self.beacon.bump(sequence)
+        self.invalidate_many(((key, sequence),))
 
     def invalidate_many(self, items: Sequence[tuple[str, int]]) -> None:
         """:meth:`invalidate` for a batch of writes (bulk imports): one L2 round trip and

@@ -59,6 +59,15 @@ def _encode(v: Value) -> tuple[int, bytes]:
     return _KIND_ADMIN, f"{a.index}:{a.permissions}:{a.handle}".encode()
 
 
+_INSERT_VALUE = ("INSERT INTO record_values (key, idx, type, kind, data, ttl, ts, perms) "
+                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+
+
+def _value_row(key: str, v: Value) -> tuple[object, ...]:
+    """One record_values row; both write paths insert exactly these columns."""
+    return (key, v.index, v.type, *_encode(v), v.ttl, v.timestamp, v.permissions.to_bits())
+
+
 def _decode(kind: int, data: bytes) -> str | bytes | AdminRef:
     if kind == _KIND_TEXT:
         return bytes(data).decode("utf-8")
@@ -203,8 +212,7 @@ class SQLiteStore:
             changes.append((seq, Operation.REGISTER.value, key, display, 1,
                             values_to_json(values), write.principal, "", now))
             records.append((key, display, write.handle.prefix_key, 1, seq, now))
-            rows.extend((key, v.index, v.type, *_encode(v), v.ttl, v.timestamp,
-                         v.permissions.to_bits()) for v in values)
+            rows.extend(_value_row(key, v) for v in values)
             out.append(WriteResult(display, 1, etag_of(seq), seq, key=key))
         conn.executemany(
             "INSERT INTO changes (seq, op, key, handle, version, values_json, principal, "
@@ -212,9 +220,7 @@ class SQLiteStore:
         conn.executemany(
             "INSERT INTO records (key, handle, prefix_key, version, seq, updated_at) "
             "VALUES (?, ?, ?, ?, ?, ?)", records)
-        conn.executemany(
-            "INSERT INTO record_values (key, idx, type, kind, data, ttl, ts, perms) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        conn.executemany(_INSERT_VALUE, rows)
         return out
 
     def _apply(self, conn: sqlite3.Connection, write: Write, now: int) -> WriteResult:
@@ -254,11 +260,7 @@ class SQLiteStore:
                 "INSERT OR REPLACE INTO records (key, handle, prefix_key, version, seq, updated_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (key, display, write.handle.prefix_key, version, seq, now))
-            conn.executemany(
-                "INSERT INTO record_values (key, idx, type, kind, data, ttl, ts, perms) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(key, v.index, v.type, *_encode(v), v.ttl, v.timestamp,
-                  v.permissions.to_bits()) for v in values])
+            conn.executemany(_INSERT_VALUE, [_value_row(key, v) for v in values])
             result = WriteResult(display, version, etag_of(seq), seq, key=key)
         if write.request is not None:
             conn.execute(
