@@ -28,9 +28,9 @@ from typing import Any
 
 from idnode.v1 import resolver_pb2
 from node.app import Node, build
+from node.security.signing import KeySigner
 from node.settings import load
-from node.signing import KeySigner
-from registry.principals import Principal, Role
+from registry.access.principals import Principal, Role
 from registry.values import Value
 
 ADMIN = Principal("300:88.118/ADMIN", Role.NODE_ADMIN, "88.118")

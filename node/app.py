@@ -22,17 +22,17 @@ from grpc_health.v1 import health, health_pb2
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from node.auth import Authenticator
-from node.beacon import Beacon
-from node.cache import L1Cache
-from node.grpc_server import SERVICES, Services, build_server
-from node.http_server import HttpEndpoints, HttpServer
-from node.l2 import RedisL2
-from node.logs import configure, event
-from node.metrics import Metrics
-from node.resolver import Resolver
+from node.cache.beacon import Beacon
+from node.cache.l1 import L1Cache
+from node.cache.l2 import RedisL2
+from node.observe.logs import configure, event
+from node.observe.metrics import Metrics
+from node.rpc.server import SERVICES, Services, build_server
+from node.security.auth import Authenticator
+from node.security.signing import KeyRing, SigningKeyError
+from node.service.resolve import Resolver
 from node.settings import Settings
-from node.signing import KeyRing, SigningKeyError
+from node.web.server import HttpEndpoints, HttpServer
 from registry.registrar import Registrar
 from registry.store import Store
 from registry.stores.memory import MemoryStore

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from registry.access.principals import check_new_secret
 from registry.errors import IdnodeError
 from registry.identifier import Prefix
-from registry.principals import check_new_secret
 
 ENV_PREFIX = "IDNODE_"
 

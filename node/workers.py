@@ -43,7 +43,7 @@ def _prepare_shared_state(settings: Settings) -> None:
     """Migrate the store, create the first key and the admin once, before forking, so
     workers never race to create them."""
     from node.app import open_store
-    from node.signing import KeyRing
+    from node.security.signing import KeyRing
     from registry.registrar import Registrar
 
     store, beacon = open_store(settings)

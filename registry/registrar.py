@@ -14,16 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from registry.errors import (
-    IdnodeError,
-    InvalidArgument,
-    NotFound,
-    PermissionDenied,
-    StaleEtag,
-    Unauthenticated,
-)
-from registry.identifier import Handle, Prefix
-from registry.principals import (
+from registry.access.principals import (
     ADMIN_INDEX,
     ADMIN_SUFFIX,
     Principal,
@@ -36,6 +27,15 @@ from registry.principals import (
     identity_key,
     verify_secret,
 )
+from registry.errors import (
+    IdnodeError,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    StaleEtag,
+    Unauthenticated,
+)
+from registry.identifier import Handle, Prefix
 from registry.record import (
     ABSENT,
     Operation,

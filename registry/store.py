@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from registry.access.principals import StoredPrincipal
 from registry.errors import (
     AlreadyExists,
     IdnodeError,
@@ -19,7 +20,6 @@ from registry.errors import (
     StaleEtag,
 )
 from registry.identifier import Prefix
-from registry.principals import StoredPrincipal
 from registry.record import Change, Record, Write, WriteResult
 
 # Idempotency keys are kept at least this long (the contract says 24 h).

@@ -6,9 +6,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
+from registry.access.principals import StoredPrincipal, identity_key
 from registry.errors import AlreadyExists, IdnodeError
 from registry.identifier import Prefix
-from registry.principals import StoredPrincipal, identity_key
 from registry.record import Change, Record, Write, WriteResult, etag_of
 from registry.store import (
     REQUEST_RETENTION_SECONDS,

@@ -14,9 +14,9 @@ from contextlib import contextmanager, suppress
 from importlib import resources
 from pathlib import Path
 
+from registry.access.principals import Principal, Role, StoredPrincipal
 from registry.errors import AlreadyExists, IdnodeError
 from registry.identifier import Handle, Prefix
-from registry.principals import Principal, Role, StoredPrincipal
 from registry.record import (
     Change,
     Operation,
@@ -325,14 +325,14 @@ class SQLiteStore:
             raise AlreadyExists(f"principal {p.principal.id} already exists") from None
 
     def add_principal(self, principal: StoredPrincipal) -> None:
-        from registry.principals import identity_key
+        from registry.access.principals import identity_key
 
         with self._tx() as conn:
             self._insert_principal(conn, identity_key(principal.principal.id), principal)
 
     def allocate_prefix(self, prefix: Prefix, owner: StoredPrincipal, admin_record: Write,
                         now: int) -> WriteResult:
-        from registry.principals import identity_key
+        from registry.access.principals import identity_key
 
         with self._tx() as conn:
             try:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from registry.access.principals import Principal, Role, StoredPrincipal
 from registry.errors import AlreadyExists, InvalidArgument, NotFound, StaleEtag
 from registry.identifier import Handle, Prefix
-from registry.principals import Principal, Role, StoredPrincipal
 from registry.record import Operation, Precondition, RequestKey, Write
 from registry.store import Store
 from registry.stores.memory import MemoryStore

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from idnode.v1 import resolver_pb2
 from node.app import Node
-from node.signing import rotate
+from node.security.signing import rotate
 from node.verify import verify
 from tests.conftest import Client
 

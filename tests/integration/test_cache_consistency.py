@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from node.app import Node
-from node.beacon import Beacon
-from node.cache import Entry
-from node.l2 import KEY_PREFIX, RedisL2
-from node.metrics import Metrics
+from node.cache.beacon import Beacon
+from node.cache.l1 import Entry
+from node.cache.l2 import KEY_PREFIX, RedisL2
+from node.observe.metrics import Metrics
 from tests.conftest import Client, NodeFactory
 from tests.integration.helpers import l2_hits, resolve_version, sample, update, wait_until
 from tests.servers import RedisServer

@@ -13,7 +13,7 @@ import time
 import grpc
 import pytest
 
-from node.l2 import FORMAT_VERSION, KEY_PREFIX
+from node.cache.l2 import FORMAT_VERSION, KEY_PREFIX
 from tests.conftest import Client, NodeFactory
 from tests.integration.helpers import (
     is_not_found,

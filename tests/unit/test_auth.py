@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from node.auth import Authenticator, parse_basic
+from node.security.auth import Authenticator, parse_basic
 from registry.errors import Unauthenticated
 from registry.identifier import Prefix
 from registry.registrar import Registrar

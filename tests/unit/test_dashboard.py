@@ -3,7 +3,7 @@
 A dashboard query naming a metric the node does not expose draws an empty panel, with
 no error anywhere; a compose variable the node does not read is silently ignored; a
 scrape target on the wrong port shows the node as down. None of that fails a build
-unless it is checked here, against ``node.metrics.Metrics`` and ``node.settings.Settings``
+unless it is checked here, against ``node.observe.metrics.Metrics`` and ``node.settings.Settings``
 themselves.
 """
 
@@ -20,7 +20,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from node.metrics import Metrics
+from node.observe.metrics import Metrics
 from node.settings import ENV_PREFIX, Settings, load
 from tests.unit.test_metrics_lint import exercise, exposed_name
 

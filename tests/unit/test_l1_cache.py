@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from node.cache import VIEW_SEP, Entry, L1Cache
+from node.cache.l1 import VIEW_SEP, Entry, L1Cache
 
 
 def entry(size: int = 10, expires: float = 100.0) -> Entry:

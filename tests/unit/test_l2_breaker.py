@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from node.l2 import Breaker
+from node.cache.l2 import Breaker
 
 
 class FakeClock:

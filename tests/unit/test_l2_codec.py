@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from node.cache import Entry
-from node.l2 import FORMAT_VERSION, CodecError, decode, encode
+from node.cache.l1 import Entry
+from node.cache.l2 import FORMAT_VERSION, CodecError, decode, encode
 
 WALL, MONO = 1_760_000_000.0, 5_000.0
 

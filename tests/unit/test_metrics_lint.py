@@ -22,9 +22,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summ
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-import node.metrics as node_metrics
+import node.observe.metrics as node_metrics
 from idnode.v1 import registry_pb2, resolver_pb2, sync_pb2
-from node.metrics import Metrics
+from node.observe.metrics import Metrics
 
 NAME_RE = re.compile(r"^idnode_[a-z0-9]+_[a-z0-9_]+$")
 
@@ -48,7 +48,7 @@ INFO_EXCEPTIONS = frozenset({"idnode_build_info"})
 INTERNAL_LABELS = {"histogram": {"le"}, "gaugehistogram": {"le"}, "summary": {"quantile"}}
 
 # Label values the node passes where metrics.py has no constant for them (kept in step
-# with node/app.py, node/http_server.py, node/resolver.py and node/grpc_server.py).
+# with node/app.py, node/web/server.py, node/service/resolve.py and node/rpc/server.py).
 HTTP_ROUTES = ("/metrics", "/healthz", "/readyz", "/api/keys", "other")
 HTTP_CODES = ("200", "404", "503")
 INVALIDATION_SOURCES = ("local", "changelog", "redis")

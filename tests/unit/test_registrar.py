@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from registry.access.principals import Principal, Role
 from registry.errors import (
     AlreadyExists,
     InvalidArgument,
@@ -13,7 +14,6 @@ from registry.errors import (
     Unauthenticated,
 )
 from registry.identifier import Prefix
-from registry.principals import Principal, Role
 from registry.registrar import BulkRow, Registrar
 from registry.stores.memory import MemoryStore
 from registry.values import Value

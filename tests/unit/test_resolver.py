@@ -11,16 +11,16 @@ from typing import Any
 import pytest
 
 from idnode.v1 import record_pb2, resolver_pb2
-from node.beacon import Beacon
-from node.cache import L1Cache
-from node.metrics import Metrics
-from node.resolver import Resolver
-from node.signing import KeyRing, KeySigner, PublishedKey
+from node.cache.beacon import Beacon
+from node.cache.l1 import L1Cache
+from node.observe.metrics import Metrics
+from node.rpc.wire import keys_to_wire
+from node.security.signing import KeyRing, KeySigner, PublishedKey
+from node.service.resolve import Resolver
 from node.verify import verify
-from node.wire import keys_to_wire
+from registry.access.principals import Principal, Role
 from registry.errors import NotFound, ValuesNotFound
 from registry.identifier import Prefix
-from registry.principals import Principal, Role
 from registry.registrar import Registrar
 from registry.stores.memory import MemoryStore
 from registry.values import Permissions, Value

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from idnode.v1 import record_pb2
-from node.signing import ECDSA_P256, ED25519, KeyRing, KeySigner, SigningKeyError, rotate
+from node.rpc.wire import keys_to_wire
+from node.security.signing import ECDSA_P256, ED25519, KeyRing, KeySigner, SigningKeyError, rotate
 from node.verify import VerificationError, verify
-from node.wire import keys_to_wire
 
 
 def signed_by(signer: KeySigner, *, expires_in: int = 3600) -> record_pb2.SignedRecord:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from node.top import frame, parse, quantile
+from node.cli.top import frame, parse, quantile
 
 BEFORE = """
 # TYPE idnode_grpc_requests_total counter

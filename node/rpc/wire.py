@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from idnode.v1 import record_pb2, sync_pb2
-from node.signing import PublishedKey
+from node.security.signing import PublishedKey
 from registry.errors import InvalidValue
 from registry.record import Change, Operation, Record
 from registry.values import (

@@ -17,8 +17,8 @@ import time
 import urllib.parse
 from collections.abc import Callable
 
+from registry.access.principals import Principal
 from registry.errors import IdnodeError, Unauthenticated
-from registry.principals import Principal
 from registry.registrar import Registrar
 
 MAX_HEADER_CHARS = 4096

@@ -16,7 +16,7 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from node.signing import KeyRing
+from node.security.signing import KeyRing
 
 log = logging.getLogger("idnode.http")
 

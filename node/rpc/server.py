@@ -21,13 +21,14 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from idnode.v1 import record_pb2, registry_pb2, resolver_pb2, sync_pb2
-from node.auth import Authenticator
 from node.errors import Unimplemented, mapping_for, public_message
-from node.logs import AUDIT, event
-from node.metrics import Metrics
-from node.resolver import Resolver
-from node.signing import KeyRing
-from node.wire import change_to_wire, keys_to_wire, values_from_wire
+from node.observe.logs import AUDIT, event
+from node.observe.metrics import Metrics
+from node.rpc.wire import change_to_wire, keys_to_wire, values_from_wire
+from node.security.auth import Authenticator
+from node.security.signing import KeyRing
+from node.service.resolve import Resolver
+from registry.access.principals import Principal, Role
 from registry.errors import (
     IdnodeError,
     InvalidArgument,
@@ -36,7 +37,6 @@ from registry.errors import (
     Unauthenticated,
 )
 from registry.identifier import Prefix
-from registry.principals import Principal, Role
 from registry.record import WriteResult
 from registry.registrar import BulkRow, Registrar
 

@@ -20,15 +20,15 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import Future
 
 from idnode.v1 import record_pb2, resolver_pb2
-from node.beacon import Beacon
-from node.cache import VIEW_SEP, Entry, L1Cache
-from node.l2 import SharedCache
-from node.metrics import Metrics
-from node.signing import KeyRing
-from node.wire import record_to_wire
+from node.cache.beacon import Beacon
+from node.cache.l1 import VIEW_SEP, Entry, L1Cache
+from node.cache.l2 import SharedCache
+from node.observe.metrics import Metrics
+from node.rpc.wire import record_to_wire
+from node.security.signing import KeyRing
+from registry.access.principals import Principal
 from registry.errors import InvalidArgument, NotFound, ValuesNotFound
 from registry.identifier import Handle
-from registry.principals import Principal
 from registry.registrar import Registrar
 from registry.store import Store
 from registry.views import visible

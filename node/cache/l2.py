@@ -10,7 +10,7 @@ one request probes it.
 Layout (all names versioned, so a format change is a new namespace, not a crash):
 
 * ``idnode:v1:rec:<identifier key>`` — a HASH per identifier. Field ``""`` is the full
-  public view, other fields are view ids (see :func:`node.resolver.view_id`); one DEL
+  public view, other fields are view ids (see :func:`node.service.resolve.view_id`); one DEL
   drops every view of an identifier. Field ``~seq`` is the *floor*: the change-log
   sequence of the newest write known for the identifier. An entry older than the floor
   is never stored and never served. The hash lives as long as its longest-lived field.
@@ -41,8 +41,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from node.cache import Entry
-from node.metrics import Metrics
+from node.cache.l1 import Entry
+from node.observe.metrics import Metrics
 
 log = logging.getLogger("idnode.cache")
 

@@ -164,7 +164,7 @@ def top(url: Annotated[str, typer.Option(help="The node's metrics URL.")]
         frames: Annotated[int, typer.Option(help="Stop after N frames (0: run until Ctrl-C).")]
         = 0) -> None:
     """Live throughput, latency and cache hit ratio of a running node."""
-    from node.top import run
+    from node.cli.top import run
 
     try:
         run(url, interval_seconds, frames or None)
@@ -187,7 +187,7 @@ def _key_dir(data_dir: str | None, key_dir: str | None) -> str:
 def keys_list(data_dir: Annotated[str | None, typer.Option()] = None,
               key_dir: Annotated[str | None, typer.Option()] = None) -> None:
     """List the keys in the key directory."""
-    from node.signing import KeyRing, SigningKeyError
+    from node.security.signing import KeyRing, SigningKeyError
 
     try:
         ring = KeyRing.open(_key_dir(data_dir, key_dir), create=False)
@@ -206,7 +206,7 @@ def keys_rotate(data_dir: Annotated[str | None, typer.Option()] = None,
                 retire_after_seconds: Annotated[int, typer.Option()] = 2 * 86400) -> None:
     """Make a new active key; the old one stays published for --retire-after-seconds.
     Running nodes pick the new key up when restarted."""
-    from node.signing import ALGORITHMS, rotate
+    from node.security.signing import ALGORITHMS, rotate
 
     if algorithm not in ALGORITHMS:
         _die(f"algorithm must be one of {', '.join(ALGORITHMS)}")

@@ -1,0 +1,1 @@
+"""Who is calling and how answers are signed: credentials → principals, signing keys."""
