@@ -48,7 +48,7 @@ def make_node(data_dir: Path, **overrides: object) -> Node:
 
 
 def populate(node: Node, handles: Sequence[str]) -> None:
-    principal = node.services.auth.principal(ADMIN[0][1])
+    principal = node.core.auth.principal(ADMIN[0][1])
     for start in range(0, len(handles), 500):
         rows = [BulkRow(h, (Value(1, "URL", f"https://example.com/{h}"),
                             Value(2, "productName", "bench"))) for h in handles[start:start + 500]]

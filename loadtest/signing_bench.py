@@ -1,6 +1,6 @@
 """Signing benchmark: ``python -m loadtest.signing_bench`` (a measurement, not a test).
 
-Drives the real Resolve handler (``Services.resolve_raw``) in process, so the figures are
+Drives the real Resolve handler (``ResolverServicer.resolve_raw``) in process, so the figures are
 the node's own work per call, not gRPC's (~200 µs per call on this machine, see
 docs/PERFORMANCE.md), and compares:
 
@@ -92,7 +92,7 @@ def _measure(node: Node, ids: int, hot_calls: int) -> dict[str, float]:
     nonce = resolver_pb2.ResolveRequest(handle=handles[0],
                                         nonce=os.urandom(16)).SerializeToString()
     ctx: Any = Context()
-    handler = node.services.resolve_raw
+    handler = node.services.resolver.resolve_raw
     real = node.keys.active
     signatures = node.metrics.signing_ops.labels("view")
     gc.collect()
@@ -119,7 +119,7 @@ def cold_calls(node: Node, requests: list[bytes]) -> Callable[[], object]:
 
     def call() -> object:
         node.resolver.l1.clear()
-        return node.services.resolve_raw(next(cycle), ctx)
+        return node.services.resolver.resolve_raw(next(cycle), ctx)
 
     return call
 

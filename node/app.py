@@ -30,7 +30,10 @@ from node.observe.metrics import Metrics
 from node.rpc.server import SERVICES, Services, build_server
 from node.security.auth import Authenticator
 from node.security.signing import KeyRing, SigningKeyError
+from node.service.core import Core
+from node.service.follow import Follow
 from node.service.resolve import Resolver
+from node.service.writes import Writes
 from node.settings import Settings
 from node.web.server import HttpEndpoints, HttpServer
 from registry.registrar import Registrar
@@ -52,12 +55,14 @@ class Node:
     keys: KeyRing
     registrar: Registrar
     resolver: Resolver
+    core: Core
     services: Services
     metrics: Metrics
     beacon: Beacon
     server: grpc.Server
     health: health.HealthServicer
     grpc_port: int
+    auth: Authenticator | None = None
     http: HttpServer | None = None
     metrics_http: HttpServer | None = None
     l2: RedisL2 | None = None
@@ -142,6 +147,8 @@ class Node:
         for part in (self.http, self.metrics_http):
             if part is not None:
                 part.stop()
+        if self.auth is not None:
+            self.auth.close()
         if self.l2 is not None:
             self.l2.close()
         self.store.close()
@@ -196,9 +203,12 @@ def build(settings: Settings, *, reuse_port: bool = False,
             resign_before_expiry_seconds=settings.resign_before_expiry_seconds,
             l1_max_ttl_seconds=settings.l1_max_ttl_seconds,
             negative_ttl_seconds=settings.negative_ttl_seconds, l2=l2)
-        auth = Authenticator(registrar)
-        services = Services(registrar, resolver, auth, keys, metrics,
-                            max_batch_handles=settings.max_batch_handles,
+        auth = Authenticator(store.get_principal)
+        writes = Writes(registrar, resolver, auth, metrics)
+        follow = Follow(store, beacon, registrar.policy, auth, metrics)
+        core = Core(registrar, resolver, writes, follow, auth, keys,
+                    max_batch_handles=settings.max_batch_handles)
+        services = Services(core, metrics,
                             access_log_sample_ratio=settings.access_log_sample_ratio)
         server, health_servicer = build_server(services, threads=settings.grpc_threads,
                                                reuse_port=reuse_port)
@@ -209,8 +219,8 @@ def build(settings: Settings, *, reuse_port: bool = False,
             port = 0
         if port == 0:
             raise StartupError(f"setting grpc_listen: cannot listen on {settings.grpc_listen}")
-        node = Node(settings, store, keys, registrar, resolver, services, metrics, beacon,
-                    server, health_servicer, port, l2=l2)
+        node = Node(settings, store, keys, registrar, resolver, core, services, metrics,
+                    beacon, server, health_servicer, port, auth=auth, l2=l2)
         exposed = metrics.registry
         if metrics_dir is not None:
             exposed = CollectorRegistry()

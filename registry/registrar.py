@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from registry.access.policy import AccessPolicy, Action, PrefixRolePolicy, Target
 from registry.access.principals import (
     ADMIN_INDEX,
     ADMIN_SUFFIX,
@@ -31,7 +32,6 @@ from registry.errors import (
     IdnodeError,
     InvalidArgument,
     NotFound,
-    PermissionDenied,
     StaleEtag,
     Unauthenticated,
 )
@@ -77,10 +77,11 @@ class BulkRow(NamedTuple):
 class Registrar:
     """Rules of writing: who may write where, how values merge, idempotency."""
 
-    def __init__(self, store: Store, node_prefix: Prefix,
+    def __init__(self, store: Store, node_prefix: Prefix, policy: AccessPolicy | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.node_prefix = node_prefix
+        self.policy: AccessPolicy = policy or PrefixRolePolicy(node_prefix)
         self._clock = clock
 
     def _now(self) -> int:
@@ -96,13 +97,20 @@ class Registrar:
             raise NotFound(f"prefix {handle.prefix} is not served by this node "
                            f"(it serves {self.node_prefix.text})", referral_prefix=handle.prefix)
 
-    def _authorize_write(self, principal: Principal | None, handle: Handle) -> Principal:
+    def _authorize(self, principal: Principal | None, action: Action,
+                   handle: Handle) -> Principal:
+        """Credentials first (an anonymous write is Unauthenticated wherever it aims), then
+        whether this node serves the prefix, then the policy's verdict."""
         if principal is None:
-            raise Unauthenticated("writing requires credentials (authorization metadata)")
+            return self.policy.check(None, action, Target(handle.prefix_key))
         self.check_served(handle)
-        if not principal.can_write(handle.prefix_key):
-            raise PermissionDenied(f"{principal.id} has no rights on prefix {handle.prefix}")
-        return principal
+        return self.policy.check(principal, action,
+                                 Target(handle.prefix_key, handle.prefix))
+
+    def can_read_private(self, principal: Principal | None, handle: Handle) -> bool:
+        """Whether ``principal`` sees values without public_read on ``handle``."""
+        return principal is not None and self.policy.allows(
+            principal, Action.READ_PRIVATE, Target(handle.prefix_key, handle.prefix))
 
     def authenticate(self, identity: str, secret: str) -> Principal:
         """Check ``identity``'s secret; every failure is the same Unauthenticated."""
@@ -141,7 +149,7 @@ class Registrar:
     def register(self, principal: Principal | None, handle_text: str,
                  values: Iterable[Value], request_id: str = "") -> WriteResult:
         handle = Handle.parse(handle_text)
-        who = self._authorize_write(principal, handle)
+        who = self._authorize(principal, Action.REGISTER, handle)
         vals = validate_values(values)
         request = self._request_key(who, request_id, Operation.REGISTER, handle,
                                     _content(vals))
@@ -158,7 +166,7 @@ class Registrar:
         for i, row in enumerate(rows):
             try:
                 handle = Handle.parse(row.handle)
-                who = self._authorize_write(principal, handle)
+                who = self._authorize(principal, Action.REGISTER, handle)
                 vals = stamp(validate_values(row.values), now)
             except IdnodeError as exc:
                 out[i] = exc
@@ -187,7 +195,7 @@ class Registrar:
     def update(self, principal: Principal | None, handle_text: str, values: Iterable[Value],
                etag: str, *, merge: bool = False, request_id: str = "") -> WriteResult:
         handle = Handle.parse(handle_text)
-        who = self._authorize_write(principal, handle)
+        who = self._authorize(principal, Action.UPDATE, handle)
         incoming = validate_values(values)
         request = self._request_key(who, request_id, Operation.UPDATE, handle,
                                     f"{merge}{etag}{_content(incoming)}")
@@ -206,7 +214,7 @@ class Registrar:
     def delete(self, principal: Principal | None, handle_text: str, etag: str,
                indexes: Iterable[int] = (), request_id: str = "") -> WriteResult:
         handle = Handle.parse(handle_text)
-        who = self._authorize_write(principal, handle)
+        who = self._authorize(principal, Action.DELETE, handle)
         drop = set(indexes)
         request = self._request_key(who, request_id, Operation.DELETE, handle,
                                     f"{etag}{sorted(drop)}")
@@ -234,11 +242,10 @@ class Registrar:
         """One page of identifiers under a prefix; listing needs rights on the prefix."""
         prefix = Prefix.parse(prefix_text)
         if principal is None:
-            raise Unauthenticated("listing identifiers requires credentials")
+            self.policy.check(None, Action.LIST, Target.prefix(prefix))
         if not self.serves(prefix.key):
             raise NotFound(f"prefix {prefix.text} is not served by this node")
-        if not principal.can_read_private(prefix.key):
-            raise PermissionDenied(f"{principal.id} has no rights on prefix {prefix.text}")
+        self.policy.check(principal, Action.LIST, Target.prefix(prefix))
         if page_size > MAX_PAGE_SIZE:
             raise InvalidArgument(f"page_size is at most {MAX_PAGE_SIZE}")
         size = page_size or DEFAULT_PAGE_SIZE
@@ -252,10 +259,7 @@ class Registrar:
 
     def allocate_prefix(self, principal: Principal | None, prefix_text: str,
                         owner_secret: str = "") -> Allocation:
-        if principal is None:
-            raise Unauthenticated("allocating a prefix requires the node admin's credentials")
-        if principal.role is not Role.NODE_ADMIN:
-            raise PermissionDenied("only the node admin may allocate prefixes")
+        principal = self.policy.check(principal, Action.ALLOCATE_PREFIX, Target.node())
         prefix = Prefix.parse(prefix_text)
         if prefix.key == self.node_prefix.key or not self.node_prefix.contains(prefix.key):
             raise InvalidArgument(

@@ -203,7 +203,7 @@ class Resolver:
         if self._beacon_read() != self.applied_sequence:
             self.catch_up()
         handle = self.parse(text)
-        private_ok = principal is not None and principal.can_read_private(handle.prefix_key)
+        private_ok = self.registrar.can_read_private(principal, handle)
         view = view_id(private_ok, types, indexes)
         cache_key = handle.key + VIEW_SEP + view if view else handle.key
         entry = self._l1_get(cache_key, self.monotonic())

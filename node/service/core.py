@@ -1,0 +1,91 @@
+"""The application: one object every front door holds, and the only way in.
+
+``Core`` owns no state of its own; it gives each use case the same collaborators
+(store, caches, key ring, access policy, credentials, metrics) that the composition root
+(:func:`node.app.build`) assembled once, so a resolve or a write behaves identically
+through gRPC, HTTP or any later door.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from node.cache.l1 import Entry
+from node.security.signing import KeyRing, PublishedKey
+from node.service.caller import Caller
+from node.service.follow import Follow
+from node.service.resolve import Resolver
+from node.service.writes import Authenticate, Writes
+from registry.errors import IdnodeError, InvalidArgument
+from registry.registrar import Registrar
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """What the node reports upward (GetStats)."""
+
+    prefixes: int
+    identifiers: int
+    sequence: int
+
+
+class Core:
+    """Resolve, write, follow and administer, for any front door."""
+
+    def __init__(self, registrar: Registrar, resolver: Resolver, writes: Writes,
+                 follow: Follow, auth: Authenticate, keys: KeyRing, *,
+                 max_batch_handles: int = 100) -> None:
+        self.registrar = registrar
+        self.resolver = resolver
+        self.writes = writes
+        self.follow = follow
+        self.auth = auth
+        self.keys = keys
+        self.max_batch_handles = max_batch_handles
+        # The hot path, bound once: an anonymous, unfiltered resolve of one identifier.
+        self.public = resolver.public
+
+    # --- reads -------------------------------------------------------------------------
+
+    def resolve(self, caller: Caller, handle: str, *, types: Sequence[str] = (),
+                indexes: Sequence[int] = ()) -> Entry:
+        """The view ``caller`` may see, filtered by ``types``/``indexes`` (their union)."""
+        principal = self.auth.principal(caller.authorization)
+        return self.resolver.resolve(handle, principal=principal, types=types,
+                                     indexes=indexes)
+
+    def batch_resolve(self, caller: Caller,
+                      handles: Sequence[str]) -> list[Entry | IdnodeError]:
+        """Each identifier's answer or error, in request order (bounded)."""
+        if len(handles) > self.max_batch_handles:
+            raise InvalidArgument(f"BatchResolve takes at most {self.max_batch_handles} "
+                                  f"handles, got {len(handles)}")
+        principal = self.auth.principal(caller.authorization)
+        out: list[Entry | IdnodeError] = []
+        for text in handles:
+            try:
+                out.append(self.resolver.resolve(text, principal=principal))
+            except IdnodeError as exc:
+                out.append(exc)
+        return out
+
+    def with_nonce(self, entry: Entry, nonce: bytes) -> bytes:
+        """``entry``'s answer with a fresh signature binding ``nonce`` to its payload."""
+        return self.resolver.with_nonce(entry, nonce)
+
+    def list_handles(self, caller: Caller, prefix: str, page_size: int = 0,
+             page_token: str = "") -> tuple[list[str], str]:
+        principal = self.auth.principal(caller.authorization)
+        return self.registrar.list(principal, prefix, page_size, page_token)
+
+    def signing_keys(self) -> list[PublishedKey]:
+        return self.keys.published()
+
+    def stats(self) -> Stats:
+        store = self.registrar.store
+        counts = store.counts()
+        return Stats(counts.prefixes, counts.identifiers, store.last_sequence())
+
+
+__all__ = ["Core", "Stats"]

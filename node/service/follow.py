@@ -1,0 +1,94 @@
+"""The change feed that mirrors, standbys and the top-level node follow.
+
+Followers see private values, so following needs rights (asked of the access policy):
+the whole log for the node admin, one prefix for whoever holds rights on it. An open
+feed holds a server thread, so their number is bounded.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+from node.cache.beacon import Beacon
+from node.observe.metrics import Metrics
+from node.service.caller import Caller
+from node.service.writes import Authenticate
+from registry.access.policy import AccessPolicy, Action, Target
+from registry.errors import ResourceExhausted
+from registry.identifier import Prefix
+from registry.record import Change
+from registry.store import Store
+
+PAGE = 500
+POLL_SECONDS = 0.05
+IDLE_SECONDS = 1.0
+
+
+class Follow:
+    """Changes after a sequence, then new ones as they commit, until told to stop."""
+
+    def __init__(self, store: Store, beacon: Beacon, policy: AccessPolicy, auth: Authenticate,
+                 metrics: Metrics, *, max_followers: int = 8) -> None:
+        self.store = store
+        self.beacon = beacon
+        self.policy = policy
+        self.auth = auth
+        self.metrics = metrics
+        self.max_followers = max_followers
+        self._followers = 0
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+
+    def changes(self, caller: Caller, sequence: int, prefix_text: str = "",
+                active: Callable[[], bool] = lambda: True) -> Iterator[Change]:
+        """Check rights and the bound before the first change is read, then stream.
+
+        Raises before yielding anything when the caller may not follow; the generator
+        ends when ``active()`` turns false or the node stops (followers resume by
+        sequence).
+        """
+        principal = self.auth.principal(caller.authorization)
+        prefix = Prefix.parse(prefix_text) if prefix_text else None
+        target = Target.prefix(prefix) if prefix is not None else Target.node()
+        self.policy.check(principal, Action.FOLLOW, target)
+        return self._stream(sequence, prefix, active)
+
+    def _stream(self, sequence: int, prefix: Prefix | None,
+                active: Callable[[], bool]) -> Iterator[Change]:
+        # Counted from the first read on: a feed that is never iterated holds nothing.
+        with self._lock:
+            if self._followers >= self.max_followers:
+                raise ResourceExhausted(f"at most {self.max_followers} change followers")
+            self._followers += 1
+            self.metrics.followers.set(self._followers)
+        try:
+            while active() and not self._stopping.is_set():
+                changes = self.store.changes_since(sequence, PAGE)
+                for change in changes:
+                    sequence = change.sequence
+                    if prefix is None or prefix.contains(change.key.partition("/")[0]):
+                        yield change
+                self.metrics.follower_lag.set(max(0, self.beacon.read() - sequence))
+                if len(changes) < PAGE:
+                    self._wait(sequence)
+        finally:
+            with self._lock:
+                self._followers -= 1
+                self.metrics.followers.set(self._followers)
+
+    def _wait(self, sequence: int) -> None:
+        """Until the host's beacon says something newer committed, or a short idle
+        period passed (so a closed stream is noticed)."""
+        deadline = time.monotonic() + IDLE_SECONDS
+        while (self.beacon.read() <= sequence and time.monotonic() < deadline
+               and not self._stopping.is_set()):
+            self._stopping.wait(POLL_SECONDS)
+
+    def stop(self) -> None:
+        """End every feed (graceful shutdown)."""
+        self._stopping.set()
+
+
+__all__ = ["Follow"]
