@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -33,18 +34,18 @@ class Record:
         return min((v.ttl for v in self.values), default=0)
 
 
+_ETAG = re.compile(r"s(?:0|[1-9a-f][0-9a-f]{0,15})")
+
+
 def etag_of(sequence: int) -> str:
     return f"s{sequence:x}"
 
 
 def parse_etag(etag: str) -> int | None:
     """The sequence an etag names, or None for anything that is not one of ours."""
-    if len(etag) < 2 or etag[0] != "s":
+    if _ETAG.fullmatch(etag) is None:  # exactly what etag_of writes: s0x36 is not s36
         return None
-    try:
-        return int(etag[1:], 16)
-    except ValueError:
-        return None
+    return int(etag[1:], 16)
 
 
 class Operation(enum.Enum):

@@ -293,12 +293,15 @@ def _encode_token(prefix_key: str, last_key: str) -> str:
 
 
 def _decode_token(token: str, prefix_key: str) -> str:
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode("utf-8")
+    try:  # validate=True: characters outside the URL-safe alphabet are an error
+        raw = base64.b64decode(token + "=" * (-len(token) % 4), altchars=b"-_",
+                               validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidArgument("page_token is malformed") from None
+        raise InvalidArgument("page_token is malformed (not issued by this node)") from None
     token_prefix, sep, last = raw.partition("\n")
-    if not sep or token_prefix != prefix_key:
+    if not sep:
+        raise InvalidArgument("page_token is malformed (not issued by this node)")
+    if token_prefix != prefix_key:
         raise InvalidArgument("page_token belongs to another listing")
     return last
 

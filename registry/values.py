@@ -105,7 +105,7 @@ def _check_type(v: Value) -> None:
         raise InvalidValue(f"{where} has a type longer than {MAX_TYPE_CHARS} characters")
     if _TYPE.fullmatch(v.type) is None:
         raise InvalidValue(f"{where} has a type with whitespace or control characters")
-    if v.type in FORBIDDEN_TYPES:
+    if v.type.upper() in FORBIDDEN_TYPES:  # hs_seckey is HS_SECKEY to Handle clients
         raise InvalidValue(
             f"{where}: {v.type} values are not accepted (secrets are kept hashed by the node)")
     if len(_GOOD_TYPES) >= _MAX_GOOD_TYPES:
