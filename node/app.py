@@ -192,7 +192,8 @@ def build(settings: Settings, *, reuse_port: bool = False,
         # Creating the client does no I/O; an unreachable Redis only degrades the cache.
         l2 = None
         if settings.redis_url:
-            l2 = RedisL2(settings.redis_url, metrics, timeout_ms=settings.redis_timeout_ms,
+            l2 = RedisL2(settings.redis_url, metrics, store_id=store.store_id(),
+                         timeout_ms=settings.redis_timeout_ms,
                          retry_after_ms=settings.redis_retry_after_ms,
                          floor_ttl_seconds=settings.redis_floor_ttl_seconds,
                          invalidate_timeout_ms=settings.redis_invalidate_timeout_ms)

@@ -9,12 +9,16 @@ one request probes it.
 
 Layout (all names versioned, so a format change is a new namespace, not a crash):
 
-* ``idnode:v1:rec:<identifier key>`` — a HASH per identifier. Field ``""`` is the full
+Every name starts with ``idnode:v1:<store id>:``: the store id is a random id a store
+gets when it is created, so nodes that share one Redis but not one store never see
+each other's answers (or invalidations); nodes on one store share one namespace.
+
+* ``idnode:v1:<store id>:rec:<identifier key>`` — a HASH per identifier. Field ``""`` is the full
   public view, other fields are view ids (see :func:`node.service.resolve.view_id`); one DEL
   drops every view of an identifier. Field ``~seq`` is the *floor*: the change-log
   sequence of the newest write known for the identifier. An entry older than the floor
   is never stored and never served. The hash lives as long as its longest-lived field.
-* ``idnode:v1:invalidate`` — the pub/sub channel; each message is
+* ``idnode:v1:<store id>:invalidate`` — the pub/sub channel; each message is
   ``<origin>|<sequence>|<key>`` (an empty key means "drop everything").
 
 Why a floor instead of a plain DEL: a reader that read the store just before a write
@@ -47,8 +51,17 @@ from node.observe.metrics import Metrics
 log = logging.getLogger("idnode.cache")
 
 NAMESPACE = "idnode:v1:"
-KEY_PREFIX = NAMESPACE + "rec:"
-CHANNEL = NAMESPACE + "invalidate"
+
+
+def key_prefix(store_id: str) -> str:
+    """Where the entries of the store named ``store_id`` live."""
+    return f"{NAMESPACE}{store_id}:rec:"
+
+
+def channel(store_id: str) -> str:
+    """Where invalidations of the store named ``store_id`` are published."""
+    return f"{NAMESPACE}{store_id}:invalidate"
+
 FLOOR_FIELD = "~seq"  # view ids never start with "~" (they are "", "a;..." or "p;...")
 FORMAT_VERSION = 1
 # Invalidations that could not reach Redis are kept (newest sequence per key) and
@@ -231,12 +244,14 @@ class SharedCache(Protocol):
 class RedisL2:
     """The Redis implementation of :class:`SharedCache`."""
 
-    def __init__(self, url: str, metrics: Metrics, *, timeout_ms: int, retry_after_ms: int,
-                 floor_ttl_seconds: int, invalidate_timeout_ms: int = 1000,
+    def __init__(self, url: str, metrics: Metrics, *, store_id: str, timeout_ms: int,
+                 retry_after_ms: int, floor_ttl_seconds: int, invalidate_timeout_ms: int = 1000,
                  clock: Callable[[], float] = time.time,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.url = url
         self.metrics = metrics
+        self.key_prefix = key_prefix(store_id)
+        self.channel = channel(store_id)
         self.timeout = timeout_ms / 1000
         self.floor_ttl = floor_ttl_seconds
         # A reader slower than this between store read and set might outlive the floor.
@@ -297,7 +312,7 @@ class RedisL2:
         if self._pending or not self.breaker.allow():
             return None
         try:
-            raw, floor = self.client.hmget(KEY_PREFIX + key, [view, FLOOR_FIELD])
+            raw, floor = self.client.hmget(self.key_prefix + key, [view, FLOOR_FIELD])
         except Exception as exc:  # any Redis failure is a miss
             self._failed("get", exc)
             return None
@@ -333,7 +348,7 @@ class RedisL2:
         value = encode(entry, sequence, wall_now=self.clock(), mono_now=mono)
         try:
             stored = self._set_script(
-                keys=[KEY_PREFIX + key],
+                keys=[self.key_prefix + key],
                 args=[view, value, sequence, ttl, "1" if entry.response is not None else "0"])
         except Exception as exc:
             self._failed("set", exc)
@@ -355,8 +370,8 @@ class RedisL2:
 
     def _queue_invalidation(self, client: Any, key: str, sequence: int) -> None:
         self._invalidate_script(
-            keys=[KEY_PREFIX + key],
-            args=[sequence, self.floor_ttl, CHANNEL, f"{self.origin}|{sequence}|{key}"],
+            keys=[self.key_prefix + key],
+            args=[sequence, self.floor_ttl, self.channel, f"{self.origin}|{sequence}|{key}"],
             client=client)
 
     def invalidate_many(self, items: Sequence[tuple[str, int]]) -> bool:
@@ -424,12 +439,12 @@ class RedisL2:
         """Too many invalidations were lost to track one by one: drop the namespace."""
         cursor = 0
         for _ in range(1_000_000):  # bounded; a full SCAN ends when the cursor is 0 again
-            cursor, keys = self.client.scan(cursor, match=KEY_PREFIX + "*", count=1000)
+            cursor, keys = self.client.scan(cursor, match=self.key_prefix + "*", count=1000)
             if keys:
                 self.client.unlink(*keys)
             if cursor == 0:
                 break
-        self.client.publish(CHANNEL, f"{self.origin}|0|")
+        self.client.publish(self.channel, f"{self.origin}|0|")
 
     # --- invalidations from other processes ------------------------------------------------
 
@@ -454,7 +469,7 @@ class RedisL2:
         while not self._closing.is_set():
             pubsub: Any = sub_client.pubsub()  # type: ignore[no-untyped-call]
             try:
-                pubsub.subscribe(CHANNEL)
+                pubsub.subscribe(self.channel)
                 self._await_confirmation(pubsub)
                 self.subscriptions += 1
                 self._ok()

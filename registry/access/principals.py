@@ -75,6 +75,14 @@ def hash_secret(secret: str) -> str:
     return f"scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}${salt.hex()}${digest.hex()}"
 
 
+# A well-formed hash with the current parameters that no secret is expected to match
+# (an all-zero digest). The node verifies against it when an identity is unknown or
+# unparsable, so that such an attempt costs one scrypt like a known identity's does and
+# the answer time does not tell which identities exist. Never grants anything: callers
+# refuse an unknown identity whatever the comparison says.
+DUMMY_SECRET_HASH = f"scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}${'5a' * 16}${'00' * 32}"
+
+
 def verify_secret(secret: str, stored: str) -> bool:
     try:
         scheme, n, r, p, salt, digest = stored.split("$")

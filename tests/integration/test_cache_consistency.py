@@ -17,7 +17,7 @@ import pytest
 from node.app import Node
 from node.cache.beacon import Beacon
 from node.cache.l1 import Entry
-from node.cache.l2 import KEY_PREFIX, RedisL2
+from node.cache.l2 import RedisL2
 from node.observe.metrics import Metrics
 from tests.conftest import Client, NodeFactory
 from tests.integration.helpers import l2_hits, resolve_version, sample, update, wait_until
@@ -107,9 +107,9 @@ def test_an_answer_older_than_an_invalidation_is_refused_by_l2(
         redis_server: RedisServer, tmp_path: Path) -> None:
     """The slow-reader race, played deterministically: a reader read version 5 from the
     store, the writer committed 6 and invalidated, then the reader tries to fill L2."""
-    l2 = RedisL2(redis_server.url, Metrics(), timeout_ms=200, retry_after_ms=1000,
+    l2 = RedisL2(redis_server.url, Metrics(), store_id="s1", timeout_ms=200, retry_after_ms=1000,
                  floor_ttl_seconds=60)
-    other = RedisL2(redis_server.url, Metrics(), timeout_ms=200, retry_after_ms=1000,
+    other = RedisL2(redis_server.url, Metrics(), store_id="s1", timeout_ms=200, retry_after_ms=1000,
                     floor_ttl_seconds=60)
     key = "88.118.8/race"
     try:
@@ -125,7 +125,7 @@ def test_an_answer_older_than_an_invalidation_is_refused_by_l2(
         # An invalidation never lowers the floor, even when it arrives out of order.
         assert l2.invalidate(key, 3)
         assert not l2.set(key, "", _entry(60, b"old"), 6, time.monotonic())
-        assert int(redis_server.client().hget(KEY_PREFIX + key, "~seq") or 0) == 7
+        assert int(redis_server.client().hget(l2.key_prefix + key, "~seq") or 0) == 7
         # A reader slower than half the floor's lifetime does not write at all.
         assert not l2.set(key, "a", _entry(60, b"late"), 9, time.monotonic() - 31)
     finally:

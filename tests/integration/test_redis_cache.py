@@ -9,11 +9,12 @@ Redis; with a warm L1 Redis would not be touched at all.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import grpc
 import pytest
 
-from node.cache.l2 import FORMAT_VERSION, KEY_PREFIX
+from node.cache.l2 import FORMAT_VERSION
 from tests.conftest import Client, NodeFactory
 from tests.integration.helpers import (
     is_not_found,
@@ -138,7 +139,8 @@ def test_a_corrupt_value_in_redis_is_a_counted_miss_answered_from_the_store(
         handle = HANDLES[0]
         client.register(handle, ("URL", "https://example.com/real"))
         resolve_version(client, handle)  # fills L2
-        key = KEY_PREFIX + handle.lower()
+        assert node.l2 is not None
+        key = node.l2.key_prefix + handle.lower()
         tamper = redis_server.client()
         assert tamper.hexists(key, "")
         tamper.hset(key, "", garbage)
@@ -175,3 +177,22 @@ def test_a_missing_identifier_is_read_from_the_store_only_a_few_times(
     finally:
         c1.close()
         c2.close()
+
+
+def test_nodes_with_their_own_stores_never_serve_each_others_records_from_a_shared_redis(
+        node_factory: NodeFactory, redis_server: RedisServer, tmp_path: Path) -> None:
+    first = node_factory(tmp_path / "first", redis_url=redis_server.url)
+    second = node_factory(tmp_path / "second", redis_url=redis_server.url, l1_max_entries=0)
+    assert first.store.store_id() != second.store.store_id()
+    a, b = Client(f"127.0.0.1:{first.grpc_port}"), Client(f"127.0.0.1:{second.grpc_port}")
+    try:
+        a.register(HANDLES[0], ("URL", "https://first.example"))
+        resolve_version(a, HANDLES[0])  # the first node's signed answer is now in Redis
+        assert first.l2 is not None and redis_server.client().exists(
+            first.l2.key_prefix + HANDLES[0].lower())
+        with pytest.raises(grpc.RpcError) as err:
+            resolve_version(b, HANDLES[0])
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    finally:
+        a.close()
+        b.close()
