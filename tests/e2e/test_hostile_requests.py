@@ -117,7 +117,8 @@ def test_not_served_here_carries_a_referral(client: Client) -> None:
     with pytest.raises(grpc.RpcError) as err:
         client.resolver.Resolve(resolver_pb2.ResolveRequest(handle="86.100.1/X"), timeout=5)
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
-    trailers = dict(err.value.trailing_metadata() or ())
+    metadata: Any = err.value.trailing_metadata() or ()
+    trailers = {str(item[0]): item[1] for item in metadata}
     referral = record_pb2.Referral.FromString(trailers[REFERRAL_METADATA])
     assert referral.prefix == "86.100.1"
 
