@@ -55,11 +55,13 @@ VOLUME /var/lib/idnode
 # gRPC, HTTP (Handle REST, /healthz, /readyz, /metrics), separate metrics listener.
 EXPOSE 50051 8080 9100
 
-# The slim image has no curl. /readyz answers 503 until the node can serve (store open,
-# keys loaded); urlopen raises on any non-2xx, so the exit status is the verdict. The
-# port follows IDNODE_HTTP_LISTEN if the operator moves it.
+# `idnode health` reads the settings exactly as `serve` does (IDNODE_* variables, the
+# config file) and probes /readyz on IDNODE_HTTP_LISTEN, or the gRPC health service on
+# IDNODE_GRPC_LISTEN when HTTP is disabled (IDNODE_HTTP_LISTEN=""); exit 0 means ready.
+# /readyz answers 503 until the node can serve (store open, keys loaded) and while it
+# drains. No curl needed (the slim image has none).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; port = os.environ.get('IDNODE_HTTP_LISTEN', '127.0.0.1:8080').rpartition(':')[2]; urllib.request.urlopen(f'http://127.0.0.1:{port}/readyz', timeout=2)"]
+    CMD ["idnode", "health", "--timeout-seconds", "2"]
 
 ENTRYPOINT ["idnode"]
 CMD ["serve"]

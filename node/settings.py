@@ -5,6 +5,8 @@ every error names the setting. Nothing else in the node reads the environment.""
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import logging
 import os
 import tomllib
 from collections.abc import Mapping
@@ -17,6 +19,14 @@ from registry.errors import IdnodeError
 from registry.identifier import Prefix
 
 ENV_PREFIX = "IDNODE_"
+# IDNODE_* variables that are not settings but are read elsewhere (the CLI's client
+# commands, the tests' real servers, the worker supervisor): they never warn.
+OTHER_ENV_VARIABLES = frozenset({
+    "IDNODE_CONFIG", "IDNODE_TARGET", "IDNODE_IDENTITY", "IDNODE_SECRET", "IDNODE_TOKEN",
+    "IDNODE_TEST_REDIS_URL", "IDNODE_TEST_DATABASE_URL", "IDNODE_WORKER_INDEX",
+})
+
+log = logging.getLogger("idnode.settings")
 
 
 class SettingsError(ValueError):
@@ -157,6 +167,17 @@ def _validate(s: Settings) -> Settings:
     return dataclasses.replace(s, node_prefix=prefix.text, node_id=node_id)
 
 
+def _warn_unknown(key: str) -> None:
+    """A misspelt variable would otherwise be ignored without a word."""
+    # Compared without the prefix every candidate shares, which would make anything
+    # look close.
+    known = [name.upper() for name in _FIELDS] + sorted(
+        name[len(ENV_PREFIX):] for name in OTHER_ENV_VARIABLES)
+    close = difflib.get_close_matches(key[len(ENV_PREFIX):].upper(), known, n=1)
+    hint = f"; did you mean {ENV_PREFIX}{close[0]}?" if close else ""
+    log.warning("unknown environment variable %s is ignored%s", key, hint)
+
+
 def load(*, config_file: str | None = None, env: Mapping[str, str] | None = None,
          overrides: Mapping[str, object] | None = None) -> Settings:
     """Defaults → config file → environment → overrides (command-line flags)."""
@@ -177,11 +198,13 @@ def load(*, config_file: str | None = None, env: Mapping[str, str] | None = None
                 raise SettingsError(f"config file {path}: unknown setting {key!r}")
             merged[name] = _coerce(name, raw)
     for key, raw in env.items():
-        if not key.startswith(ENV_PREFIX) or key == ENV_PREFIX + "CONFIG":
+        if not key.startswith(ENV_PREFIX) or key in OTHER_ENV_VARIABLES:
             continue
         name = key[len(ENV_PREFIX):].lower()
         if name in _FIELDS:
             merged[name] = _coerce(name, raw)
+        else:
+            _warn_unknown(key)
     for name, raw in (overrides or {}).items():
         if raw is None:
             continue

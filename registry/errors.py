@@ -48,11 +48,9 @@ class InvalidValue(InvalidArgument):
 class NotFound(IdnodeError):
     """The identifier does not exist, or its prefix is not served by this node."""
 
-    def __init__(self, message: str, *, referral_prefix: str = "",
-                 referral_endpoints: tuple[str, ...] = ()) -> None:
+    def __init__(self, message: str, *, referral_prefix: str = "") -> None:
         super().__init__(message)
         self.referral_prefix = referral_prefix
-        self.referral_endpoints = referral_endpoints
 
 
 class AlreadyExists(IdnodeError):

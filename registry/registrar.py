@@ -1,4 +1,4 @@
-"""The registry's use cases: register, update, delete, list, allocate prefixes, authenticate.
+"""The registry's use cases: register, update, delete, list, allocate prefixes.
 
 Transport-neutral: servicers parse the wire into domain values, call one method here,
 and translate the result (or the :mod:`registry.errors` exception) back.
@@ -26,14 +26,12 @@ from registry.access.principals import (
     generate_secret,
     hash_secret,
     identity_key,
-    verify_secret,
 )
 from registry.errors import (
     IdnodeError,
     InvalidArgument,
     NotFound,
     StaleEtag,
-    Unauthenticated,
 )
 from registry.identifier import Handle, Prefix
 from registry.record import (
@@ -111,17 +109,6 @@ class Registrar:
         """Whether ``principal`` sees values without public_read on ``handle``."""
         return principal is not None and self.policy.allows(
             principal, Action.READ_PRIVATE, Target(handle.prefix_key, handle.prefix))
-
-    def authenticate(self, identity: str, secret: str) -> Principal:
-        """Check ``identity``'s secret; every failure is the same Unauthenticated."""
-        try:
-            key = identity_key(identity)
-        except IdnodeError:
-            raise Unauthenticated(f"unknown identity {identity!r}") from None
-        stored = self.store.get_principal(key)
-        if stored is None or not verify_secret(secret, stored.secret_hash):
-            raise Unauthenticated(f"wrong identity or secret for {identity!r}")
-        return stored.principal
 
     def ensure_node_admin(self, secret: str) -> bool:
         """Create ``300:<node prefix>/ADMIN`` with ``secret`` unless it exists; True if created."""

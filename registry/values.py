@@ -82,10 +82,6 @@ class Value(NamedTuple):
     timestamp: int = 0
     permissions: Permissions = DEFAULT_PERMISSIONS
 
-    @property
-    def public(self) -> bool:
-        return self.permissions.public_read
-
     def data_size(self) -> int:
         data = self.data
         if isinstance(data, str):

@@ -14,6 +14,9 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import redis
@@ -24,6 +27,44 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def wait_until(condition: Callable[[], object], timeout_seconds: float = 10.0,
+               poll_seconds: float = 0.02, message: str = "") -> None:
+    """Poll ``condition`` until it is true; fail the test after ``timeout_seconds``.
+
+    The way to wait for something in a test: a fixed sleep is either too short on a busy
+    machine (flaky) or too long everywhere else (slow)."""
+    deadline = time.monotonic() + timeout_seconds
+    while not condition():
+        if time.monotonic() >= deadline:
+            raise AssertionError(message or f"condition not met within {timeout_seconds} s")
+        time.sleep(poll_seconds)
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes] | None = None,
+              timeout: float = 30) -> None:
+    """Until something accepts TCP connections on 127.0.0.1:``port``; fail early when
+    ``proc`` (the server meant to listen there) exits first."""
+
+    def listening() -> bool:
+        assert proc is None or proc.poll() is None, "the process exited before listening"
+        try:
+            with socket.create_connection(("127.0.0.1", port), 0.2):
+                return True
+        except OSError:
+            return False
+
+    wait_until(listening, timeout, 0.05, f"nothing listens on {port}")
+
+
+def http_get(url: str, timeout: float = 5) -> tuple[int, str]:
+    """(status, body) of a GET; an HTTP error status is an answer, not an exception."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return int(r.status), r.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
 
 
 class RedisServer:

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import base64
 import json
+import time
+import urllib.error
 import urllib.parse
+import urllib.request
 import uuid
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Annotated, Any
 
 import grpc
 import typer
 
-from node.settings import SettingsError, load
+from node.settings import Settings, SettingsError, load
+
+KEYS_FILE = "keys.json"  # the key directory's index (node.security.signing)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="idnode: a secondary node of an industrial-internet identifier "
@@ -53,11 +60,7 @@ def serve(
     overrides = {"data_dir": data_dir, "grpc_listen": grpc_listen, "http_listen": http_listen,
                  "metrics_listen": metrics_listen, "redis_url": redis_url,
                  "database_url": database_url, "node_prefix": node_prefix, "workers": workers}
-    try:
-        settings = load(config_file=config, overrides=overrides)
-    except SettingsError as exc:
-        _die(str(exc))
-        raise
+    settings = _load(config, overrides)
     if settings.workers > 1:
         # Imported only here: the supervisor must set up multi-process metrics before
         # prometheus_client is first imported.
@@ -71,6 +74,81 @@ def serve(
         run(settings)
     except StartupError as exc:
         _die(str(exc))
+
+
+def _load(config: str | None, overrides: Mapping[str, object]) -> Settings:
+    """Settings as ``serve`` reads them: defaults, --config/IDNODE_CONFIG, IDNODE_*, flags."""
+    try:
+        return load(config_file=config, overrides=overrides)
+    except SettingsError as exc:
+        _die(str(exc))
+        raise
+
+
+def _local_host(host: str) -> str:
+    """Where to reach a listener from the same host: a wildcard means the loopback."""
+    host = host.strip("[]")
+    if host in {"", "0.0.0.0", "*"}:  # noqa: S104 - compared, not bound
+        return "127.0.0.1"
+    if host == "::":
+        return "::1"
+    return host
+
+
+def health_target(settings: Settings) -> tuple[str, str]:
+    """What ``idnode health`` probes: ("http", readyz URL) when HTTP is on, else
+    ("grpc", host:port) for the gRPC health service."""
+    if settings.http_listen:
+        host, _, port = settings.http_listen.rpartition(":")
+        host = _local_host(host)
+        return "http", f"http://{f'[{host}]' if ':' in host else host}:{port}/readyz"
+    host, _, port = settings.grpc_listen.rpartition(":")
+    host = _local_host(host)
+    return "grpc", f"{f'[{host}]' if ':' in host else host}:{port}"
+
+
+def _probe(kind: str, target: str, timeout_seconds: float) -> tuple[bool, str]:
+    if kind == "http":
+        # No proxy: an HTTP_PROXY in the environment must not answer for the node.
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        try:
+            with opener.open(target, timeout=timeout_seconds) as response:
+                return response.status == 200, f"HTTP {response.status}"
+        except urllib.error.HTTPError as exc:
+            return False, f"HTTP {exc.code}"
+        except (OSError, ValueError) as exc:
+            return False, str(getattr(exc, "reason", exc))
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(target) as channel:
+        try:
+            status = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=timeout_seconds).status
+        except grpc.RpcError as exc:
+            return False, f"{exc.code().name}: {exc.details()}"
+    name = health_pb2.HealthCheckResponse.ServingStatus.Name(status)
+    return status == health_pb2.HealthCheckResponse.SERVING, name
+
+
+@app.command()
+def health(
+    config: Annotated[str | None, typer.Option(help="TOML config file (as for serve).")]
+    = None,
+    grpc_listen: Annotated[str | None, typer.Option(help="gRPC host:port (as for serve).")]
+    = None,
+    http_listen: Annotated[str | None, typer.Option(help="HTTP host:port ('' disables).")]
+    = None,
+    timeout_seconds: Annotated[float, typer.Option(help="Give up after this long.")] = 2.0,
+) -> None:
+    """Exit 0 when the node configured here is ready, 1 otherwise (container health check).
+
+    Reads the settings as serve does and probes /readyz on the HTTP address, or the gRPC
+    health service when HTTP is disabled. A wildcard address is probed on the loopback."""
+    settings = _load(config, {"grpc_listen": grpc_listen, "http_listen": http_listen})
+    kind, target = health_target(settings)
+    ok, detail = _probe(kind, target, timeout_seconds)
+    typer.echo(f"{'ready' if ok else 'NOT ready'}: {target} {detail}", err=not ok)
+    raise typer.Exit(0 if ok else 1)
 
 
 def _metadata(identity: str, secret: str) -> tuple[tuple[str, str], ...]:
@@ -174,6 +252,13 @@ def top(url: Annotated[str, typer.Option(help="The node's metrics URL.")]
         pass
 
 
+def _utc(epoch_seconds: float | None) -> str:
+    """ISO 8601 in UTC, e.g. 2026-11-29T01:15:04Z; no time at all is "never"."""
+    if epoch_seconds is None:
+        return "never"
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch_seconds))
+
+
 def _key_dir(data_dir: str | None, key_dir: str | None) -> str:
     try:
         settings = load(overrides={"data_dir": data_dir, "key_dir": key_dir})
@@ -189,14 +274,19 @@ def keys_list(data_dir: Annotated[str | None, typer.Option()] = None,
     """List the keys in the key directory."""
     from node.security.signing import KeyRing, SigningKeyError
 
+    folder = Path(_key_dir(data_dir, key_dir))
+    if not (folder / KEYS_FILE).is_file():
+        # Not `keys rotate`: that would create a key here, beside the node's real ones.
+        _die(f"no key directory found at {folder.resolve()}; point at the node's with "
+             "--data-dir DIR (keys in DIR/keys) or --key-dir DIR")
     try:
-        ring = KeyRing.open(_key_dir(data_dir, key_dir), create=False)
+        ring = KeyRing.open(folder, create=False)
     except SigningKeyError as exc:
         _die(str(exc))
         raise
     for key in ring.published():
-        state = "active" if key.active else f"retired, published until {key.not_after}"
-        typer.echo(f"{key.key_id}  {key.algorithm:<18} since {key.not_before}  {state}")
+        typer.echo(f"{key.key_id}  {key.algorithm:<18} since {_utc(key.not_before)}  "
+                   f"until {_utc(key.not_after)}  {'active' if key.active else 'retired'}")
 
 
 @keys_app.command("rotate")
@@ -205,7 +295,8 @@ def keys_rotate(data_dir: Annotated[str | None, typer.Option()] = None,
                 algorithm: Annotated[str, typer.Option()] = "Ed25519",
                 retire_after_seconds: Annotated[int, typer.Option()] = 2 * 86400) -> None:
     """Make a new active key; the old one stays published for --retire-after-seconds.
-    Running nodes pick the new key up when restarted."""
+    Running nodes pick the new key up within store_check_interval_seconds (default 5 s),
+    without a restart."""
     from node.security.signing import ALGORITHMS, rotate
 
     if algorithm not in ALGORITHMS:

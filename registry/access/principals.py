@@ -36,11 +36,6 @@ class Principal:
     role: Role
     prefix_key: str
 
-    def can_write(self, prefix_key: str) -> bool:
-        return prefix_key == self.prefix_key or prefix_key.startswith(self.prefix_key + ".")
-
-    can_read_private = can_write
-
 
 @dataclass(frozen=True, slots=True)
 class StoredPrincipal:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 
-from idnode.v1 import resolver_pb2
+from idnode.v1 import record_pb2, resolver_pb2
 from node.app import Node
 from node.security.signing import rotate
 from node.verify import verify
 from tests.conftest import Client
+from tests.servers import wait_until
 
 
 def test_rotation_is_picked_up_without_a_restart(node_factory: Callable[..., Node]) -> None:
@@ -21,14 +21,13 @@ def test_rotation_is_picked_up_without_a_restart(node_factory: Callable[..., Nod
     old_key = before.record.key_id
 
     new_key = rotate(node.settings.signing_key_dir, retire_after_seconds=3600)
-    deadline = time.monotonic() + 10
-    while True:
-        keys = client.resolver.GetSigningKeys(resolver_pb2.GetSigningKeysRequest()).keys
-        if any(k.key_id == new_key and k.active for k in keys):
-            break
-        assert time.monotonic() < deadline, "the node never picked up the new key"
-        time.sleep(0.05)
 
+    def published() -> list[record_pb2.SigningKey]:
+        return list(client.resolver.GetSigningKeys(resolver_pb2.GetSigningKeysRequest()).keys)
+
+    wait_until(lambda: any(k.key_id == new_key and k.active for k in published()), 10, 0.05,
+               "the node never picked up the new key")
+    keys = published()
     assert {k.key_id for k in keys} == {old_key, new_key}
     verify(before.record, keys)  # what the old key signed still verifies
     after = client.resolver.Resolve(resolver_pb2.ResolveRequest(handle="88.118.8/ROT"))

@@ -9,13 +9,10 @@ import logging
 import os
 import re
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import threading
-import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,32 +24,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from idnode.v1 import record_pb2, resolver_pb2
 from node.app import Node
 from tests.conftest import ADMIN_SECRET, Client
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        assert proc.poll() is None, "node exited before listening"
-        try:
-            with socket.create_connection(("127.0.0.1", port), 0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"nothing listens on {port}")
-
-
-def http_get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
+from tests.servers import free_port, http_get, wait_port, wait_until
 
 
 def test_health_is_serving_for_every_service(node: Node, client: Client) -> None:
@@ -131,7 +103,9 @@ def test_serve_command_drains_on_sigterm_and_keeps_acknowledged_writes(tmp_path:
 
         t = threading.Thread(target=writer)
         t.start()
-        time.sleep(1.0)
+        # SIGTERM with writes in flight: once some are acknowledged, not after a guess.
+        wait_until(lambda: len(acked) >= 20 or not t.is_alive(), 30,
+                   message="no write was acknowledged")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0
         stop.set()
@@ -181,10 +155,7 @@ def test_health_follows_the_store(node_factory: Callable[..., Node],
         return int(stub.Check(health_pb2.HealthCheckRequest(), timeout=5).status)
 
     def wait_for(expected: int) -> None:
-        deadline = time.monotonic() + 10
-        while status() != expected:
-            assert time.monotonic() < deadline, f"health never became {expected}"
-            time.sleep(0.05)
+        wait_until(lambda: status() == expected, 10, 0.05, f"health never became {expected}")
 
     def broken() -> int:  # fault injection: the disk under the store went away
         raise sqlite3.OperationalError("disk I/O error")

@@ -8,12 +8,11 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from idnode.v1 import record_pb2, registry_pb2, resolver_pb2
 from tests.conftest import ADMIN, ADMIN_SECRET, Client
-from tests.e2e.test_operations import free_port, http_get, wait_port
+from tests.servers import free_port, http_get, wait_port, wait_until
 
 
 def test_two_workers_serve_one_port_without_stale_reads_and_drain_together(
@@ -30,10 +29,8 @@ def test_two_workers_serve_one_port_without_stale_reads_and_drain_together(
         try:
             wait_port(grpc_port, proc)
             wait_port(http_port, proc)
-            deadline = time.monotonic() + 20
-            while log_path.read_text().count('"event": "serving"') < 2:
-                assert time.monotonic() < deadline, log_path.read_text()
-                time.sleep(0.1)
+            wait_until(lambda: log_path.read_text().count('"event": "serving"') >= 2, 20, 0.1,
+                       "both workers should log serving")
             serving = [json.loads(line) for line in log_path.read_text().splitlines()
                        if '"serving"' in line]
             assert len({s["pid"] for s in serving}) == 2

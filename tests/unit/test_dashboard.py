@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry
 
 from node.observe.metrics import Metrics
 from node.settings import ENV_PREFIX, Settings, load
-from tests.unit.test_metrics_lint import exercise, exposed_name
+from tests.metrics_helpers import exercise, exposed_name
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

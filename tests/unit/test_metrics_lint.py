@@ -25,6 +25,12 @@ from prometheus_client.registry import Collector
 import node.observe.metrics as node_metrics
 from idnode.v1 import registry_pb2, resolver_pb2, sync_pb2
 from node.observe.metrics import Metrics
+from tests.metrics_helpers import (
+    HTTP_ROUTES,
+    INVALIDATION_SOURCES,
+    exercise,
+    exposed_name,
+)
 
 NAME_RE = re.compile(r"^idnode_[a-z0-9]+_[a-z0-9_]+$")
 
@@ -47,22 +53,9 @@ INFO_EXCEPTIONS = frozenset({"idnode_build_info"})
 # Labels the client library adds to histogram and summary samples; not ours to lint.
 INTERNAL_LABELS = {"histogram": {"le"}, "gaugehistogram": {"le"}, "summary": {"quantile"}}
 
-# Label values the node passes where metrics.py has no constant for them (kept in step
-# with node/app.py, node/web/server.py, node/service/resolve.py and node/rpc/server.py).
-HTTP_ROUTES = ("/metrics", "/healthz", "/readyz", "/api/keys", "other")
-HTTP_CODES = ("200", "404", "503")
-INVALIDATION_SOURCES = ("local", "changelog", "redis")
-WRITE_OPERATIONS = ("register", "update", "delete")
-
 # A whole node exercised over every label value it may use must stay well below this:
 # a few thousand series per process is what a 5 s scrape of many processes can afford.
 MAX_SERIES_PER_REGISTRY = 2000
-
-
-def exposed_name(family: Metric) -> str:
-    """The name on the wire and in every query. prometheus_client strips ``_total`` from
-    a counter family's name and adds it back to the samples, so add it back here too."""
-    return family.name + "_total" if family.type == "counter" else family.name
 
 
 def label_names(family: Metric) -> set[str]:
@@ -120,35 +113,6 @@ def lint_family(family: Metric) -> list[str]:
 def lint(families: Iterable[Metric]) -> list[str]:
     """Lint a whole registry's worth of families."""
     return [problem for family in families for problem in lint_family(family)]
-
-
-def exercise(m: Metrics) -> None:
-    """Touch every labelled family over every label value the node may pass, so the lint
-    sees the label names and the series count is the worst case, not the idle case."""
-    for method in node_metrics.GRPC_METHODS:
-        m.duration(method).observe(0.001)
-        for code in node_metrics.GRPC_CODES:
-            m.request(method, code).inc()
-    for route in HTTP_ROUTES:
-        for status in HTTP_CODES:
-            m.http_requests.labels(route, status).inc()
-    for layer in node_metrics.CACHE_LAYERS:
-        m.cache_hits.labels(layer).inc()
-        m.cache_misses.labels(layer).inc()
-    for source in INVALIDATION_SOURCES:
-        m.cache_invalidations.labels(source).inc()
-    for kind in node_metrics.SIGN_KINDS:
-        m.signing_ops.labels(kind).inc()
-    for operation in node_metrics.STORE_OPERATIONS:
-        m.store_op(operation).observe(0.0005)
-    for operation in WRITE_OPERATIONS:
-        m.write(operation).inc()
-    # The hot-path children bound in Metrics.__init__.
-    for child in (m.resolve_ok, m.l1_hit, m.l1_miss, m.l2_hit, m.l2_miss, m.negative_hit,
-                  m.sign_view, m.sign_nonce):
-        child.inc()
-    m.resolve_grpc_duration.observe(0.00003)
-    m.resolve_latency.observe(0.00003)
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from registry.access.principals import Principal, Role
+from registry.access.principals import Principal, Role, identity_key, verify_secret
 from registry.errors import (
     AlreadyExists,
     InvalidArgument,
@@ -147,7 +147,9 @@ def test_allocate_prefix_creates_owner_and_admin_record(reg: Registrar) -> None:
     allocation = reg.allocate_prefix(ADMIN, "88.118.8")
     assert allocation.owner == "300:88.118.8/ADMIN"
     assert len(allocation.generated_secret) >= 16
-    owner = reg.authenticate("300:88.118.8/ADMIN", allocation.generated_secret)
+    stored = reg.store.get_principal(identity_key("300:88.118.8/ADMIN"))
+    assert stored is not None and verify_secret(allocation.generated_secret, stored.secret_hash)
+    owner = stored.principal
     assert owner.role is Role.PREFIX_OWNER and owner.prefix_key == "88.118.8"
     assert reg.store.get("88.118.8/admin") is not None
     with pytest.raises(AlreadyExists):
@@ -158,16 +160,14 @@ def test_allocate_prefix_creates_owner_and_admin_record(reg: Registrar) -> None:
         reg.allocate_prefix(ADMIN, "99.1")
 
 
-def test_authenticate_rejects_wrong_secrets_and_unknown_identities(reg: Registrar) -> None:
+def test_the_node_admin_is_created_once_with_a_hashed_secret(reg: Registrar) -> None:
     assert reg.ensure_node_admin("a-long-enough-secret")
-    assert not reg.ensure_node_admin("a-long-enough-secret")
-    assert reg.authenticate("300:88.118/admin", "a-long-enough-secret").role is Role.NODE_ADMIN
-    with pytest.raises(Unauthenticated):
-        reg.authenticate("300:88.118/ADMIN", "wrong-secret")
-    with pytest.raises(Unauthenticated):
-        reg.authenticate("300:88.118.7/ADMIN", "a-long-enough-secret")
-    with pytest.raises(Unauthenticated):
-        reg.authenticate("garbage", "x")
+    assert not reg.ensure_node_admin("another-long-secret")
+    stored = reg.store.get_principal(identity_key("300:88.118/admin"))
+    assert stored is not None and stored.principal.role is Role.NODE_ADMIN
+    assert "a-long-enough-secret" not in stored.secret_hash
+    assert verify_secret("a-long-enough-secret", stored.secret_hash)
+    assert not verify_secret("another-long-secret", stored.secret_hash)
 
 
 def test_bulk_rows_fail_alone(reg: Registrar) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -62,3 +64,50 @@ def test_the_admin_secret_is_not_in_the_repr() -> None:
 def test_a_short_admin_secret_is_a_settings_error_not_a_crash() -> None:
     with pytest.raises(SettingsError, match="admin_secret: a secret needs at least 12"):
         load(env={"IDNODE_ADMIN_SECRET": "short"})
+
+
+class Captured(logging.Handler):
+    """Records of the settings logger, whatever another test did to the "idnode" logger's
+    propagation (caplog only sees what reaches the root logger)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def settings_log() -> Iterator[Captured]:
+    handler = Captured()
+    logger = logging.getLogger("idnode.settings")
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+
+
+def test_a_misspelt_variable_warns_and_names_the_likely_one(settings_log: Captured) -> None:
+    s = load(env={"IDNODE_WORKER": "3", "IDNODE_GRCP_LISTEN": "0.0.0.0:1",
+                  "IDNODE_COLOUR": "blue", "IDNODE_WORKERS": "2"})
+    assert s.workers == 2
+    messages = sorted(r.getMessage() for r in settings_log.records)
+    assert len(messages) == 3, messages
+    assert "IDNODE_COLOUR" in messages[0] and "did you mean" not in messages[0]
+    assert "IDNODE_GRCP_LISTEN" in messages[1]
+    assert "did you mean IDNODE_GRPC_LISTEN?" in messages[1]
+    assert "IDNODE_WORKER " in messages[2] and "did you mean IDNODE_WORKERS?" in messages[2]
+    assert all(r.levelno == logging.WARNING for r in settings_log.records)
+
+
+def test_known_variables_and_those_of_the_cli_and_tests_do_not_warn(
+        settings_log: Captured) -> None:
+    env = {name: "x" for name in ("IDNODE_TARGET", "IDNODE_IDENTITY", "IDNODE_SECRET",
+                                  "IDNODE_TOKEN", "IDNODE_TEST_REDIS_URL",
+                                  "IDNODE_TEST_DATABASE_URL", "IDNODE_WORKER_INDEX")}
+    env.update(IDNODE_WORKERS="2", IDNODE_LOG_FORMAT="json", OTHER_THING="y",
+               IDNODE_ADMIN_SECRET="a-long-enough-secret")
+    load(env=env)
+    assert [r.getMessage() for r in settings_log.records] == []
