@@ -3,7 +3,6 @@ invalidation from other processes, nonce answers across a key rotation."""
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from typing import Any
@@ -33,12 +32,20 @@ class CountingStore(MemoryStore):
         super().__init__()
         self.reads = 0
         self.delay = delay
+        self.reading = threading.Event()  # set once a read has taken its snapshot
+        self.gate: threading.Event | None = None  # when set, reads answer only once it opens
 
     def get(self, key: str) -> Any:
-        """Reads, then takes ``delay`` to answer: a slow store whose answer may be old."""
+        """Reads, then takes ``delay`` (or waits for ``gate``) to answer: a slow store
+        whose answer may be old by the time it arrives."""
         self.reads += 1
         found = super().get(key)
-        time.sleep(self.delay)
+        self.reading.set()
+        gate = self.gate
+        if gate is not None:
+            assert gate.wait(5), "the test never opened the gate"
+        else:
+            time.sleep(self.delay)
         return found
 
 
@@ -136,22 +143,24 @@ def test_nonce_answers_after_a_rotation_are_signed_by_one_key() -> None:
     assert response.record.key_id == new.key_id
     verify(response.record, keys_to_wire(keys.published()), nonce=nonce,
            nonce_signature=response.nonce_signature)
-    assert hashlib.sha256(response.record.payload).digest()
+    assert response.record.payload == cached.payload  # same view, signed again
 
 
 def test_a_caller_after_an_acknowledged_write_never_joins_an_older_read() -> None:
     store = CountingStore()
     resolver, registrar = make(store)
     first = registrar.register(ADMIN, "88.118.8/A", [Value(1, "URL", "v1")])
-    store.delay = 0.2
+    gate = store.gate = threading.Event()
+    store.reading.clear()
     slow: list[int] = []
     reader = threading.Thread(target=lambda: slow.append(
         record_of(resolver.public("88.118.8/A")).version))
     reader.start()
-    time.sleep(0.05)  # the slow read of version 1 is under way
-    store.delay = 0.0
+    assert store.reading.wait(5)  # the slow read of version 1 is under way
+    store.gate = None
     second = registrar.update(ADMIN, "88.118.8/A", [Value(1, "URL", "v2")], first.etag)
     resolver.invalidate(second.key, second.sequence)  # ... acknowledged here
-    assert record_of(resolver.public("88.118.8/A")).version == 2
+    gate.set()  # the old read now answers (version 1) ...
+    assert record_of(resolver.public("88.118.8/A")).version == 2  # ... not to a newcomer
     reader.join(5)
     assert slow == [1]  # the reader that started before the write may see the old one
