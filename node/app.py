@@ -204,7 +204,11 @@ def build(settings: Settings, *, reuse_port: bool = False,
             resign_before_expiry_seconds=settings.resign_before_expiry_seconds,
             l1_max_ttl_seconds=settings.l1_max_ttl_seconds,
             negative_ttl_seconds=settings.negative_ttl_seconds, l2=l2)
-        auth = Authenticator(store.get_principal)
+        auth = Authenticator(store.get_principal, hash_threads=settings.auth_hash_threads,
+                             queue=settings.auth_queue,
+                             max_failures=settings.auth_max_failures,
+                             failure_window_seconds=settings.auth_failure_window_seconds,
+                             backoff_seconds=settings.auth_backoff_seconds)
         writes = Writes(registrar, resolver, auth, metrics)
         follow = Follow(store, beacon, registrar.policy, auth, metrics)
         core = Core(registrar, resolver, writes, follow, auth, keys,

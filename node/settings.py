@@ -47,6 +47,11 @@ class Settings:
     node_id: str = ""
     workers: int = 1
     grpc_threads: int = 16
+    auth_hash_threads: int = 1
+    auth_queue: int = 4
+    auth_max_failures: int = 5
+    auth_failure_window_seconds: float = 60.0
+    auth_backoff_seconds: float = 10.0
     admin_secret: str = field(default="", repr=False)
     log_format: str = "auto"
     log_level: str = "info"
@@ -135,6 +140,13 @@ def _validate(s: Settings) -> Settings:
     checks: list[tuple[str, bool]] = [
         ("workers", 1 <= s.workers <= 64),
         ("grpc_threads", 1 <= s.grpc_threads <= 1024),
+        ("auth_hash_threads", 1 <= s.auth_hash_threads <= 64),
+        # Logins waiting for a secret check must never hold every request thread.
+        ("auth_queue", s.auth_queue >= 0 and s.auth_hash_threads + s.auth_queue
+         < s.grpc_threads),
+        ("auth_max_failures", 1 <= s.auth_max_failures <= 1000),
+        ("auth_failure_window_seconds", 1 <= s.auth_failure_window_seconds <= 86400),
+        ("auth_backoff_seconds", 0 <= s.auth_backoff_seconds <= 86400),
         ("signature_validity_seconds", 60 <= s.signature_validity_seconds <= 366 * 86400),
         ("resign_before_expiry_seconds",
          0 <= s.resign_before_expiry_seconds < s.signature_validity_seconds),

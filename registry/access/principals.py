@@ -21,6 +21,7 @@ ADMIN_SUFFIX = "ADMIN"
 # successful verifications so a client pays this once, not per request.
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
 MIN_SECRET_CHARS = 12
+MAX_SECRET_CHARS = 1024
 
 
 class Role(enum.Enum):
@@ -93,6 +94,9 @@ def verify_secret(secret: str, stored: str) -> bool:
 def check_new_secret(secret: str) -> None:
     if len(secret) < MIN_SECRET_CHARS:
         raise InvalidArgument(f"a secret needs at least {MIN_SECRET_CHARS} characters")
+    if len(secret) > MAX_SECRET_CHARS:
+        # Longer would not fit an authorization header, so it could never log in.
+        raise InvalidArgument(f"a secret has at most {MAX_SECRET_CHARS} characters")
     if not secret.isprintable():
         raise InvalidArgument("a secret may not contain control characters")
 

@@ -180,3 +180,9 @@ def test_bulk_rows_fail_alone(reg: Registrar) -> None:
     kinds = [type(o).__name__ for o in out]
     assert kinds == ["WriteResult", "InvalidIdentifier", "AlreadyExists", "InvalidValue",
                      "WriteResult"]
+
+
+def test_an_owner_secret_too_long_to_ever_log_in_is_refused(reg: Registrar) -> None:
+    with pytest.raises(InvalidArgument, match="at most 1024 characters"):
+        reg.allocate_prefix(ADMIN, "88.118.8", "x" * 1_000_000)
+    assert reg.store.get("88.118.8/admin") is None

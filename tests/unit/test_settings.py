@@ -111,3 +111,9 @@ def test_known_variables_and_those_of_the_cli_and_tests_do_not_warn(
                IDNODE_ADMIN_SECRET="a-long-enough-secret")
     load(env=env)
     assert [r.getMessage() for r in settings_log.records] == []
+
+
+def test_logins_waiting_for_secret_checks_cannot_take_every_request_thread() -> None:
+    with pytest.raises(SettingsError, match="setting auth_queue"):
+        load(env={"IDNODE_GRPC_THREADS": "4", "IDNODE_AUTH_QUEUE": "3"})
+    assert load(env={"IDNODE_GRPC_THREADS": "4", "IDNODE_AUTH_QUEUE": "2"}).auth_queue == 2
