@@ -7,6 +7,7 @@ accepting, drain in-flight calls, close the store).
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
@@ -36,6 +37,7 @@ from node.service.resolve import Resolver
 from node.service.writes import Writes
 from node.settings import Settings
 from node.web.server import HttpEndpoints, HttpServer
+from registry.errors import IdnodeError
 from registry.registrar import Registrar
 from registry.store import Store
 from registry.stores.memory import MemoryStore
@@ -92,14 +94,21 @@ class Node:
         for part in (self.http, self.metrics_http):
             if part is not None:
                 part.start()
-        counts = self.store.counts()
-        self.metrics.identifiers.set(counts.identifiers)
-        self.metrics.prefixes.set(counts.prefixes)
-        self.metrics.changelog_sequence.set(self.store.last_sequence())
+        self._refresh_gauges()
         self._set_health(True)
         self._watchdog = threading.Thread(target=self._watch_store, name="store-watchdog",
                                           daemon=True)
         self._watchdog.start()
+
+    def _refresh_gauges(self) -> None:
+        """Gauges that follow state rather than events: writes move the identifier and
+        prefix counts at once (node.service.writes), and this corrects them for writes
+        other processes made; the L1 size changes on every miss, so it is sampled."""
+        counts = self.store.counts()
+        self.metrics.identifiers.set(counts.identifiers)
+        self.metrics.prefixes.set(counts.prefixes)
+        self.metrics.changelog_sequence.set(self.store.last_sequence())
+        self.metrics.cache_entries.set(len(self.resolver.l1))
 
     def _set_health(self, serving: bool) -> None:
         status = (health_pb2.HealthCheckResponse.SERVING if serving
@@ -126,6 +135,9 @@ class Node:
         while not self._halt.wait(self.settings.store_check_interval_seconds):
             self._check_keys()
             ok, why = self.ready()
+            if ok:
+                with contextlib.suppress(IdnodeError):
+                    self._refresh_gauges()
             if self._halt.is_set():
                 return
             if ok != serving:
