@@ -31,9 +31,11 @@ from node.observe.metrics import Metrics
 from node.rpc.server import SERVICES, Services, build_server
 from node.security.auth import Authenticator
 from node.security.signing import KeyRing, SigningKeyError
+from node.service.coherence import Coherence
 from node.service.core import Core
 from node.service.follow import Follow
 from node.service.resolve import Resolver
+from node.service.views import ViewSigner
 from node.service.writes import Writes
 from node.settings import Settings
 from node.web.server import HttpEndpoints, HttpServer
@@ -180,6 +182,29 @@ def open_store(settings: Settings) -> tuple[Store, Beacon]:
     return store, beacon
 
 
+def assemble_core(settings: Settings, store: Store, beacon: Beacon, keys: KeyRing,
+                  registrar: Registrar, metrics: Metrics, l1: L1Cache,
+                  l2: RedisL2 | None) -> tuple[Core, Coherence, Authenticator]:
+    """The application core every front door calls (node.service), from its parts."""
+    coherence = Coherence(store, l1, beacon, metrics, l2)
+    views = ViewSigner(keys, metrics, node_id=settings.node_id,
+                       signature_validity_seconds=settings.signature_validity_seconds,
+                       resign_before_expiry_seconds=settings.resign_before_expiry_seconds,
+                       l1_max_ttl_seconds=settings.l1_max_ttl_seconds)
+    resolver = Resolver(store, registrar, coherence, views, metrics,
+                        negative_ttl_seconds=settings.negative_ttl_seconds)
+    auth = Authenticator(store.get_principal, hash_threads=settings.auth_hash_threads,
+                         queue=settings.auth_queue,
+                         max_failures=settings.auth_max_failures,
+                         failure_window_seconds=settings.auth_failure_window_seconds,
+                         backoff_seconds=settings.auth_backoff_seconds)
+    writes = Writes(registrar, coherence, auth, metrics)
+    follow = Follow(store, beacon, registrar.policy, auth, metrics)
+    core = Core(registrar, resolver, writes, follow, auth, keys,
+                max_batch_handles=settings.max_batch_handles)
+    return core, coherence, auth
+
+
 def build(settings: Settings, *, reuse_port: bool = False,
           metrics_dir: str | None = None) -> Node:
     """Assemble a node from settings (it is not started).
@@ -210,21 +235,8 @@ def build(settings: Settings, *, reuse_port: bool = False,
                          floor_ttl_seconds=settings.redis_floor_ttl_seconds,
                          invalidate_timeout_ms=settings.redis_invalidate_timeout_ms)
             cleanup.callback(l2.close)
-        resolver = Resolver(
-            store, keys, registrar, l1, beacon, metrics, node_id=settings.node_id,
-            signature_validity_seconds=settings.signature_validity_seconds,
-            resign_before_expiry_seconds=settings.resign_before_expiry_seconds,
-            l1_max_ttl_seconds=settings.l1_max_ttl_seconds,
-            negative_ttl_seconds=settings.negative_ttl_seconds, l2=l2)
-        auth = Authenticator(store.get_principal, hash_threads=settings.auth_hash_threads,
-                             queue=settings.auth_queue,
-                             max_failures=settings.auth_max_failures,
-                             failure_window_seconds=settings.auth_failure_window_seconds,
-                             backoff_seconds=settings.auth_backoff_seconds)
-        writes = Writes(registrar, resolver, auth, metrics)
-        follow = Follow(store, beacon, registrar.policy, auth, metrics)
-        core = Core(registrar, resolver, writes, follow, auth, keys,
-                    max_batch_handles=settings.max_batch_handles)
+        core, coherence, auth = assemble_core(settings, store, beacon, keys, registrar, metrics,
+                                              l1, l2)
         services = Services(core, metrics,
                             access_log_sample_ratio=settings.access_log_sample_ratio)
         server, health_servicer = build_server(services, threads=settings.grpc_threads,
@@ -236,7 +248,7 @@ def build(settings: Settings, *, reuse_port: bool = False,
             port = 0
         if port == 0:
             raise StartupError(f"setting grpc_listen: cannot listen on {settings.grpc_listen}")
-        node = Node(settings, store, keys, registrar, resolver, core, services, metrics,
+        node = Node(settings, store, keys, registrar, core.resolver, core, services, metrics,
                     beacon, server, health_servicer, port, auth=auth, l2=l2)
         exposed = metrics.registry
         if metrics_dir is not None:
@@ -258,7 +270,7 @@ def build(settings: Settings, *, reuse_port: bool = False,
         if l2 is not None:
             # Listening starts before serving, so no invalidation published from now on
             # is missed by this process's L1.
-            l2.start(resolver.remote_invalidate, resolver.resync)
+            l2.start(coherence.remote_invalidate, coherence.resync)
         cleanup.pop_all()
     return node
 

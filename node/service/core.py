@@ -72,7 +72,7 @@ class Core:
 
     def with_nonce(self, entry: Entry, nonce: bytes) -> bytes:
         """``entry``'s answer with a fresh signature binding ``nonce`` to its payload."""
-        return self.resolver.with_nonce(entry, nonce)
+        return self.resolver.views.with_nonce(entry, nonce)
 
     def list_handles(self, caller: Caller, prefix: str, page_size: int = 0,
              page_token: str = "") -> tuple[list[str], str]:

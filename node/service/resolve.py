@@ -12,22 +12,18 @@ than a write this process knows about is never taken from L2 (see docs/ARCHITECT
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection
 from concurrent.futures import Future
 
-from idnode.v1 import record_pb2, resolver_pb2
-from node.cache.beacon import Beacon
-from node.cache.l1 import VIEW_SEP, Entry, L1Cache
+from node.cache.l1 import VIEW_SEP, Entry
 from node.cache.l2 import SharedCache
 from node.observe.metrics import Metrics
-from node.rpc.wire import record_to_wire
-from node.security.signing import KeyRing
+from node.service.coherence import Coherence
+from node.service.views import ViewSigner
 from registry.access.principals import Principal
-from registry.errors import InvalidArgument, NotFound, ValuesNotFound
+from registry.errors import NotFound, ValuesNotFound
 from registry.identifier import Handle
 from registry.registrar import Registrar
 from registry.store import Store
@@ -35,13 +31,7 @@ from registry.views import visible
 
 MAX_ALIASES = 200_000
 MAX_NONCE_BYTES = 256
-# When the change log moved by more than this since L1 last looked, dropping the whole
-# L1 is cheaper than reading every change.
-MAX_CATCH_UP_CHANGES = 10_000
 _FLIGHT_TIMEOUT_SECONDS = 30.0
-# Keys written recently (and the sequence of that write), so an L2 entry that a failed
-# Redis invalidation left behind is recognised as old by every process on the host.
-MAX_RECENT_WRITES = 65_536
 
 
 _NONCE_SIGNATURE_TAG = bytes([(3 << 3) | 2])  # ResolveResponse.nonce_signature, bytes
@@ -69,100 +59,31 @@ def view_id(private_ok: bool, types: Collection[str], indexes: Collection[int]) 
 
 
 class Resolver:
-    """Answers resolutions from the caches, the store and the key ring."""
+    """Answers resolutions: parse (remembered per spelling), L1, single flight, L2, the
+    store, then a signed view (:mod:`node.service.views`) cached back. Invalidation and
+    catching up with other processes live in :mod:`node.service.coherence`."""
 
-    def __init__(self, store: Store, keys: KeyRing, registrar: Registrar, l1: L1Cache,
-                 beacon: Beacon, metrics: Metrics, *, node_id: str,
-                 signature_validity_seconds: int, resign_before_expiry_seconds: int,
-                 l1_max_ttl_seconds: int, negative_ttl_seconds: int,
-                 l2: SharedCache | None = None,
-                 clock: Callable[[], float] = time.time,
+    def __init__(self, store: Store, registrar: Registrar, coherence: Coherence,
+                 views: ViewSigner, metrics: Metrics, *, negative_ttl_seconds: int,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.store = store
-        self.keys = keys
         self.registrar = registrar
-        self.l1 = l1
-        self.l2 = l2
-        self.beacon = beacon
+        self.coherence = coherence
+        self.views = views
+        self.l1 = coherence.l1
+        self.l2 = coherence.l2
+        self.beacon = coherence.beacon
         self.metrics = metrics
-        self.node_id = node_id
-        self.validity = signature_validity_seconds
-        self.resign_margin = resign_before_expiry_seconds
-        self.l1_max_ttl = l1_max_ttl_seconds
         self.negative_ttl = negative_ttl_seconds
-        self.clock = clock
         self.monotonic = monotonic
         self._aliases: dict[str, Handle] = {}
         self._flights: dict[str, Future[Entry]] = {}  # gathering callers
         self._reading: dict[str, Future[Entry]] = {}  # reading L2 / the store
         self._reading_generation: dict[str, int] = {}  # L1 generation when reading began
         self._flight_lock = threading.Lock()
-        self._catch_up_lock = threading.Lock()
-        self.applied_sequence = beacon.read()
-        self._recent: OrderedDict[str, int] = OrderedDict()  # O(1) eviction of the oldest
-        self._recent_lock = threading.Lock()
         # Bound once: the hot path calls these on every request.
-        self._l1_get = l1.get
-        self._beacon_read = beacon.read
-
-    # --- invalidation --------------------------------------------------------------------
-
-    def invalidate(self, key: str, sequence: int) -> None:
-        """A write to ``key`` committed as ``sequence``: drop it everywhere, then the
-        caller may acknowledge. L2 goes first: a reader that fetched the old entry from
-        L2 before the delete then finds L1's generation moved and does not keep it."""
-        self.invalidate_many(((key, sequence),))
-
-    def invalidate_many(self, items: Sequence[tuple[str, int]]) -> None:
-        """:meth:`invalidate` for a batch of writes (bulk imports): one L2 round trip and
-        one beacon bump instead of one per identifier."""
-        if not items:
-            return
-        self._note_writes(items)
-        if self.l2 is not None:
-            self.l2.invalidate_many(items)
-        self.l1.invalidate_many(key for key, _ in items)
-        self.metrics.cache_invalidations.labels("local").inc(len(items))
-        self.beacon.bump(max(sequence for _, sequence in items))
-
-    def remote_invalidate(self, key: str, sequence: int) -> None:
-        """Another process (maybe on another host) wrote ``key``: heard over Redis."""
-        self._note_write(key, sequence)
-        self.l1.invalidate(key)
-        self.metrics.cache_invalidations.labels("redis").inc()
-
-    def resync(self) -> None:
-        """Invalidations may have been missed (Redis was unreachable): drop L1."""
-        self.l1.clear()
-
-    def _note_write(self, key: str, sequence: int) -> None:
-        self._note_writes(((key, sequence),))
-
-    def _note_writes(self, items: Iterable[tuple[str, int]]) -> None:
-        with self._recent_lock:
-            recent = self._recent
-            for key, sequence in items:
-                recent[key] = max(sequence, recent.pop(key, 0))  # re-inserted: newest last
-                if len(recent) > MAX_RECENT_WRITES:
-                    recent.popitem(last=False)
-
-    def catch_up(self) -> None:
-        """Apply writes other processes committed since L1 last looked."""
-        with self._catch_up_lock:
-            target = self._beacon_read()
-            if target <= self.applied_sequence:
-                return
-            changes = self.store.changes_since(self.applied_sequence, MAX_CATCH_UP_CHANGES)
-            if len(changes) >= MAX_CATCH_UP_CHANGES:
-                self.l1.clear()
-                self.applied_sequence = target
-                return
-            for change in changes:
-                self._note_write(change.key, change.sequence)
-                self.l1.invalidate(change.key)
-                self.applied_sequence = max(self.applied_sequence, change.sequence)
-            self.metrics.cache_invalidations.labels("changelog").inc(len(changes))
-            self.applied_sequence = max(self.applied_sequence, target)
+        self._l1_get = self.l1.get
+        self._beacon_read = coherence.beacon.read
 
     # --- the pipeline --------------------------------------------------------------------
 
@@ -179,8 +100,8 @@ class Resolver:
 
     def public(self, text: str) -> Entry:
         """The full public view of ``text``: the hot path."""
-        if self._beacon_read() != self.applied_sequence:
-            self.catch_up()
+        if self._beacon_read() != self.coherence.applied_sequence:
+            self.coherence.catch_up()
         handle = self.parse(text)
         entry = self._l1_get(handle.key, self.monotonic())
         if entry is None:
@@ -200,8 +121,8 @@ class Resolver:
         """Any view: private values for principals with rights, filtered by types/indexes."""
         if principal is None and not types and not indexes:
             return self.public(text)
-        if self._beacon_read() != self.applied_sequence:
-            self.catch_up()
+        if self._beacon_read() != self.coherence.applied_sequence:
+            self.coherence.catch_up()
         handle = self.parse(text)
         private_ok = self.registrar.can_read_private(principal, handle)
         view = view_id(private_ok, types, indexes)
@@ -217,29 +138,6 @@ class Resolver:
                 raise ValuesNotFound(entry.message)
             raise NotFound(entry.message)
         return entry
-
-    def with_nonce(self, entry: Entry, nonce: bytes) -> bytes:
-        """A response whose nonce_signature binds ``nonce`` to this exact payload."""
-        if len(nonce) > MAX_NONCE_BYTES:
-            raise InvalidArgument(f"nonce is longer than {MAX_NONCE_BYTES} bytes")
-        signer = self.keys.active
-        digest = hashlib.sha256(entry.payload).digest()
-        self.metrics.sign_nonce.inc()
-        signature = signer.sign(nonce + digest)
-        if signer.key_id == entry.key_id:
-            # Appending a field to a serialised message is valid protobuf: the cached
-            # answer is reused as is, only nonce_signature is added after it.
-            response = entry.response or b""
-        else:
-            # The view was signed before a key rotation: both signatures must come from
-            # the same key, so the payload is signed again with the active one.
-            self.metrics.sign_view.inc()
-            record = record_pb2.SignedRecord(payload=entry.payload,
-                                             signature=signer.sign(entry.payload),
-                                             key_id=signer.key_id, algorithm=signer.algorithm)
-            response = resolver_pb2.ResolveResponse(record=record,
-                                                     etag=entry.etag).SerializeToString()
-        return response + _NONCE_SIGNATURE_TAG + _varint(len(signature)) + signature
 
     def _load(self, handle: Handle, view: str, private_ok: bool, types: Collection[str],
               indexes: Collection[int]) -> Entry:
@@ -297,7 +195,7 @@ class Resolver:
             hit = l2.get(handle.key, view)
             if hit is not None:
                 entry, sequence = hit
-                if sequence >= self._recent.get(handle.key, 0):
+                if sequence >= self.coherence.recent.get(handle.key, 0):
                     self.metrics.l2_hit.inc()
                     self.l1.put(handle.key, view, entry, generation)
                     return entry
@@ -324,18 +222,7 @@ class Resolver:
             self._keep(l2, handle.key, view, entry, record.sequence, read_started,
                        generation)
             return entry
-        now = int(self.clock())
-        signer = self.keys.active
-        payload = record_to_wire(record, values, node_id=self.node_id, signed_at=now,
-                                 expires_at=now + self.validity).SerializeToString()
-        signature = signer.sign(payload)
-        self.metrics.sign_view.inc()
-        signed = record_pb2.SignedRecord(payload=payload, signature=signature,
-                                         key_id=signer.key_id, algorithm=signer.algorithm)
-        response = resolver_pb2.ResolveResponse(record=signed, etag=record.etag)
-        ttl = min(self.l1_max_ttl, record.min_ttl(), self.validity - self.resign_margin)
-        entry = Entry(response.SerializeToString(), mono + ttl, payload, signature,
-                      signer.key_id, signer.algorithm, record.etag)
+        entry = self.views.sign(record, values, mono)
         self._keep(l2, handle.key, view, entry, record.sequence, read_started, generation)
         return entry
 

@@ -19,7 +19,7 @@ from node.errors import mapping_for
 from node.observe.logs import AUDIT, event
 from node.observe.metrics import Metrics
 from node.service.caller import Caller
-from node.service.resolve import Resolver
+from node.service.coherence import Coherence
 from registry.access.principals import Principal
 from registry.errors import IdnodeError, Unauthenticated
 from registry.record import WriteResult
@@ -63,10 +63,10 @@ class BulkOutcome:
 class Writes:
     """Register, update, delete, bulk-register and allocate prefixes for any door."""
 
-    def __init__(self, registrar: Registrar, resolver: Resolver, auth: Authenticate,
+    def __init__(self, registrar: Registrar, coherence: Coherence, auth: Authenticate,
                  metrics: Metrics) -> None:
         self.registrar = registrar
-        self.resolver = resolver
+        self.coherence = coherence
         self.auth = auth
         self.metrics = metrics
 
@@ -151,7 +151,7 @@ class Writes:
         fresh = [r for r in results if not r.replayed]
         if not fresh:
             return
-        self.resolver.invalidate_many([(r.key, r.sequence) for r in fresh])
+        self.coherence.invalidate_many([(r.key, r.sequence) for r in fresh])
         self.metrics.write(operation).inc(len(fresh))
         self.metrics.changelog_sequence.set(max(r.sequence for r in fresh))
         if operation == "register":

@@ -32,9 +32,9 @@ HANDLE = "88.118.8/CONSIST-1"
 def as_other_host(node: Node) -> Node:
     """Cut ``node`` off this host's change beacon, as if it ran elsewhere."""
     beacon = Beacon(None)
-    node.resolver.beacon = beacon
+    node.resolver.beacon = node.resolver.coherence.beacon = beacon
     node.resolver._beacon_read = beacon.read
-    node.resolver.applied_sequence = 0
+    node.resolver.coherence.applied_sequence = 0
     return node
 
 

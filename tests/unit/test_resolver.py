@@ -15,7 +15,9 @@ from node.cache.l1 import L1Cache
 from node.observe.metrics import Metrics
 from node.rpc.wire import keys_to_wire
 from node.security.signing import KeyRing, KeySigner, PublishedKey
+from node.service.coherence import Coherence
 from node.service.resolve import Resolver
+from node.service.views import ViewSigner
 from node.verify import verify
 from registry.access.principals import Principal, Role
 from registry.errors import NotFound, ValuesNotFound
@@ -53,10 +55,12 @@ def make(store: MemoryStore | None = None, beacon: Beacon | None = None,
          keys: KeyRing | None = None) -> tuple[Resolver, Registrar]:
     store = store or CountingStore()
     registrar = Registrar(store, Prefix.parse("88.118"))
-    resolver = Resolver(store, keys or KeyRing.ephemeral(), registrar, L1Cache(1000, 10**7),
-                        beacon or Beacon(None), Metrics(enabled=False), node_id="n",
-                        signature_validity_seconds=86400, resign_before_expiry_seconds=3600,
-                        l1_max_ttl_seconds=600, negative_ttl_seconds=30)
+    metrics = Metrics(enabled=False)
+    coherence = Coherence(store, L1Cache(1000, 10**7), beacon or Beacon(None), metrics)
+    views = ViewSigner(keys or KeyRing.ephemeral(), metrics, node_id="n",
+                       signature_validity_seconds=86400, resign_before_expiry_seconds=3600,
+                       l1_max_ttl_seconds=600)
+    resolver = Resolver(store, registrar, coherence, views, metrics, negative_ttl_seconds=30)
     return resolver, registrar
 
 
@@ -94,7 +98,7 @@ def test_not_found_is_cached_until_a_registration_invalidates_it() -> None:
             resolver.public("88.118.8/LATER")
     assert store.reads == 1
     result = registrar.register(ADMIN, "88.118.8/LATER", [Value(1, "URL", "u")])
-    resolver.invalidate(result.key, result.sequence)
+    resolver.coherence.invalidate(result.key, result.sequence)
     assert record_of(resolver.public("88.118.8/LATER")).handle == "88.118.8/LATER"
 
 
@@ -105,7 +109,7 @@ def test_a_write_in_another_process_is_seen_through_the_shared_beacon() -> None:
     first = registrar.register(ADMIN, "88.118.8/A", [Value(1, "URL", "v1")])
     assert record_of(here.public("88.118.8/A")).version == 1
     second = registrar.update(ADMIN, "88.118.8/A", [Value(1, "URL", "v2")], first.etag)
-    there.invalidate(second.key, second.sequence)
+    there.coherence.invalidate(second.key, second.sequence)
     assert record_of(here.public("88.118.8/A")).version == 2
 
 
@@ -139,7 +143,7 @@ def test_nonce_answers_after_a_rotation_are_signed_by_one_key() -> None:
                        PublishedKey(new.key_id, new.algorithm, new.public_key_der(), 0,
                                     None, True)]
     nonce = b"n" * 16
-    response = resolver_pb2.ResolveResponse.FromString(resolver.with_nonce(cached, nonce))
+    response = resolver_pb2.ResolveResponse.FromString(resolver.views.with_nonce(cached, nonce))
     assert response.record.key_id == new.key_id
     verify(response.record, keys_to_wire(keys.published()), nonce=nonce,
            nonce_signature=response.nonce_signature)
@@ -159,7 +163,7 @@ def test_a_caller_after_an_acknowledged_write_never_joins_an_older_read() -> Non
     assert store.reading.wait(5)  # the slow read of version 1 is under way
     store.gate = None
     second = registrar.update(ADMIN, "88.118.8/A", [Value(1, "URL", "v2")], first.etag)
-    resolver.invalidate(second.key, second.sequence)  # ... acknowledged here
+    resolver.coherence.invalidate(second.key, second.sequence)  # ... acknowledged here
     gate.set()  # the old read now answers (version 1) ...
     assert record_of(resolver.public("88.118.8/A")).version == 2  # ... not to a newcomer
     reader.join(5)
