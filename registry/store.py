@@ -3,11 +3,28 @@
 Backends are deliberately dumb: they apply one write atomically (precondition check,
 values, version bump, change-log row, idempotency row) and answer lookups. Rules about
 who may write what, and how values merge, live in :mod:`registry.registrar`.
+
+The interface is split by concern so that a second backend (PostgreSQL) can be built and
+reviewed one concern at a time, and so that a caller can ask for only what it uses (the
+change follower needs :class:`ChangeLog`, not the principals):
+
+- :class:`RecordStore` — identifiers and their values;
+- :class:`ChangeLog` — the ordered log mirrors and the top-level node follow;
+- :class:`AccessStore` — principals and allocated prefixes;
+- :class:`Store` — all of the above, plus the store's identity, units of work and
+  ``close``. Existing callers keep typing against ``Store``.
+
+Errors: a backend raises only :mod:`registry.errors` (and :class:`StoreDefect` for its own
+bugs). Driver exceptions never cross this interface: a store that cannot answer because
+its database is busy, full, read-only, damaged or closed raises
+:class:`~registry.errors.Unavailable` with a message in plain words (no SQL, no file
+path), and a duplicate key is :class:`~registry.errors.AlreadyExists`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -32,15 +49,21 @@ class Counts:
     identifiers: int
 
 
-class Store(Protocol):
-    """Durable state of the node. Every method is safe to call from several threads."""
+class StoreDefect(RuntimeError):
+    """The database refused an operation the store should never have sent (a bug in the
+    store, e.g. a constraint other than a duplicate key). Not an :class:`IdnodeError`: the
+    transports report it as an internal error, without details, and log it."""
+
+
+class RecordStore(Protocol):
+    """Identifiers and their values. Every method is safe to call from several threads."""
 
     def get(self, key: str) -> Record | None:
         """The record whose normalised key is ``key``."""
         ...
 
     def apply(self, write: Write, now: int) -> WriteResult:
-        """Apply one write atomically together with its change-log row.
+        """Apply one write atomically together with its change-log row (one transaction).
 
         Raises AlreadyExists / NotFound / StaleEtag when the precondition fails, and
         InvalidArgument when ``write.request`` repeats a request id with other content.
@@ -56,16 +79,69 @@ class Store(Protocol):
         """``(key, display handle)`` under ``prefix_key``, ordered by key, after ``after_key``."""
         ...
 
+    def counts(self) -> Counts:
+        """How many prefixes are allocated and identifiers registered."""
+        ...
+
+
+class ChangeLog(Protocol):
+    """The ordered log of every accepted write, appended in the write's own transaction.
+
+    Followers (mirrors, standbys, the top-level node, ``Sync.WatchChanges``) page through
+    it with :meth:`changes_since` from the last sequence they processed and never look
+    back, so the one rule every backend must honour is the **commit-order watermark**:
+
+        ``changes_since`` may return a sequence only once every lower sequence that will
+        ever commit is visible.
+
+    Otherwise a follower that saw 8 and resumes "after 8" silently loses a 7 that was
+    still in flight. Sequences are strictly increasing in commit order and never reused
+    (an etag names one); gaps (sequences that will never commit) are allowed but a
+    follower must never be shown a sequence before a lower one that does commit.
+
+    - Memory: sequences are assigned and published under one lock — trivially true.
+    - SQLite: one writer at a time (``BEGIN IMMEDIATE``), and the sequence is assigned
+      inside that transaction, so commit order is sequence order — trivially true.
+    - PostgreSQL (a later issue): a ``bigserial`` is *not* enough, because transactions
+      take numbers in start order and commit in any order. Recommended approach: take
+      the sequence from a single-row counter table (``UPDATE change_counter SET seq =
+      seq + 1 RETURNING seq``) after the precondition checks, write the rows that carry
+      it (``changes``, ``records.seq``) and commit at once. The row lock is held until
+      commit, so the next writer gets its number only after this one is visible:
+      sequence order is commit order. Only that short tail of each write transaction is
+      serialised (reads and checks before it run in parallel), and a rollback also rolls
+      the counter back. If the tail ever becomes the bottleneck, the alternative is
+      ``bigserial`` plus a ``pg_current_xact_id()`` column, with ``changes_since``
+      returning only rows below the lowest sequence still in flight (rows whose
+      transaction precedes ``pg_snapshot_xmin(pg_current_snapshot())``), at the cost of
+      follower latency while a long transaction is open.
+
+    The contract test ``test_a_follower_sees_every_acknowledged_write_once_in_order``
+    checks the rule with concurrent writers against every backend.
+    """
+
     def changes_since(self, sequence: int, limit: int) -> list[Change]:
+        """At most ``limit`` changes with a sequence above ``sequence``, in sequence order."""
         ...
 
     def last_sequence(self) -> int:
+        """The highest committed sequence (0 for an empty log)."""
         ...
 
-    def counts(self) -> Counts:
+    def wait_for_changes(self, after_sequence: int, timeout_seconds: float) -> bool:
+        """Block until a change above ``after_sequence`` is visible to :meth:`changes_since`
+        (True) or ``timeout_seconds`` have passed (False); returns at once when one
+        already is. Lets a follower wait without a busy loop; backends that cannot be
+        notified poll briefly (SQLite: writes in other processes are only seen by polling).
+        """
         ...
+
+
+class AccessStore(Protocol):
+    """Principals (hashed secrets) and the enterprise prefixes allocated to owners."""
 
     def get_principal(self, identity_key: str) -> StoredPrincipal | None:
+        """The principal whose normalised identity is ``identity_key``."""
         ...
 
     def add_principal(self, principal: StoredPrincipal) -> None:
@@ -74,13 +150,63 @@ class Store(Protocol):
 
     def allocate_prefix(self, prefix: Prefix, owner: StoredPrincipal, admin_record: Write,
                         now: int) -> WriteResult:
-        """Create the prefix, its owner principal and its ADMIN record in one transaction."""
+        """Create the prefix, its owner principal and its ADMIN record in one unit of work:
+        all three or none (AlreadyExists when any of them exists)."""
         ...
 
     def has_prefix(self, prefix_key: str) -> bool:
+        """Whether ``prefix_key`` is allocated."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    """Writes that commit together or not at all (see :meth:`Store.unit_of_work`).
+
+    A method that raises has written nothing of its own, so a caller may catch the error
+    and go on; an exception that leaves the ``with`` block rolls back everything.
+    Reads of records inside the unit see its earlier writes.
+    """
+
+    def apply(self, write: Write, now: int) -> WriteResult:
+        """As :meth:`RecordStore.apply`, inside the unit."""
+        ...
+
+    def add_principal(self, principal: StoredPrincipal) -> None:
+        """As :meth:`AccessStore.add_principal`, inside the unit."""
+        ...
+
+    def add_prefix(self, prefix: Prefix, owner_id: str, now: int) -> None:
+        """Record ``prefix`` as allocated to ``owner_id``; AlreadyExists when it is."""
+        ...
+
+
+class Store(RecordStore, ChangeLog, AccessStore, Protocol):
+    """Durable state of the node: the union of the concerns above.
+
+    Every method is safe to call from several threads. After :meth:`close`, every method
+    raises Unavailable.
+    """
+
+    def store_id(self) -> str:
+        """A random id created once, when the store's database is created (or, for a
+        database older than this build, when it is first upgraded), and the same for its
+        whole life, across restarts and processes. Tells one store from another: a
+        follower can notice it is now following a different database (restored from
+        another backup, or a fresh one), where sequences mean something else."""
+        ...
+
+    def unit_of_work(self) -> AbstractContextManager[UnitOfWork]:
+        """A context manager yielding a :class:`UnitOfWork`; on a normal exit everything
+        written through it commits in one transaction, on an exception nothing does.
+
+        Other writers wait while a unit is open (keep it short), and units are not
+        re-entrant: opening one inside another in the same thread raises RuntimeError.
+        Changes become visible to readers and followers only at commit.
+        """
         ...
 
     def close(self) -> None:
+        """Release connections; later calls raise Unavailable. Idempotent."""
         ...
 
 

@@ -1,1 +1,66 @@
-"""Store backends: in-memory (tests, ephemeral nodes) and SQLite (the embedded default)."""
+"""Store backends: in-memory (tests, ephemeral nodes) and SQLite (the embedded default),
+chosen by URL with :func:`open_store`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from registry.errors import InvalidArgument, Unavailable
+from registry.store import Store
+from registry.stores.memory import MemoryStore
+from registry.stores.sqlite import SQLiteStore
+
+__all__ = ["MemoryStore", "SQLiteStore", "open_store"]
+
+_SUPPORTED = "use sqlite:///ABSOLUTE/PATH, sqlite:RELATIVE/PATH or memory:"
+
+
+def open_store(url: str, *, sqlite_synchronous: str = "FULL") -> Store:
+    """The store a database URL names, opened (and migrated).
+
+    - ``memory:`` — a fresh :class:`MemoryStore` (nothing survives the process);
+    - ``sqlite:///abs/path`` (absolute) or ``sqlite:relative/path`` (relative to the
+      working directory) — a :class:`SQLiteStore`; a missing parent directory is created
+      (0700);
+    - ``postgres://`` / ``postgresql://`` — not in this build yet: InvalidArgument;
+    - anything else — InvalidArgument naming the scheme (never the whole URL, which may
+      carry a password).
+
+    A store that cannot be opened raises Unavailable (see the backend for why).
+    """
+    scheme, sep, rest = url.partition(":")
+    scheme = scheme.lower()
+    if not sep:
+        raise InvalidArgument(f"store URL has no scheme; {_SUPPORTED}")
+    if scheme == "memory":
+        if rest:
+            raise InvalidArgument(f"the memory store takes no path; {_SUPPORTED}")
+        return MemoryStore()
+    if scheme == "sqlite":
+        return _open_sqlite(rest, sqlite_synchronous)
+    if scheme in ("postgres", "postgresql") or scheme.startswith("postgresql+"):
+        raise InvalidArgument(
+            "PostgreSQL is not supported by this build yet (a later release adds it); "
+            f"{_SUPPORTED}")
+    raise InvalidArgument(f"store URL scheme {scheme!r} is not supported; {_SUPPORTED}")
+
+
+def _open_sqlite(rest: str, synchronous: str) -> SQLiteStore:
+    if rest.startswith("//"):
+        # sqlite:///abs/path: an empty authority, then the absolute path.
+        authority, _, path = rest[2:].partition("/")
+        if authority:
+            raise InvalidArgument("a sqlite URL names a file, not a host: write "
+                                  "sqlite:///ABSOLUTE/PATH or sqlite:RELATIVE/PATH")
+        path = "/" + path
+    else:
+        path = rest  # sqlite:relative/path (or sqlite:/abs/path)
+    if not path.strip("/") or "?" in path or "#" in path:
+        raise InvalidArgument(f"a sqlite URL needs a file path (no query); {_SUPPORTED}")
+    target = Path(path)
+    try:
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:  # no path in the message: it reaches callers
+        raise Unavailable("the store is unavailable: its directory cannot be created "
+                          f"({exc.strerror})") from None
+    return SQLiteStore(target, synchronous=synchronous)

@@ -1,13 +1,22 @@
 """An in-memory store: the reference implementation of the contract, for tests and
-throw-away nodes. Nothing survives the process."""
+throw-away nodes. Nothing survives the process.
+
+Every write goes through a unit of work: a private overlay (records, change rows, request
+ids, principals, prefixes) built under the store lock and merged into the store at
+commit, so an exception discards it. Readers take no lock (as SQLite readers never wait
+for the writer) and see nothing of a unit before its commit; during the commit they may
+see its records appear one by one, but its change-log entries appear in one step.
+"""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from registry.access.principals import StoredPrincipal, identity_key
-from registry.errors import AlreadyExists, IdnodeError
+from registry.errors import AlreadyExists, IdnodeError, Unavailable
 from registry.identifier import Prefix
 from registry.record import Change, Record, Write, WriteResult, etag_of
 from registry.store import (
@@ -17,49 +26,42 @@ from registry.store import (
     replay_or_conflict,
 )
 
+_CLOSED = "the store is unavailable: it has been closed"
 
-class MemoryStore:
-    """See :class:`registry.store.Store`."""
 
-    def __init__(self) -> None:
-        self._lock = threading.RLock()
-        self._records: dict[str, Record] = {}
+class MemoryUnitOfWork:
+    """See :class:`registry.store.UnitOfWork`. Only :meth:`MemoryStore.unit_of_work`
+    makes one, with the store lock held for its whole life."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+        self._records: dict[str, Record | None] = {}  # None: deleted in this unit
         self._changes: list[Change] = []
         self._requests: dict[tuple[str, str], tuple[str, WriteResult, int]] = {}
         self._principals: dict[str, StoredPrincipal] = {}
-        self._prefixes: set[str] = set()
-        self._seq = 0
+        self._prefixes: dict[str, str] = {}
+        self._seq = store._seq
 
-    def get(self, key: str) -> Record | None:
-        return self._records.get(key)
+    def _record(self, key: str) -> Record | None:
+        if key in self._records:
+            return self._records[key]
+        return self._store._records.get(key)
 
     def apply(self, write: Write, now: int) -> WriteResult:
-        with self._lock:
-            return self._apply(write, now)
-
-    def apply_many(self, writes: Sequence[Write], now: int) -> list[WriteResult | IdnodeError]:
-        out: list[WriteResult | IdnodeError] = []
-        with self._lock:
-            for write in writes:
-                try:
-                    out.append(self._apply(write, now))
-                except IdnodeError as exc:
-                    out.append(exc)
-        return out
-
-    def _apply(self, write: Write, now: int) -> WriteResult:
         if write.request is not None:
-            seen = self._requests.get((write.request.scope, write.request.request_id))
+            rk = (write.request.scope, write.request.request_id)
+            seen = self._requests.get(rk) or self._store._requests.get(rk)
             if seen is not None and seen[2] >= now - REQUEST_RETENTION_SECONDS:
                 return replay_or_conflict(write, seen[0], seen[1])
         key = write.handle.key
-        current = self._records.get(key)
+        current = self._record(key)
         check_precondition(current, write)
+        # Nothing below raises: a failed check has written nothing.
         self._seq += 1
         seq = self._seq
         handle = current.handle if current is not None else write.handle
         if write.values is None:
-            del self._records[key]
+            self._records[key] = None
             result = WriteResult(str(handle), 0, "", seq, key=key)
         else:
             version = current.version + 1 if current is not None else 1
@@ -73,49 +75,149 @@ class MemoryStore:
                 write.request.fingerprint, result, now)
         return result
 
+    def add_principal(self, principal: StoredPrincipal) -> None:
+        key = identity_key(principal.principal.id)
+        if key in self._principals or key in self._store._principals:
+            raise AlreadyExists(f"principal {principal.principal.id} already exists")
+        self._principals[key] = principal
+
+    def add_prefix(self, prefix: Prefix, owner_id: str, now: int) -> None:
+        del now  # the memory store keeps no allocation dates
+        if prefix.key in self._prefixes or prefix.key in self._store._prefixes:
+            raise AlreadyExists(f"prefix {prefix.text} is already allocated")
+        self._prefixes[prefix.key] = owner_id
+
+
+class MemoryStore:
+    """See :class:`registry.store.Store`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._records: dict[str, Record] = {}
+        self._changes: list[Change] = []
+        self._requests: dict[tuple[str, str], tuple[str, WriteResult, int]] = {}
+        self._principals: dict[str, StoredPrincipal] = {}
+        self._prefixes: dict[str, str] = {}  # prefix key -> owner id
+        self._seq = 0
+        self._id = uuid.uuid4().hex
+        self._unit_owner: int | None = None  # thread holding an open unit of work
+        self._closed = False
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise Unavailable(_CLOSED)
+
+    def store_id(self) -> str:
+        self._check_open()
+        return self._id
+
+    # --- units of work -----------------------------------------------------------------
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[MemoryUnitOfWork]:
+        with self._lock:
+            if self._unit_owner == threading.get_ident():
+                raise RuntimeError("units of work are not re-entrant")
+            self._check_open()
+            self._unit_owner = threading.get_ident()
+            try:
+                unit = MemoryUnitOfWork(self)
+                yield unit
+                self._check_open()
+                self._commit(unit)
+            finally:
+                self._unit_owner = None
+
+    def _commit(self, unit: MemoryUnitOfWork) -> None:
+        for key, record in unit._records.items():
+            if record is None:
+                self._records.pop(key, None)
+            else:
+                self._records[key] = record
+        self._requests.update(unit._requests)
+        self._principals.update(unit._principals)
+        self._prefixes.update(unit._prefixes)
+        if unit._changes:
+            self._changes.extend(unit._changes)
+            self._seq = unit._seq
+            self._changed.notify_all()
+
+    # --- records -----------------------------------------------------------------------
+
+    def get(self, key: str) -> Record | None:
+        self._check_open()
+        return self._records.get(key)
+
+    def apply(self, write: Write, now: int) -> WriteResult:
+        with self.unit_of_work() as unit:
+            return unit.apply(write, now)
+
+    def apply_many(self, writes: Sequence[Write], now: int) -> list[WriteResult | IdnodeError]:
+        out: list[WriteResult | IdnodeError] = []
+        with self.unit_of_work() as unit:
+            for write in writes:
+                try:
+                    out.append(unit.apply(write, now))
+                except IdnodeError as exc:
+                    out.append(exc)
+        return out
+
     def list_keys(self, prefix_key: str, after_key: str, limit: int) -> list[tuple[str, str]]:
-        with self._lock:
-            keys = sorted(k for k, r in self._records.items()
-                          if r.handle.prefix_key == prefix_key and k > after_key)
-            return [(k, str(self._records[k].handle)) for k in keys[:limit]]
-
-    def changes_since(self, sequence: int, limit: int) -> list[Change]:
-        with self._lock:
-            return [c for c in self._changes if c.sequence > sequence][:limit]
-
-    def last_sequence(self) -> int:
-        return self._seq
+        self._check_open()
+        items = list(self._records.items())  # one atomic copy: readers never take the lock
+        found = sorted((k, str(r.handle)) for k, r in items
+                       if r.handle.prefix_key == prefix_key and k > after_key)
+        return found[:limit]
 
     def counts(self) -> Counts:
+        self._check_open()
         return Counts(len(self._prefixes), len(self._records))
 
+    # --- change log --------------------------------------------------------------------
+
+    def changes_since(self, sequence: int, limit: int) -> list[Change]:
+        self._check_open()
+        # Sequences are 1..n without gaps, so the change after ``sequence`` is at index
+        # ``sequence``. A commit extends the list in one step, so a slice (no lock:
+        # readers never wait for an open unit) never shows part of a unit.
+        start = max(sequence, 0)
+        return self._changes[start:start + max(limit, 0)]
+
+    def last_sequence(self) -> int:
+        self._check_open()
+        return self._seq
+
+    def wait_for_changes(self, after_sequence: int, timeout_seconds: float) -> bool:
+        with self._changed:
+            self._check_open()
+            self._changed.wait_for(lambda: self._closed or self._seq > after_sequence,
+                                   max(timeout_seconds, 0.0))
+            self._check_open()  # closed while waiting
+            return self._seq > after_sequence
+
+    # --- principals and prefixes -------------------------------------------------------
+
     def get_principal(self, identity_key: str) -> StoredPrincipal | None:
+        self._check_open()
         return self._principals.get(identity_key)
 
     def add_principal(self, principal: StoredPrincipal) -> None:
-        with self._lock:
-            key = identity_key(principal.principal.id)
-            if key in self._principals:
-                raise AlreadyExists(f"principal {principal.principal.id} already exists")
-            self._principals[key] = principal
+        with self.unit_of_work() as unit:
+            unit.add_principal(principal)
 
     def allocate_prefix(self, prefix: Prefix, owner: StoredPrincipal, admin_record: Write,
                         now: int) -> WriteResult:
-        with self._lock:
-            if prefix.key in self._prefixes:
-                raise AlreadyExists(f"prefix {prefix.text} is already allocated")
-            key = identity_key(owner.principal.id)
-            if key in self._principals:
-                raise AlreadyExists(f"principal {owner.principal.id} already exists")
-            if admin_record.handle.key in self._records:
-                raise AlreadyExists(f"identifier {admin_record.handle} already exists")
-            result = self._apply(admin_record, now)
-            self._prefixes.add(prefix.key)
-            self._principals[key] = owner
-            return result
+        with self.unit_of_work() as unit:
+            unit.add_prefix(prefix, owner.principal.id, now)
+            unit.add_principal(owner)
+            return unit.apply(admin_record, now)
 
     def has_prefix(self, prefix_key: str) -> bool:
+        self._check_open()
         return prefix_key in self._prefixes
 
     def close(self) -> None:
-        pass
+        with self._lock:
+            self._closed = True
+            self._changed.notify_all()

@@ -3,19 +3,40 @@
 Writes go through one connection under a lock (SQLite has one writer anyway; BEGIN
 IMMEDIATE plus a busy timeout serialises writers across worker processes). Reads use a
 connection per thread, so they never wait for a writer.
+
+Failures of the database are translated in one place, :func:`_translate`, applied to
+every public method by :func:`_errors_mapped`: a busy, locked, read-only, full, damaged or
+unreadable database is :class:`~registry.errors.Unavailable` (a message in plain words,
+no SQL and no file path), a duplicate key is :class:`~registry.errors.AlreadyExists`, and
+anything else the driver reports is a :class:`~registry.store.StoreDefect` (our bug).
+No ``sqlite3`` exception leaves this module.
+
+- A file whose header is damaged (not a database) is refused when the store is opened:
+  the constructor raises Unavailable. Damage deeper in the file surfaces as Unavailable
+  on the first read or write that touches the damaged pages.
+- While another connection holds the write lock longer than ``busy_timeout_ms``, writes
+  raise Unavailable; reads go on (WAL readers never wait for a writer).
+- A new database file (and its -wal and -shm files, which SQLite creates with the
+  database's mode) is created 0600: it holds secret hashes and unpublished values.
+  Existing files keep the mode the operator gave them.
 """
 
 from __future__ import annotations
 
+import functools
+import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from importlib import resources
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
-from registry.access.principals import Principal, Role, StoredPrincipal
-from registry.errors import AlreadyExists, IdnodeError
+from registry.access.principals import Principal, Role, StoredPrincipal, identity_key
+from registry.errors import AlreadyExists, IdnodeError, InvalidArgument, Unavailable
 from registry.identifier import Handle, Prefix
 from registry.record import (
     Change,
@@ -30,6 +51,7 @@ from registry.record import (
 from registry.store import (
     REQUEST_RETENTION_SECONDS,
     Counts,
+    StoreDefect,
     check_precondition,
     replay_or_conflict,
 )
@@ -38,6 +60,93 @@ from registry.values import AdminRef, Permissions, Value
 _KIND_TEXT, _KIND_BINARY, _KIND_ADMIN = 0, 1, 2
 _PURGE_EVERY_WRITES = 1000
 _IN_CHUNK = 500  # below SQLite's default limit of bound parameters per statement
+_SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+# How often wait_for_changes looks for commits made by other processes (commits made
+# through this store object wake it at once).
+_POLL_SECONDS = 0.02
+
+# --- driver errors -> domain errors (the one place) ----------------------------------------
+
+_UNAVAILABLE = "the store is unavailable: "
+# Primary result codes (https://sqlite.org/rescode.html) and what they mean to a caller.
+_UNAVAILABLE_BY_CODE = {
+    3: "permission to use the database file was denied",                          # PERM
+    5: "the database is locked by another writer for longer than the busy timeout",  # BUSY
+    6: "a table is locked by another operation",                                  # LOCKED
+    7: "it ran out of memory",                                                    # NOMEM
+    8: "the database is read-only, so nothing can be written",                    # READONLY
+    10: "the disk could not be read or written",                                  # IOERR
+    11: "the database file is damaged",                                           # CORRUPT
+    13: "the disk is full (or the database reached its size limit)",             # FULL
+    14: "the database file cannot be opened (missing directory or no permission)",  # CANTOPEN
+    15: "the database is locked by another writer",                               # PROTOCOL
+    22: "the database file is too large for this system",                         # NOLFS
+    23: "access to the database was denied",                                      # AUTH
+    26: "the file is not a database (damaged or overwritten)",                    # NOTADB
+}
+_DUPLICATE_CODES = (1555, 2067)  # SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_CONSTRAINT_UNIQUE
+_CLOSED = "it has been closed"
+
+
+def _is_duplicate(exc: sqlite3.IntegrityError) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) in _DUPLICATE_CODES
+
+
+def _translate(exc: sqlite3.Error) -> IdnodeError | StoreDefect:
+    """The domain error for a driver error. Messages name the condition, never SQL, a
+    table or column name, or the file's path (they reach callers and audit logs)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(exc, sqlite3.IntegrityError):
+        if _is_duplicate(exc):
+            return AlreadyExists("an entry with the same key already exists")
+        return StoreDefect(f"the store broke one of its own constraints (code {code})")
+    if code is not None and (code & 0xFF) in _UNAVAILABLE_BY_CODE:
+        return Unavailable(_UNAVAILABLE + _UNAVAILABLE_BY_CODE[code & 0xFF])
+    if isinstance(exc, sqlite3.ProgrammingError) and "closed" in str(exc):
+        return Unavailable(_UNAVAILABLE + _CLOSED)
+    if isinstance(exc, sqlite3.OperationalError) and code is None:
+        # Raised by the module itself rather than the engine (no result code), e.g. a
+        # lock or interrupt outcome: the database could not be used, not a bad statement.
+        return Unavailable(_UNAVAILABLE + "the database could not be used")
+    return StoreDefect(f"the store sent the database an operation it refused (code {code})")
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+_C = TypeVar("_C", bound=type)
+
+
+def _mapped(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    @functools.wraps(fn)
+    def call(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return fn(*args, **kwargs)
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+    return call
+
+
+def _errors_mapped(cls: _C) -> _C:
+    """Wrap every public method of ``cls`` (and ``__init__``) with :func:`_translate`.
+
+    A try/except costs nothing on the way through, so the hot read path keeps its speed.
+    Generator-based context managers are wrapped inside (see ``unit_of_work``).
+    """
+    for name, attr in list(vars(cls).items()):
+        if callable(attr) and (not name.startswith("_") or name == "__init__"):
+            setattr(cls, name, _mapped(attr))
+    return cls
+
+
+@contextmanager
+def _errors_translated() -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise _translate(exc) from exc
+
+
+# --- migrations ----------------------------------------------------------------------------
 
 
 def _migrations() -> list[tuple[int, str]]:
@@ -48,6 +157,41 @@ def _migrations() -> list[tuple[int, str]]:
         if name.endswith(".sql"):
             out.append((int(name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
     return sorted(out)
+
+
+def split_statements(script: str) -> list[str]:
+    """The statements of an SQL script, each with its terminating ``;``.
+
+    Pieces between ``;`` are accumulated until :func:`sqlite3.complete_statement` says
+    the text so far is a whole statement, so a ``;`` inside a string literal, a quoted
+    name, a comment or a trigger body (``BEGIN ...; ...; END;``) does not split it.
+    (``executescript`` would do the splitting too, but it commits first, and migrations
+    must run inside the migration's transaction.) Text after the last statement that is
+    not blank is returned as a last statement, so the database reports what is wrong
+    with it.
+    """
+    out: list[str] = []
+    pieces = script.split(";")
+    buf = ""
+    for piece in pieces[:-1]:
+        buf += piece + ";"
+        if sqlite3.complete_statement(buf):
+            if not _blank(buf[:-1]):
+                out.append(buf.strip())
+            buf = ""
+    buf += pieces[-1]
+    if not _blank(buf):
+        out.append(buf.strip())
+    return out
+
+
+def _blank(text: str) -> bool:
+    """Only whitespace and ``--`` comments."""
+    lines = [line.strip() for line in text.splitlines()]
+    return all(not line or line.startswith("--") for line in lines)
+
+
+# --- values ----------------------------------------------------------------------------------
 
 
 def _encode(v: Value) -> tuple[int, bytes]:
@@ -77,70 +221,194 @@ def _decode(kind: int, data: bytes) -> str | bytes | AdminRef:
     return AdminRef(handle, int(index), perms)
 
 
+def _create_private(path: str) -> None:
+    """Create an empty database file with mode 0600 unless it exists. SQLite then
+    creates the -wal and -shm files with the database's mode."""
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return
+    except OSError as exc:  # no path in the message: it reaches callers
+        raise Unavailable(f"{_UNAVAILABLE}the database file cannot be created "
+                          f"({exc.strerror})") from None
+    os.close(fd)
+
+
+@_errors_mapped
+class SQLiteUnitOfWork:
+    """See :class:`registry.store.UnitOfWork`. Only :meth:`SQLiteStore.unit_of_work`
+    makes one, inside its transaction."""
+
+    def __init__(self, store: SQLiteStore, conn: sqlite3.Connection) -> None:
+        self._store = store
+        self._conn = conn
+        self.writes = 0
+        self.now = 0
+
+    def apply(self, write: Write, now: int) -> WriteResult:
+        result = self._store._apply(self._conn, write, now)
+        self.writes += 1
+        self.now = max(self.now, now)
+        return result
+
+    def add_principal(self, principal: StoredPrincipal) -> None:
+        SQLiteStore._insert_principal(self._conn, principal)
+
+    def add_prefix(self, prefix: Prefix, owner_id: str, now: int) -> None:
+        try:
+            self._conn.execute(
+                "INSERT INTO prefixes (key, prefix, owner, created_at) VALUES (?, ?, ?, ?)",
+                (prefix.key, prefix.text, owner_id, now))
+        except sqlite3.IntegrityError as exc:
+            if _is_duplicate(exc):
+                raise AlreadyExists(f"prefix {prefix.text} is already allocated") from None
+            raise
+
+
+@_errors_mapped
 class SQLiteStore:
-    """See :class:`registry.store.Store`."""
+    """See :class:`registry.store.Store`.
+
+    ``busy_timeout_ms`` is how long a write waits for another process's write lock
+    before it fails with Unavailable. ``read_only`` opens the file read-only (it must
+    exist and be migrated already): reads work, every write raises Unavailable.
+    """
 
     def __init__(self, path: str | Path, *, synchronous: str = "FULL",
-                 busy_timeout_ms: int = 10000) -> None:
+                 busy_timeout_ms: int = 10000, read_only: bool = False) -> None:
+        if synchronous.upper() not in _SYNCHRONOUS:
+            raise InvalidArgument(f"synchronous must be one of {', '.join(_SYNCHRONOUS)}, "
+                                  f"got {synchronous!r}")
         self._path = str(path)
-        self._synchronous = synchronous
+        self._synchronous = synchronous.upper()
         self._busy_timeout_ms = busy_timeout_ms
+        self._read_only = read_only
         self._local = threading.local()
         self._write_lock = threading.Lock()
+        self._unit_owner: int | None = None
+        self._committed = threading.Condition()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
+        self._closed = False
         self._writes = 0
-        self._writer = self._connect()
-        self._migrate()
+        try:
+            if not read_only:
+                _create_private(self._path)
+            self._writer = self._connect()
+            self._migrate()
+            row = self._writer.execute(
+                "SELECT value FROM meta WHERE name = 'store_id'").fetchone()
+            self._id = str(row[0])
+        except BaseException:
+            self.close()
+            raise
 
     # --- connections -------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False,
-                               timeout=self._busy_timeout_ms / 1000)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(f"PRAGMA synchronous={self._synchronous}")
-        conn.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("PRAGMA cache_size=-65536")  # 64 MiB of page cache per connection
+        if self._read_only:
+            uri = "file:" + urllib.parse.quote(os.path.abspath(self._path)) + "?mode=ro"
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None,
+                                   check_same_thread=False,
+                                   timeout=self._busy_timeout_ms / 1000)
+        else:
+            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False,
+                                   timeout=self._busy_timeout_ms / 1000)
         with self._all_lock:
             self._all.append(conn)
+        if not self._read_only:
+            conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={self._synchronous}")
+        conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA cache_size=-65536")  # 64 MiB of page cache per connection
         return conn
 
     def _reader(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
+            if self._closed:
+                raise Unavailable(_UNAVAILABLE + _CLOSED)
             conn = self._connect()
             self._local.conn = conn
         return conn
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
+        if self._unit_owner == threading.get_ident():
+            raise RuntimeError("units of work are not re-entrant")
         with self._write_lock:
+            if self._closed:
+                raise Unavailable(_UNAVAILABLE + _CLOSED)
+            self._unit_owner = threading.get_ident()
             conn = self._writer
-            conn.execute("BEGIN IMMEDIATE")
             try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                    conn.execute("COMMIT")
+                except BaseException:
+                    # SQLite may have rolled back already (after a full disk, an I/O
+                    # error): then there is nothing to undo, and the first error counts.
+                    if conn.in_transaction:
+                        with suppress(sqlite3.Error):
+                            conn.execute("ROLLBACK")
+                    raise
+            finally:
+                self._unit_owner = None
+        with self._committed:
+            self._committed.notify_all()
 
     def _migrate(self) -> None:
+        """Apply the migrations this database has not had, in one transaction.
+
+        ``schema_version`` holds one row per applied migration (``max(version)`` is the
+        schema's version). A database that is up to date is only read, so a read-only
+        file opens; one that needs migrating takes the write lock and checks again, so
+        processes opening the same file at once migrate it once.
+        """
+        pending = self._pending(self._writer)
+        if not pending:
+            return
+        if self._read_only:
+            raise Unavailable(_UNAVAILABLE + "the database is read-only and its schema is "
+                              "older than this build")
         with self._tx() as conn:
             conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            for version, sql in self._pending(conn):
+                for statement in split_statements(sql):
+                    conn.execute(statement)
+                conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+
+    @staticmethod
+    def _pending(conn: sqlite3.Connection) -> list[tuple[int, str]]:
+        exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
+                              "AND name = 'schema_version'").fetchone()
+        current = 0
+        if exists is not None:
             row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
-            current = row[0] or 0
-            for version, sql in _migrations():
-                if version > current:
-                    for statement in sql.split(";"):
-                        if statement.strip():
-                            conn.execute(statement)
-                    conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+            current = int(row[0] or 0)
+        return [(v, sql) for v, sql in _migrations() if v > current]
 
     def schema_version(self) -> int:
         row = self._reader().execute("SELECT max(version) FROM schema_version").fetchone()
         return int(row[0] or 0)
+
+    def store_id(self) -> str:
+        if self._closed:
+            raise Unavailable(_UNAVAILABLE + _CLOSED)
+        return self._id
+
+    # --- units of work -----------------------------------------------------------------
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[SQLiteUnitOfWork]:
+        with _errors_translated():
+            with self._tx() as conn:
+                unit = SQLiteUnitOfWork(self, conn)
+                yield unit
+            if unit.writes:
+                self._after_writes(unit.writes, unit.now)
 
     # --- records -----------------------------------------------------------------------
 
@@ -286,6 +554,14 @@ class SQLiteStore:
             (after_key or prefix_key + "/", prefix_key + "0", limit)).fetchall()
         return [(r[0], r[1]) for r in rows]
 
+    def counts(self) -> Counts:
+        conn = self._reader()
+        prefixes = conn.execute("SELECT count(*) FROM prefixes").fetchone()[0]
+        identifiers = conn.execute("SELECT count(*) FROM records").fetchone()[0]
+        return Counts(int(prefixes), int(identifiers))
+
+    # --- change log --------------------------------------------------------------------
+
     def changes_since(self, sequence: int, limit: int) -> list[Change]:
         rows = self._reader().execute(
             "SELECT seq, op, handle, key, version, values_json, at, principal, request_id "
@@ -297,11 +573,18 @@ class SQLiteStore:
         row = self._reader().execute("SELECT max(seq) FROM changes").fetchone()
         return int(row[0] or 0)
 
-    def counts(self) -> Counts:
-        conn = self._reader()
-        prefixes = conn.execute("SELECT count(*) FROM prefixes").fetchone()[0]
-        identifiers = conn.execute("SELECT count(*) FROM records").fetchone()[0]
-        return Counts(int(prefixes), int(identifiers))
+    def wait_for_changes(self, after_sequence: int, timeout_seconds: float) -> bool:
+        """Commits through this object wake the waiter at once; commits by other
+        processes are noticed by polling every 20 ms. Bounded by ``timeout_seconds``."""
+        deadline = time.monotonic() + max(timeout_seconds, 0.0)
+        while True:
+            with self._committed:
+                if self.last_sequence() > after_sequence:
+                    return True
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._committed.wait(min(_POLL_SECONDS, remaining))
 
     # --- principals and prefixes --------------------------------------------------------
 
@@ -314,35 +597,28 @@ class SQLiteStore:
         return StoredPrincipal(Principal(row[0], Role(row[1]), row[2]), row[3], row[4])
 
     @staticmethod
-    def _insert_principal(conn: sqlite3.Connection, key: str, p: StoredPrincipal) -> None:
+    def _insert_principal(conn: sqlite3.Connection, p: StoredPrincipal) -> None:
         try:
             conn.execute(
                 "INSERT INTO principals (id, display, role, prefix_key, secret_hash, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (key, p.principal.id, p.principal.role.value, p.principal.prefix_key,
-                 p.secret_hash, p.created_at))
-        except sqlite3.IntegrityError:
-            raise AlreadyExists(f"principal {p.principal.id} already exists") from None
+                (identity_key(p.principal.id), p.principal.id, p.principal.role.value,
+                 p.principal.prefix_key, p.secret_hash, p.created_at))
+        except sqlite3.IntegrityError as exc:
+            if _is_duplicate(exc):
+                raise AlreadyExists(f"principal {p.principal.id} already exists") from None
+            raise
 
     def add_principal(self, principal: StoredPrincipal) -> None:
-        from registry.access.principals import identity_key
-
         with self._tx() as conn:
-            self._insert_principal(conn, identity_key(principal.principal.id), principal)
+            self._insert_principal(conn, principal)
 
     def allocate_prefix(self, prefix: Prefix, owner: StoredPrincipal, admin_record: Write,
                         now: int) -> WriteResult:
-        from registry.access.principals import identity_key
-
-        with self._tx() as conn:
-            try:
-                conn.execute(
-                    "INSERT INTO prefixes (key, prefix, owner, created_at) VALUES (?, ?, ?, ?)",
-                    (prefix.key, prefix.text, owner.principal.id, now))
-            except sqlite3.IntegrityError:
-                raise AlreadyExists(f"prefix {prefix.text} is already allocated") from None
-            self._insert_principal(conn, identity_key(owner.principal.id), owner)
-            return self._apply(conn, admin_record, now)
+        with self.unit_of_work() as unit:
+            unit.add_prefix(prefix, owner.principal.id, now)
+            unit.add_principal(owner)
+            return unit.apply(admin_record, now)
 
     def has_prefix(self, prefix_key: str) -> bool:
         row = self._reader().execute("SELECT 1 FROM prefixes WHERE key = ?",
@@ -350,8 +626,11 @@ class SQLiteStore:
         return row is not None
 
     def close(self) -> None:
+        self._closed = True
         with self._all_lock:
             conns, self._all = self._all, []
         for conn in conns:
-            with suppress(sqlite3.ProgrammingError):
+            with suppress(sqlite3.Error):
                 conn.close()
+        with self._committed:
+            self._committed.notify_all()

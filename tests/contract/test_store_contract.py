@@ -1,28 +1,46 @@
-"""The one contract every store backend passes (see registry/store.py)."""
+"""The one contract every store backend passes (see registry/store.py).
+
+Failures of the SQLite driver itself (busy, read-only, damaged, full) are in
+test_sqlite_failures.py: they need a real file and have no memory twin.
+"""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from registry.access.principals import Principal, Role, StoredPrincipal
-from registry.errors import AlreadyExists, InvalidArgument, NotFound, StaleEtag
+from registry.errors import (
+    AlreadyExists,
+    InvalidArgument,
+    NotFound,
+    StaleEtag,
+    Unavailable,
+)
 from registry.identifier import Handle, Prefix
-from registry.record import Operation, Precondition, RequestKey, Write
+from registry.record import Change, Operation, Precondition, RequestKey, Write
 from registry.store import Store
 from registry.stores.memory import MemoryStore
 from registry.stores.sqlite import SQLiteStore
 from registry.values import AdminRef, Permissions, Value
 
 NOW = 1_700_000_000
+BACKENDS = ["memory", "sqlite"]
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+def make_store(backend: str, path: Path) -> Store:
+    if backend == "memory":
+        return MemoryStore()
+    return SQLiteStore(path)
+
+
+@pytest.fixture(params=BACKENDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    s: Store = MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "s.db")
+    s = make_store(request.param, tmp_path / "s.db")
     yield s
     s.close()
 
@@ -172,12 +190,282 @@ def test_sqlite_keeps_everything_across_reopen_and_records_its_schema(tmp_path: 
     path = tmp_path / "reopen.db"
     s = SQLiteStore(path)
     s.apply(register("88.118.8/KEEP"), NOW)
+    first_id = s.store_id()
     s.close()
     s2 = SQLiteStore(path)
     try:
         assert s2.get("88.118.8/keep") is not None
-        assert s2.schema_version() == 2
+        assert s2.schema_version() == 3
         assert s2.last_sequence() == 1
+        assert s2.store_id() == first_id
     finally:
         s2.close()
 
+
+
+def owner_of(prefix: str) -> StoredPrincipal:
+    return StoredPrincipal(Principal(f"300:{prefix}/ADMIN", Role.PREFIX_OWNER, prefix), "h", NOW)
+
+
+# --- identity ------------------------------------------------------------------------------
+
+
+def test_store_id_is_random_and_stable(store: Store, tmp_path: Path) -> None:
+    first = store.store_id()
+    assert len(first) == 32 and int(first, 16) >= 0
+    store.apply(register("88.118.8/A"), NOW)
+    assert store.store_id() == first
+    other = make_store("sqlite" if isinstance(store, SQLiteStore) else "memory",
+                       tmp_path / "other.db")
+    try:
+        assert other.store_id() != first
+    finally:
+        other.close()
+
+
+def test_duplicate_principal_is_already_exists(store: Store) -> None:
+    store.add_principal(owner_of("88.118.8"))
+    with pytest.raises(AlreadyExists) as caught:
+        store.add_principal(owner_of("88.118.8"))
+    assert type(caught.value) is AlreadyExists
+    assert "sqlite" not in caught.value.message.lower()
+
+
+def test_a_closed_store_is_unavailable(store: Store) -> None:
+    store.apply(register("88.118.8/A"), NOW)
+    store.close()
+    calls: list[Callable[[], object]] = [
+             lambda: store.get("88.118.8/a"), lambda: store.apply(register("88.118.8/B"), NOW),
+             lambda: store.changes_since(0, 10), store.last_sequence, store.store_id,
+             lambda: store.get_principal("300:88.118.8/admin"), store.counts,
+             lambda: store.wait_for_changes(0, 0.01)]
+    for call in calls:
+        with pytest.raises(Unavailable) as caught:
+            call()
+        assert type(caught.value) is Unavailable
+        assert "closed" in caught.value.message
+    store.close()  # idempotent
+
+
+# --- units of work -------------------------------------------------------------------------
+
+
+def test_a_unit_of_work_commits_everything_together(store: Store) -> None:
+    with store.unit_of_work() as unit:
+        unit.add_prefix(Prefix.parse("88.118.8"), "300:88.118.8/ADMIN", NOW)
+        unit.add_principal(owner_of("88.118.8"))
+        first = unit.apply(register("88.118.8/ADMIN"), NOW)
+        # Later writes of the unit see its earlier ones.
+        second = unit.apply(Write(Operation.UPDATE, Handle.parse("88.118.8/ADMIN"),
+                                  (Value(1, "URL", "v2"),),
+                                  Precondition(sequence=first.sequence), "tester"), NOW)
+        with pytest.raises(AlreadyExists):  # a failed write inside writes nothing ...
+            unit.apply(register("88.118.8/admin"), NOW)
+        unit.apply(register("88.118.8/OTHER"), NOW)  # ... and the unit goes on
+    assert store.has_prefix("88.118.8")
+    assert store.get_principal("300:88.118.8/admin") is not None
+    record = store.get("88.118.8/admin")
+    assert record is not None and record.version == 2 and record.etag == second.etag
+    assert [c.handle for c in store.changes_since(0, 10)] == [
+        "88.118.8/ADMIN", "88.118.8/ADMIN", "88.118.8/OTHER"]
+    assert store.counts() == type(store.counts())(1, 2)
+
+
+def test_a_unit_of_work_that_raises_writes_nothing(store: Store) -> None:
+    store.apply(register("88.118.8/BEFORE"), NOW)
+    before = store.last_sequence()
+    with pytest.raises(RuntimeError, match="boom"), store.unit_of_work() as unit:
+        unit.apply(register("88.118.8/A"), NOW)
+        unit.add_principal(owner_of("88.118.8"))
+        unit.add_prefix(Prefix.parse("88.118.8"), "300:88.118.8/ADMIN", NOW)
+        raise RuntimeError("boom")
+    assert store.get("88.118.8/a") is None
+    assert store.get_principal("300:88.118.8/admin") is None
+    assert not store.has_prefix("88.118.8")
+    assert store.last_sequence() == before
+    assert [c.handle for c in store.changes_since(0, 10)] == ["88.118.8/BEFORE"]
+    # The store is usable afterwards, and sequences keep increasing.
+    after = store.apply(register("88.118.8/A"), NOW)
+    assert after.sequence > before
+
+
+def test_a_unit_of_work_is_invisible_until_it_commits(store: Store) -> None:
+    seen: list[object] = []
+
+    def look() -> None:
+        seen.extend([store.get("88.118.8/a"), store.last_sequence(),
+                     store.changes_since(0, 10)])
+
+    with store.unit_of_work() as unit:
+        unit.apply(register("88.118.8/A"), NOW)
+        reader = threading.Thread(target=look)
+        reader.start()
+        reader.join(10)
+        assert not reader.is_alive()
+    assert seen == [None, 0, []]
+    assert store.get("88.118.8/a") is not None and store.last_sequence() > 0
+
+
+def test_units_of_work_are_not_reentrant(store: Store) -> None:
+    with store.unit_of_work() as unit:
+        unit.apply(register("88.118.8/A"), NOW)
+        with pytest.raises(RuntimeError, match="re-entrant"):
+            store.apply(register("88.118.8/B"), NOW)
+    assert store.get("88.118.8/a") is not None
+    assert store.get("88.118.8/b") is None
+
+
+def test_a_prefix_is_allocated_once(store: Store) -> None:
+    with store.unit_of_work() as unit:
+        unit.add_prefix(Prefix.parse("88.118.8"), "300:88.118.8/ADMIN", NOW)
+    with pytest.raises(AlreadyExists) as caught, store.unit_of_work() as unit:
+        unit.add_prefix(Prefix.parse("88.118.8"), "300:88.118.8/ADMIN", NOW)
+    assert type(caught.value) is AlreadyExists
+    assert caught.value.message == "prefix 88.118.8 is already allocated"
+
+
+# --- waiting for changes -------------------------------------------------------------------
+
+
+def test_wait_for_changes_returns_at_once_when_there_are_some(store: Store) -> None:
+    store.apply(register("88.118.8/A"), NOW)
+    started = time.monotonic()
+    assert store.wait_for_changes(0, 5.0)
+    assert time.monotonic() - started < 1.0
+
+
+def test_wait_for_changes_times_out_when_nothing_happens(store: Store) -> None:
+    store.apply(register("88.118.8/A"), NOW)
+    started = time.monotonic()
+    assert not store.wait_for_changes(store.last_sequence(), 0.2)
+    elapsed = time.monotonic() - started
+    assert 0.15 <= elapsed < 2.0
+    assert not store.wait_for_changes(store.last_sequence(), 0)
+
+
+def test_wait_for_changes_wakes_up_on_a_commit(store: Store) -> None:
+    def later() -> None:
+        time.sleep(0.2)
+        store.apply(register("88.118.8/A"), NOW)
+
+    writer = threading.Thread(target=later)
+    started = time.monotonic()
+    writer.start()
+    try:
+        assert store.wait_for_changes(0, 10.0)
+        assert time.monotonic() - started < 5.0
+    finally:
+        writer.join(10)
+    assert store.changes_since(0, 10)[0].handle == "88.118.8/A"
+
+
+# --- the commit-order watermark ------------------------------------------------------------
+
+WRITERS, PER_WRITER, PAGE = 4, 200, 50
+
+
+def follow_while_writing(store: Store, deadline_seconds: float = 60.0) -> None:
+    """4 writers register 200 identifiers each while a follower pages through the change
+    log; fails unless the follower saw every acknowledged write exactly once, in strictly
+    increasing sequence order (see the ChangeLog watermark rule)."""
+    deadline = time.monotonic() + deadline_seconds
+    acked: list[tuple[int, str]] = []
+    acked_lock = threading.Lock()
+    errors: list[BaseException] = []
+    writers_done = threading.Event()
+    seen: list[Change] = []
+
+    def write(w: int) -> None:
+        try:
+            for i in range(PER_WRITER):
+                if time.monotonic() > deadline:
+                    raise TimeoutError("writer ran out of time")
+                result = store.apply(register(f"88.118.8/W{w}-{i}"), NOW)
+                with acked_lock:
+                    acked.append((result.sequence, result.key))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    def follow() -> None:
+        try:
+            last = 0
+            while time.monotonic() < deadline:
+                done = writers_done.is_set()  # read before the page: nothing is missed
+                page = store.changes_since(last, PAGE)
+                assert len(page) <= PAGE
+                for change in page:
+                    assert change.sequence > last, (change.sequence, last)
+                    last = change.sequence
+                seen.extend(page)
+                if page:
+                    continue
+                if done:
+                    return
+                store.wait_for_changes(last, 0.05)
+            raise TimeoutError("follower ran out of time")
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    follower = threading.Thread(target=follow)
+    writers = [threading.Thread(target=write, args=(w,)) for w in range(WRITERS)]
+    follower.start()
+    for t in writers:
+        t.start()
+    for t in writers:
+        t.join(max(deadline - time.monotonic(), 0.1))
+    writers_done.set()
+    follower.join(max(deadline - time.monotonic(), 0.1) + 1)
+    assert not follower.is_alive() and not any(t.is_alive() for t in writers)
+    assert not errors, errors
+    assert len(acked) == WRITERS * PER_WRITER
+    sequences = [c.sequence for c in seen]
+    assert sequences == sorted(set(sequences)), "a sequence was seen twice or out of order"
+    assert sequences == sorted(s for s, _ in acked), "a sequence was skipped"
+    assert {c.key for c in seen} == {k for _, k in acked}
+
+
+def test_a_follower_sees_every_acknowledged_write_once_in_order(store: Store) -> None:
+    follow_while_writing(store)
+
+
+class _HidesOneChange(MemoryStore):
+    """A broken backend: the first change of the first page holding several is shown only
+    after a later one has been handed out (what a PostgreSQL store without a watermark
+    does when a lower sequence commits late)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hidden = 0
+
+    def changes_since(self, sequence: int, limit: int) -> list[Change]:
+        page = super().changes_since(sequence, limit)
+        if not self.hidden and len(page) >= 2:
+            self.hidden = page[0].sequence
+            return page[1:]
+        return page
+
+
+def test_the_follower_check_catches_a_backend_without_a_watermark() -> None:
+    broken = _HidesOneChange()
+    with pytest.raises(AssertionError, match="skipped"):
+        follow_while_writing(broken, deadline_seconds=30)
+    assert broken.hidden
+
+
+def test_closing_the_store_ends_a_wait(store: Store) -> None:
+    outcome: list[BaseException | bool] = []
+
+    def wait() -> None:
+        try:
+            outcome.append(store.wait_for_changes(0, 10.0))
+        except BaseException as exc:  # reported below
+            outcome.append(exc)
+
+    waiter = threading.Thread(target=wait)
+    started = time.monotonic()
+    waiter.start()
+    time.sleep(0.1)
+    store.close()
+    waiter.join(10)
+    assert not waiter.is_alive() and time.monotonic() - started < 5.0
+    assert len(outcome) == 1 and type(outcome[0]) is Unavailable
