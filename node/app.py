@@ -39,11 +39,10 @@ from node.service.views import ViewSigner
 from node.service.writes import Writes
 from node.settings import Settings
 from node.web.server import HttpEndpoints, HttpServer
+from registry import stores
 from registry.errors import IdnodeError
 from registry.registrar import Registrar
 from registry.store import Store
-from registry.stores.memory import MemoryStore
-from registry.stores.sqlite import SQLiteStore
 
 log = logging.getLogger("idnode.node")
 
@@ -170,15 +169,22 @@ class Node:
 
 
 def open_store(settings: Settings) -> tuple[Store, Beacon]:
+    """The store the settings name (``registry.stores.open_store``) and the host's change
+    beacon beside its file (an in-memory store has no other process to tell)."""
     if settings.database_url == "memory:":
-        return MemoryStore(), Beacon(None)
-    path = Path(settings.sqlite_path)
+        return stores.open_store("memory:"), Beacon(None)
+    path = Path(settings.sqlite_path).absolute()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        store = SQLiteStore(path, synchronous=settings.sqlite_synchronous)
+        store = stores.open_store(f"sqlite:///{path}",
+                                  sqlite_synchronous=settings.sqlite_synchronous)
+    except IdnodeError as exc:
+        raise StartupError(f"cannot open the store at {path}: {exc.message}") from None
+    try:
         beacon = Beacon(path.with_name(path.name + ".beacon"))
-    except Exception as exc:
-        raise StartupError(f"cannot open the store at {path}: {exc}") from None
+    except OSError as exc:
+        store.close()
+        raise StartupError(f"cannot open the change beacon beside {path}: "
+                           f"{exc.strerror}") from None
     return store, beacon
 
 
@@ -199,7 +205,7 @@ def assemble_core(settings: Settings, store: Store, beacon: Beacon, keys: KeyRin
                          failure_window_seconds=settings.auth_failure_window_seconds,
                          backoff_seconds=settings.auth_backoff_seconds)
     writes = Writes(registrar, coherence, auth, metrics)
-    follow = Follow(store, beacon, registrar.policy, auth, metrics)
+    follow = Follow(store, registrar.policy, auth, metrics)
     core = Core(registrar, resolver, writes, follow, auth, keys,
                 max_batch_handles=settings.max_batch_handles)
     return core, coherence, auth

@@ -77,7 +77,9 @@ class Settings:
     @property
     def sqlite_path(self) -> str:
         if self.database_url.startswith("sqlite:///"):
-            return self.database_url[len("sqlite:///"):]
+            return self.database_url[len("sqlite:///") - 1:]
+        if self.database_url.startswith("sqlite:"):
+            return self.database_url[len("sqlite:"):]
         return str(Path(self.data_dir) / "idnode.sqlite3")
 
     @property
@@ -131,10 +133,11 @@ def _validate(s: Settings) -> Settings:
         prefix = Prefix.parse(s.node_prefix)
     except IdnodeError as exc:
         raise SettingsError(f"setting node_prefix: {exc.message}") from None
-    if s.database_url and not (s.database_url.startswith("sqlite:///")
+    if s.database_url and not (s.database_url.startswith("sqlite:")
                                or s.database_url == "memory:"):
-        raise SettingsError("setting database_url: only sqlite:///PATH and memory: are "
-                            f"supported by this build, got {s.database_url.split(':')[0]}:")
+        raise SettingsError("setting database_url: only sqlite:///ABSOLUTE/PATH, "
+                            "sqlite:RELATIVE/PATH and memory: are supported by this build, "
+                            f"got {s.database_url.split(':')[0]}:")
     if s.redis_url and not s.redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise SettingsError("setting redis_url: expected redis://, rediss:// or unix://")
     checks: list[tuple[str, bool]] = [

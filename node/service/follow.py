@@ -11,7 +11,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-from node.cache.beacon import Beacon
 from node.observe.metrics import Metrics
 from node.service.caller import Caller
 from node.service.writes import Authenticate
@@ -29,10 +28,9 @@ IDLE_SECONDS = 1.0
 class Follow:
     """Changes after a sequence, then new ones as they commit, until told to stop."""
 
-    def __init__(self, store: Store, beacon: Beacon, policy: AccessPolicy, auth: Authenticate,
+    def __init__(self, store: Store, policy: AccessPolicy, auth: Authenticate,
                  metrics: Metrics, *, max_followers: int = 8) -> None:
         self.store = store
-        self.beacon = beacon
         self.policy = policy
         self.auth = auth
         self.metrics = metrics
@@ -70,8 +68,8 @@ class Follow:
                     sequence = change.sequence
                     if prefix is None or prefix.contains(change.key.partition("/")[0]):
                         yield change
-                self.metrics.follower_lag.set(max(0, self.beacon.read() - sequence))
                 if len(changes) < PAGE:
+                    self.metrics.follower_lag.set(max(0, self.store.last_sequence() - sequence))
                     self._wait(sequence)
         finally:
             with self._lock:
@@ -79,12 +77,13 @@ class Follow:
                 self.metrics.followers.set(self._followers)
 
     def _wait(self, sequence: int) -> None:
-        """Until the host's beacon says something newer committed, or a short idle
-        period passed (so a closed stream is noticed)."""
+        """Until the store has something newer (``ChangeLog.wait_for_changes``, which
+        every backend implements its own way), or a short idle period passed (so a
+        closed stream is noticed), in slices so that shutdown is prompt."""
         deadline = time.monotonic() + IDLE_SECONDS
-        while (self.beacon.read() <= sequence and time.monotonic() < deadline
-               and not self._stopping.is_set()):
-            self._stopping.wait(POLL_SECONDS)
+        while not self._stopping.is_set() and time.monotonic() < deadline:
+            if self.store.wait_for_changes(sequence, POLL_SECONDS):
+                return
 
     def stop(self) -> None:
         """End every feed (graceful shutdown)."""

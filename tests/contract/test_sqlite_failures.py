@@ -102,24 +102,6 @@ def test_writes_to_a_read_only_file_are_unavailable(path: Path) -> None:
         store.close()
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes to a 0400 file anyway; the "
-                    "?mode=ro test above covers the mapping")
-def test_writes_to_a_file_without_write_permission_are_unavailable(path: Path) -> None:
-    first = SQLiteStore(path)
-    first.apply(register("88.118.8/THERE"), NOW)
-    first.close()
-    os.chmod(path, 0o400)
-    store = SQLiteStore(path)
-    try:
-        with pytest.raises(Unavailable) as caught:
-            store.apply(register("88.118.8/NEW"), NOW)
-        assert type(caught.value) is Unavailable
-        assert_plain(caught.value, path, "read-only")
-        assert store.get("88.118.8/there") is not None
-    finally:
-        store.close()
-
-
 def test_a_file_with_a_damaged_header_is_refused_on_open(path: Path) -> None:
     first = SQLiteStore(path)
     first.apply(register("88.118.8/THERE"), NOW)
