@@ -38,7 +38,8 @@ from node.service.resolve import Resolver
 from node.service.views import ViewSigner
 from node.service.writes import Writes
 from node.settings import Settings
-from node.web.server import HttpEndpoints, HttpServer
+from node.web.app import Endpoints, build_app
+from node.web.server import BindError, HttpServer
 from registry import stores
 from registry.errors import IdnodeError
 from registry.registrar import Registrar
@@ -264,15 +265,21 @@ def build(settings: Settings, *, reuse_port: bool = False,
         def on_http(route: str, status: int) -> None:
             metrics.http_requests.labels(route, str(status)).inc()
 
+        def http_server(listen: str, endpoints: Endpoints) -> HttpServer:
+            return HttpServer(listen, build_app(endpoints),
+                              max_connections=settings.http_max_connections,
+                              idle_timeout_seconds=settings.http_idle_timeout_seconds)
+
         try:
             if settings.http_listen:
-                node.http = HttpServer(settings.http_listen, HttpEndpoints(
-                    exposed, keys, node.ready, on_http))
+                node.http = http_server(settings.http_listen,
+                                        Endpoints(exposed, keys, node.ready, on_http))
+                cleanup.callback(node.http.stop)
             if settings.metrics_listen:
-                node.metrics_http = HttpServer(settings.metrics_listen, HttpEndpoints(
+                node.metrics_http = http_server(settings.metrics_listen, Endpoints(
                     exposed, None, node.ready, on_http, metrics_only=True))
-        except OSError as exc:
-            raise StartupError(f"cannot listen for HTTP: {exc.strerror}") from None
+        except BindError as exc:
+            raise StartupError(f"setting http_listen/metrics_listen: {exc.strerror}") from None
         if l2 is not None:
             # Listening starts before serving, so no invalidation published from now on
             # is missed by this process's L1.

@@ -47,6 +47,8 @@ class Settings:
     node_id: str = ""
     workers: int = 1
     grpc_threads: int = 16
+    http_max_connections: int = 1000
+    http_idle_timeout_seconds: float = 10.0
     auth_hash_threads: int = 1
     auth_queue: int = 4
     auth_max_failures: int = 5
@@ -143,6 +145,8 @@ def _validate(s: Settings) -> Settings:
     checks: list[tuple[str, bool]] = [
         ("workers", 1 <= s.workers <= 64),
         ("grpc_threads", 1 <= s.grpc_threads <= 1024),
+        ("http_max_connections", 1 <= s.http_max_connections <= 1_000_000),
+        ("http_idle_timeout_seconds", 0.1 <= s.http_idle_timeout_seconds <= 3600),
         ("auth_hash_threads", 1 <= s.auth_hash_threads <= 64),
         # Logins waiting for a secret check must never hold every request thread.
         ("auth_queue", s.auth_queue >= 0 and s.auth_hash_threads + s.auth_queue

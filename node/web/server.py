@@ -1,102 +1,135 @@
-"""The node's HTTP side: ``/metrics``, ``/healthz``, ``/readyz`` and ``/api/keys``.
+"""The HTTP server: uvicorn (httptools) serving our own ASGI app, in a thread beside gRPC.
 
-A small threaded server from the standard library: these endpoints are scraped and
-probed, not on the resolution hot path (which is gRPC).
+Chosen by measurement (docs/benchmarks/http-stack.md): a bare ASGI app on uvicorn costs
+about 35–40 µs of CPU per request on one core, the same as granian and half of
+Starlette's; uvicorn runs in a thread of the node process with a socket we bind
+ourselves (so a port clash is an error naming the address at start, and port 0 works).
+
+Connections are bounded (``max_connections``: beyond it new requests get 503) and every
+connection must send a complete request head within ``idle_timeout_seconds`` of opening
+(or of its previous response): uvicorn's own keep-alive timeout only starts after a first
+response, so a client that connects and says nothing, or trickles its headers, would
+otherwise hold a slot for ever.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
+import contextlib
 import logging
+import socket
 import threading
-from collections.abc import Callable
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from node.security.signing import KeyRing
+from node.web.app import ASGIApp
 
 log = logging.getLogger("idnode.http")
 
 
-class HttpEndpoints:
-    """What the HTTP handler needs from the node."""
-
-    def __init__(self, registry: CollectorRegistry, keys: KeyRing | None,
-                 ready: Callable[[], tuple[bool, str]],
-                 on_request: Callable[[str, int], None] | None = None,
-                 metrics_only: bool = False) -> None:
-        self.registry = registry
-        self.keys = keys
-        self.ready = ready
-        self.on_request = on_request
-        self.metrics_only = metrics_only
+class BindError(OSError):
+    """The HTTP address cannot be listened on; the message names it."""
 
 
-def _handler(endpoints: HttpEndpoints) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "idnode"
-        sys_version = ""
-        protocol_version = "HTTP/1.1"
+def _protocol(head_timeout_seconds: float) -> type[HttpToolsProtocol]:
+    class Protocol(HttpToolsProtocol):
+        """httptools protocol with a deadline for each request head."""
 
-        def log_message(self, format: str, *args: Any) -> None:
-            """Access logs are off; errors are logged by the node."""
+        _head_deadline: asyncio.TimerHandle | None = None
 
-        def _send(self, status: int, body: bytes, content_type: str, route: str) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
-            if endpoints.on_request is not None:
-                endpoints.on_request(route, status)
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
 
-        def _json(self, status: int, obj: object, route: str) -> None:
-            self._send(status, json.dumps(obj).encode(), "application/json", route)
+        def _arm(self) -> None:
+            if self._head_deadline is None:
+                self._head_deadline = self.loop.call_later(head_timeout_seconds,
+                                                           self._head_timed_out)
 
-        def do_GET(self) -> None:
-            path = self.path.split("?", 1)[0]
-            if path == "/metrics":
-                self._send(200, generate_latest(endpoints.registry), CONTENT_TYPE_LATEST,
-                           "/metrics")
-            elif path == "/healthz":
-                self._json(200, {"status": "ok"}, "/healthz")
-            elif path == "/readyz":
-                ok, why = endpoints.ready()
-                self._json(200 if ok else 503, {"status": "ready" if ok else why}, "/readyz")
-            elif path == "/api/keys" and not endpoints.metrics_only and endpoints.keys:
-                keys = [{"key_id": k.key_id, "algorithm": k.algorithm,
-                         "public_key_der_hex": k.public_der.hex(),
-                         "not_before": k.not_before, "not_after": k.not_after,
-                         "active": k.active} for k in endpoints.keys.published()]
-                self._json(200, {"responseCode": 1, "keys": keys}, "/api/keys")
-            else:
-                self._json(HTTPStatus.NOT_FOUND, {"responseCode": 2,
-                                                  "message": f"no such path {path}"}, "other")
+        def _head_timed_out(self) -> None:
+            self._head_deadline = None
+            if not self.transport.is_closing():
+                self.transport.close()
 
-        do_HEAD = do_GET  # noqa: N815
+        def on_headers_complete(self) -> None:
+            if self._head_deadline is not None:
+                self._head_deadline.cancel()
+                self._head_deadline = None
+            super().on_headers_complete()
 
-    return Handler
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._arm()  # the next request head, if any, has the same deadline
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._head_deadline is not None:
+                self._head_deadline.cancel()
+                self._head_deadline = None
+            super().connection_lost(exc)
+
+    return Protocol
+
+
+def bind(listen: str, *, reuse_port: bool = False) -> socket.socket:
+    """A listening socket on ``host:port`` (IPv6 in brackets); port 0 picks a free one."""
+    host, _, port_text = listen.rpartition(":")
+    host = host.strip("[]")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, int(port_text)))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise BindError(exc.errno, f"cannot listen for HTTP on {listen}: "
+                                   f"{exc.strerror or exc}") from None
+    sock.setblocking(False)
+    return sock
 
 
 class HttpServer:
-    """A background HTTP server on ``host:port`` (port 0 picks a free one)."""
+    """uvicorn in a background thread with its own event loop."""
 
-    def __init__(self, listen: str, endpoints: HttpEndpoints) -> None:
-        host, _, port = listen.rpartition(":")
-        self._server = ThreadingHTTPServer((host.strip("[]"), int(port)), _handler(endpoints))
-        self._server.daemon_threads = True
-        self.port = int(self._server.server_address[1])
-        # A short poll interval keeps shutdown (and so node restarts) prompt.
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        name=f"http-{self.port}", daemon=True)
+    def __init__(self, listen: str, app: ASGIApp, *, max_connections: int = 1000,
+                 idle_timeout_seconds: float = 10.0) -> None:
+        self._sock = bind(listen)
+        self.port = int(self._sock.getsockname()[1])
+        config = uvicorn.Config(
+            app, http=_protocol(idle_timeout_seconds), lifespan="off", ws="none",
+            interface="asgi3", log_config=None, access_log=False, server_header=False,
+            date_header=False, limit_concurrency=max_connections,
+            timeout_keep_alive=max(1, int(idle_timeout_seconds)), timeout_graceful_shutdown=2)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._run, name=f"http-{self.port}",
+                                        daemon=True)
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._server.serve(sockets=[self._sock]))
+        except Exception:  # the node keeps serving gRPC; say why HTTP stopped
+            log.exception("the HTTP server stopped")
+        finally:
+            loop.close()
 
     def start(self) -> None:
         self._thread.start()
 
+    @property
+    def started(self) -> bool:
+        return bool(self._server.started)
+
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.should_exit = True
+        self._thread.join(5)
+        with contextlib.suppress(OSError):
+            self._sock.close()
+
+
+__all__ = ["BindError", "HttpServer", "bind"]

@@ -134,9 +134,11 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--duration", type=int, default=8)
     ap.add_argument("--only", default="")
+    ap.add_argument("--handlers", default="", help="e.g. resolve")
     ap.add_argument("--out", default=os.path.join(HERE, "results.json"))
     a = ap.parse_args()
-    cfgs = [c for c in CONFIGS if not a.only or c[0] in a.only.split(",")]
+    cfgs = [c for c in CONFIGS if (not a.only or c[0] in a.only.split(","))
+            and (not a.handlers or c[1] in a.handlers.split(","))]
     results = []
     for rep in range(a.reps):  # interleaved: every config once per pass
         for stack, handler, grpc in cfgs:
