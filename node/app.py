@@ -177,7 +177,8 @@ def open_store(settings: Settings) -> tuple[Store, Beacon]:
     path = Path(settings.sqlite_path).absolute()
     try:
         store = stores.open_store(f"sqlite:///{path}",
-                                  sqlite_synchronous=settings.sqlite_synchronous)
+                                  sqlite_synchronous=settings.sqlite_synchronous,
+                                  sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms)
     except IdnodeError as exc:
         raise StartupError(f"cannot open the store at {path}: {exc.message}") from None
     try:

@@ -47,6 +47,7 @@ class Settings:
     node_id: str = ""
     workers: int = 1
     grpc_threads: int = 16
+    sqlite_busy_timeout_ms: int = 5000
     http_max_connections: int = 1000
     http_idle_timeout_seconds: float = 10.0
     auth_hash_threads: int = 1
@@ -145,6 +146,7 @@ def _validate(s: Settings) -> Settings:
     checks: list[tuple[str, bool]] = [
         ("workers", 1 <= s.workers <= 64),
         ("grpc_threads", 1 <= s.grpc_threads <= 1024),
+        ("sqlite_busy_timeout_ms", 1 <= s.sqlite_busy_timeout_ms <= 600_000),
         ("http_max_connections", 1 <= s.http_max_connections <= 1_000_000),
         ("http_idle_timeout_seconds", 0.1 <= s.http_idle_timeout_seconds <= 3600),
         ("auth_hash_threads", 1 <= s.auth_hash_threads <= 64),

@@ -15,7 +15,8 @@ __all__ = ["MemoryStore", "SQLiteStore", "open_store"]
 _SUPPORTED = "use sqlite:///ABSOLUTE/PATH, sqlite:RELATIVE/PATH or memory:"
 
 
-def open_store(url: str, *, sqlite_synchronous: str = "FULL") -> Store:
+def open_store(url: str, *, sqlite_synchronous: str = "FULL",
+               sqlite_busy_timeout_ms: int = 10_000) -> Store:
     """The store a database URL names, opened (and migrated).
 
     - ``memory:`` — a fresh :class:`MemoryStore` (nothing survives the process);
@@ -37,7 +38,7 @@ def open_store(url: str, *, sqlite_synchronous: str = "FULL") -> Store:
             raise InvalidArgument(f"the memory store takes no path; {_SUPPORTED}")
         return MemoryStore()
     if scheme == "sqlite":
-        return _open_sqlite(rest, sqlite_synchronous)
+        return _open_sqlite(rest, sqlite_synchronous, sqlite_busy_timeout_ms)
     if scheme in ("postgres", "postgresql") or scheme.startswith("postgresql+"):
         raise InvalidArgument(
             "PostgreSQL is not supported by this build yet (a later release adds it); "
@@ -45,7 +46,7 @@ def open_store(url: str, *, sqlite_synchronous: str = "FULL") -> Store:
     raise InvalidArgument(f"store URL scheme {scheme!r} is not supported; {_SUPPORTED}")
 
 
-def _open_sqlite(rest: str, synchronous: str) -> SQLiteStore:
+def _open_sqlite(rest: str, synchronous: str, busy_timeout_ms: int) -> SQLiteStore:
     if rest.startswith("//"):
         # sqlite:///abs/path: an empty authority, then the absolute path.
         authority, _, path = rest[2:].partition("/")
@@ -63,4 +64,4 @@ def _open_sqlite(rest: str, synchronous: str) -> SQLiteStore:
     except OSError as exc:  # no path in the message: it reaches callers
         raise Unavailable("the store is unavailable: its directory cannot be created "
                           f"({exc.strerror})") from None
-    return SQLiteStore(target, synchronous=synchronous)
+    return SQLiteStore(target, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
