@@ -30,20 +30,7 @@ from registry.store import Store
 from registry.views import visible
 
 MAX_ALIASES = 200_000
-MAX_NONCE_BYTES = 256
 _FLIGHT_TIMEOUT_SECONDS = 30.0
-
-
-_NONCE_SIGNATURE_TAG = bytes([(3 << 3) | 2])  # ResolveResponse.nonce_signature, bytes
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 def view_id(private_ok: bool, types: Collection[str], indexes: Collection[int]) -> str:
