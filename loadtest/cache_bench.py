@@ -17,6 +17,7 @@ in a temporary directory; nothing else is touched.
 from __future__ import annotations
 
 import argparse
+import base64
 import bisect
 import itertools
 import random
@@ -29,12 +30,16 @@ from pathlib import Path
 import grpc
 
 from idnode.v1 import resolver_pb2, resolver_pb2_grpc
+from loadtest.redis_server import RedisServer
 from node.app import Node, build
 from node.settings import load
 from registry.registrar import BulkRow
 from registry.values import Value
-from tests.conftest import ADMIN, ADMIN_SECRET, NODE_PREFIX
-from tests.servers import RedisServer
+
+NODE_PREFIX = "88.118"
+ADMIN_SECRET = "bench-admin-secret-0001"  # noqa: S105 (a throw-away node)
+ADMIN_HEADER = "Basic " + base64.b64encode(
+    f"300:{NODE_PREFIX}/ADMIN:{ADMIN_SECRET}".encode()).decode()
 
 
 def make_node(data_dir: Path, **overrides: object) -> Node:
@@ -48,7 +53,7 @@ def make_node(data_dir: Path, **overrides: object) -> Node:
 
 
 def populate(node: Node, handles: Sequence[str]) -> None:
-    principal = node.core.auth.principal(ADMIN[0][1])
+    principal = node.core.auth.principal(ADMIN_HEADER)
     for start in range(0, len(handles), 500):
         rows = [BulkRow(h, (Value(1, "URL", f"https://example.com/{h}"),
                             Value(2, "productName", "bench"))) for h in handles[start:start + 500]]

@@ -1,23 +1,23 @@
-"""The one table that maps domain errors to gRPC status, HTTP status and Handle
-response codes. Every servicer and the HTTP gateway use it; nothing else decides."""
+"""The one table that maps domain errors to a status (gRPC's names and numbers), an
+HTTP status and a Handle response code. Every door uses it; nothing else decides.
+No transport is imported here: the gRPC door turns ``status`` into its StatusCode."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import grpc
 
 from registry import errors as e
 
 
 @dataclass(frozen=True, slots=True)
 class Mapping:
-    grpc_code: grpc.StatusCode
+    status: str  # the canonical status name (gRPC's), e.g. "INVALID_ARGUMENT"
+    code: int  # its number on the gRPC wire
     http_status: int
     handle_code: int
 
 
-INTERNAL = Mapping(grpc.StatusCode.INTERNAL, 500, 2)
+INTERNAL = Mapping("INTERNAL", 13, 500, 2)
 
 
 class Unimplemented(e.IdnodeError):
@@ -26,17 +26,17 @@ class Unimplemented(e.IdnodeError):
 
 # Most specific first: the first class an error is an instance of wins.
 TABLE: tuple[tuple[type[e.IdnodeError], Mapping], ...] = (
-    (e.InvalidIdentifier, Mapping(grpc.StatusCode.INVALID_ARGUMENT, 400, 102)),
-    (e.InvalidArgument, Mapping(grpc.StatusCode.INVALID_ARGUMENT, 400, 2)),
-    (e.ValuesNotFound, Mapping(grpc.StatusCode.NOT_FOUND, 404, 200)),
-    (e.NotFound, Mapping(grpc.StatusCode.NOT_FOUND, 404, 100)),
-    (e.AlreadyExists, Mapping(grpc.StatusCode.ALREADY_EXISTS, 409, 101)),
-    (e.StaleEtag, Mapping(grpc.StatusCode.ABORTED, 409, 2)),
-    (e.Unauthenticated, Mapping(grpc.StatusCode.UNAUTHENTICATED, 401, 402)),
-    (e.PermissionDenied, Mapping(grpc.StatusCode.PERMISSION_DENIED, 403, 402)),
-    (e.ResourceExhausted, Mapping(grpc.StatusCode.RESOURCE_EXHAUSTED, 429, 2)),
-    (e.Unavailable, Mapping(grpc.StatusCode.UNAVAILABLE, 503, 2)),
-    (Unimplemented, Mapping(grpc.StatusCode.UNIMPLEMENTED, 501, 2)),
+    (e.InvalidIdentifier, Mapping("INVALID_ARGUMENT", 3, 400, 102)),
+    (e.InvalidArgument, Mapping("INVALID_ARGUMENT", 3, 400, 2)),
+    (e.ValuesNotFound, Mapping("NOT_FOUND", 5, 404, 200)),
+    (e.NotFound, Mapping("NOT_FOUND", 5, 404, 100)),
+    (e.AlreadyExists, Mapping("ALREADY_EXISTS", 6, 409, 101)),
+    (e.StaleEtag, Mapping("ABORTED", 10, 409, 2)),
+    (e.Unauthenticated, Mapping("UNAUTHENTICATED", 16, 401, 402)),
+    (e.PermissionDenied, Mapping("PERMISSION_DENIED", 7, 403, 402)),
+    (e.ResourceExhausted, Mapping("RESOURCE_EXHAUSTED", 8, 429, 2)),
+    (e.Unavailable, Mapping("UNAVAILABLE", 14, 503, 2)),
+    (Unimplemented, Mapping("UNIMPLEMENTED", 12, 501, 2)),
 )
 
 
@@ -44,7 +44,7 @@ def mapping_for(exc: BaseException) -> Mapping:
     for cls, mapping in TABLE:
         if isinstance(exc, cls):
             if isinstance(exc, e.NotFound) and cls is e.NotFound and exc.referral_prefix:
-                return Mapping(mapping.grpc_code, mapping.http_status, 301)
+                return Mapping(mapping.status, mapping.code, mapping.http_status, 301)
             return mapping
     return INTERNAL
 

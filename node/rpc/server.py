@@ -66,14 +66,14 @@ class Services:
                context: grpc.ServicerContext) -> NoReturn:
         """Count, log internal errors, attach a referral, answer with the mapped status."""
         mapping = mapping_for(exc)
-        self.metrics.request(method, mapping.grpc_code.name).inc()
+        self.metrics.request(method, mapping.status).inc()
         if not isinstance(exc, IdnodeError):
             log.error("unexpected error in %s", method, exc_info=exc)
         elif isinstance(exc, NotFound) and exc.referral_prefix:
             referral = record_pb2.Referral(prefix=exc.referral_prefix)
             context.set_trailing_metadata(((REFERRAL_METADATA,
                                             referral.SerializeToString()),))
-        context.abort(mapping.grpc_code, public_message(exc))
+        context.abort(grpc.StatusCode[mapping.status], public_message(exc))
         raise AssertionError("unreachable")  # pragma: no cover
 
 

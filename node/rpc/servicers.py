@@ -49,7 +49,7 @@ def _has_authorization(context: grpc.ServicerContext) -> bool:
 
 def item_error(target: record_pb2.ItemError, exc: IdnodeError) -> None:
     """A per-item failure (BatchResolve, BulkRegister), coded by the one mapping table."""
-    target.code = mapping_for(exc).grpc_code.value[0]
+    target.code = mapping_for(exc).code
     target.message = exc.message
 
 

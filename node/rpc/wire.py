@@ -8,8 +8,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from idnode.v1 import record_pb2, sync_pb2
 from node.security.signing import PublishedKey
+from node.service.payload import record_to_wire, value_to_wire
 from registry.errors import InvalidValue
-from registry.record import Change, Operation, Record
+from registry.record import Change, Operation
 from registry.values import (
     DEFAULT_PERMISSIONS,
     AdminRef,
@@ -42,36 +43,6 @@ def values_from_wire(msgs: Iterable[record_pb2.Value]) -> list[Value]:
     return [value_from_wire(m) for m in msgs]
 
 
-def value_to_wire(v: Value, out: record_pb2.Value) -> None:
-    out.index = v.index
-    out.type = v.type
-    if isinstance(v.data, str):
-        out.text = v.data
-    elif isinstance(v.data, bytes):
-        out.binary = v.data
-    else:
-        out.admin.handle = v.data.handle
-        out.admin.index = v.data.index
-        out.admin.permissions = v.data.permissions
-    out.ttl = v.ttl
-    out.timestamp.seconds = v.timestamp
-    p = v.permissions
-    out.permissions.admin_read = p.admin_read
-    out.permissions.admin_write = p.admin_write
-    out.permissions.public_read = p.public_read
-    out.permissions.public_write = p.public_write
-
-
-def record_to_wire(record: Record, values: Iterable[Value], *, node_id: str, signed_at: int,
-                   expires_at: int) -> record_pb2.Record:
-    msg = record_pb2.Record(handle=str(record.handle), version=record.version, node_id=node_id,
-                            signed_at=Timestamp(seconds=signed_at),
-                            expires_at=Timestamp(seconds=expires_at))
-    for v in values:
-        value_to_wire(v, msg.values.add())
-    return msg
-
-
 def keys_to_wire(keys: Iterable[PublishedKey]) -> list[record_pb2.SigningKey]:
     out = []
     for key in keys:
@@ -98,3 +69,7 @@ def change_to_wire(change: Change) -> sync_pb2.Change:
     for v in change.values:
         value_to_wire(v, msg.values.add())
     return msg
+
+
+__all__ = ["change_to_wire", "keys_to_wire", "record_to_wire", "value_from_wire",
+           "value_to_wire", "values_from_wire"]

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from idnode.v1 import record_pb2, resolver_pb2
 from node.cache.l1 import Entry
 from node.observe.metrics import Metrics
-from node.rpc.wire import record_to_wire
 from node.security.signing import KeyRing
+from node.service.payload import record_to_wire
 from registry.errors import InvalidArgument
 from registry.record import Record
 from registry.values import Value

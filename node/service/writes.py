@@ -164,7 +164,7 @@ class Writes:
         """One audit line per refused write, with what the caller sent (escaped by the
         log formatter) and why."""
         event(audit, "write refused", logging.WARNING, method=operation,
-              code=mapping_for(exc).grpc_code.name, reason=exc.message, handle=handle,
+              code=mapping_for(exc).status, reason=exc.message, handle=handle,
               request_id=request_id, principal=principal.id if principal else "",
               peer=caller.peer, door=caller.door)
 

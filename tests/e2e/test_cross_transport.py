@@ -46,7 +46,7 @@ def _outcome(call: Callable[[], Any]) -> Any:
     except grpc.RpcError as err:
         return ("error", err.code().name, err.details())
     except IdnodeError as exc:
-        return ("error", mapping_for(exc).grpc_code.name, exc.message)
+        return ("error", mapping_for(exc).status, exc.message)
 
 
 class GrpcDoor:

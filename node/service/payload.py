@@ -1,0 +1,48 @@
+"""The signed payload: a record as the contract's ``idnode.v1.Record`` message.
+
+Every door ships the same signed bytes (gRPC as is, HTTP base64-encoded), so encoding
+the payload belongs to the core, not to a door.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from idnode.v1 import record_pb2
+from registry.record import Record
+from registry.values import Value
+
+
+def value_to_wire(v: Value, out: record_pb2.Value) -> None:
+    out.index = v.index
+    out.type = v.type
+    if isinstance(v.data, str):
+        out.text = v.data
+    elif isinstance(v.data, bytes):
+        out.binary = v.data
+    else:
+        out.admin.handle = v.data.handle
+        out.admin.index = v.data.index
+        out.admin.permissions = v.data.permissions
+    out.ttl = v.ttl
+    out.timestamp.seconds = v.timestamp
+    p = v.permissions
+    out.permissions.admin_read = p.admin_read
+    out.permissions.admin_write = p.admin_write
+    out.permissions.public_read = p.public_read
+    out.permissions.public_write = p.public_write
+
+
+def record_to_wire(record: Record, values: Iterable[Value], *, node_id: str, signed_at: int,
+                   expires_at: int) -> record_pb2.Record:
+    msg = record_pb2.Record(handle=str(record.handle), version=record.version, node_id=node_id,
+                            signed_at=Timestamp(seconds=signed_at),
+                            expires_at=Timestamp(seconds=expires_at))
+    for v in values:
+        value_to_wire(v, msg.values.add())
+    return msg
+
+
+__all__ = ["record_to_wire", "value_to_wire"]
