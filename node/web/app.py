@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import urllib.parse
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,19 +41,70 @@ class Reply:
     headers: tuple[tuple[bytes, bytes], ...] = field(default=())
 
     @classmethod
-    def json(cls, status: int, obj: object) -> Reply:
-        return cls(status, json.dumps(obj, ensure_ascii=False).encode(), JSON)
+    def json(cls, status: int, obj: object,
+             headers: tuple[tuple[bytes, bytes], ...] = ()) -> Reply:
+        return cls(status, json.dumps(obj, ensure_ascii=False).encode(), JSON, headers)
 
 
 @dataclass(frozen=True, slots=True)
 class Request:
+    """One HTTP request as handlers see it. ``path`` is percent-decoded (ASGI),
+    ``raw_path`` is what the client sent; ``query`` keeps repeated and blank keys."""
+
     method: str
     path: str
-    query: bytes
+    raw_path: bytes
+    query: dict[str, list[str]]
     headers: dict[bytes, bytes]
+    body: bytes = b""
+    peer: str = ""
+
+    def header(self, name: str) -> str | None:
+        value = self.headers.get(name.encode("latin-1"))
+        return value.decode("latin-1") if value is not None else None
+
+    def flag(self, name: str) -> bool:
+        """A query flag: present without a value, or true/1/yes."""
+        values = self.query.get(name)
+        if values is None:
+            return False
+        return values[-1].lower() in ("", "true", "1", "yes")
 
 
 Handler = Callable[[Request], Reply]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A handler and the methods it takes; HEAD is answered wherever GET is."""
+
+    handler: Handler
+    methods: frozenset[str] = frozenset({"GET"})
+
+
+@dataclass
+class Routes:
+    """Exact paths first, then path prefixes in the order added, then the fallback (the
+    scan-to-resolve proxy answers ``/{handle}``)."""
+
+    exact: dict[str, Route] = field(default_factory=dict)
+    prefixes: list[tuple[str, Route]] = field(default_factory=list)
+    fallback: Route | None = None
+
+    def find(self, path: str) -> tuple[str, Route] | None:
+        """(the route's name for metrics, the route) or None."""
+        route = self.exact.get(path)
+        if route is not None:
+            return path, route
+        for prefix, candidate in self.prefixes:
+            if path.startswith(prefix):
+                return prefix + "*", candidate
+        if self.fallback is not None:
+            return "/*", self.fallback
+        return None
+
+
+MAX_BODY_BYTES = 4 * 1024 * 1024
 
 
 class Endpoints:
@@ -68,12 +120,11 @@ class Endpoints:
         self.on_request = on_request
         self.metrics_only = metrics_only
 
-    def routes(self) -> dict[str, Handler]:
-        table: dict[str, Handler] = {"/metrics": self.metrics, "/healthz": self.healthz,
-                                     "/readyz": self.readyz}
+    def add_to(self, routes: Routes) -> None:
+        routes.exact.update({"/metrics": Route(self.metrics), "/healthz": Route(self.healthz),
+                             "/readyz": Route(self.readyz)})
         if not self.metrics_only and self.keys is not None:
-            table["/api/keys"] = self.api_keys
-        return table
+            routes.exact["/api/keys"] = Route(self.api_keys)
 
     def metrics(self, request: Request) -> Reply:
         return Reply(200, generate_latest(self.registry), CONTENT_TYPE_LATEST)
@@ -94,9 +145,11 @@ class Endpoints:
         return Reply.json(200, {"responseCode": 1, "keys": keys})
 
 
-def build_app(endpoints: Endpoints) -> ASGIApp:
-    """The ASGI app: exact-path routes, GET and HEAD, JSON errors, request metrics."""
-    routes = endpoints.routes()
+def build_app(endpoints: Endpoints, routes: Routes | None = None, *,
+              max_body_bytes: int = MAX_BODY_BYTES) -> ASGIApp:
+    """The ASGI app: routes, JSON errors, a bounded body, request metrics."""
+    table = routes or Routes()
+    endpoints.add_to(table)
     on_request = endpoints.on_request
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -104,22 +157,23 @@ def build_app(endpoints: Endpoints) -> ASGIApp:
             return
         path: str = scope["path"]
         method: str = scope["method"]
-        handler = routes.get(path)
-        route = path if handler is not None else "other"
-        if handler is None:
+        found = table.find(path)
+        route_name = found[0] if found is not None else "other"
+        if found is None:
             reply = Reply.json(404, {"responseCode": 2, "message": f"no such path {path}"})
-        elif method not in ("GET", "HEAD"):
+        elif method not in found[1].methods and not (method == "HEAD"
+                                                     and "GET" in found[1].methods):
             reply = Reply.json(405, {"responseCode": 2,
-                                     "message": f"{method} is not allowed on {path}"})
+                                     "message": f"{method} is not allowed on {path}"},
+                               headers=((b"allow", ", ".join(sorted(found[1].methods))
+                                         .encode()),))
         else:
-            request = Request(method, path, scope.get("query_string", b""),
-                              dict(scope.get("headers") or ()))
-            try:
-                reply = handler(request)
-            except Exception:  # nothing internal reaches the caller
-                log.exception("unexpected error on %s", path)
-                reply = Reply.json(500, {"responseCode": 2,
-                                         "message": "internal error (logged on the node)"})
+            body, too_big = await _read_body(receive, max_body_bytes)
+            if too_big:
+                reply = Reply.json(413, {"responseCode": 2, "message":
+                                         f"request body over {max_body_bytes} bytes"})
+            else:
+                reply = _call(found[1].handler, _request(scope, method, path, body))
         headers = [(b"content-type", reply.content_type.encode()),
                    (b"content-length", str(len(reply.body)).encode()), *reply.headers]
         await send({"type": "http.response.start", "status": reply.status,
@@ -127,9 +181,44 @@ def build_app(endpoints: Endpoints) -> ASGIApp:
         await send({"type": "http.response.body",
                     "body": b"" if method == "HEAD" else reply.body})
         if on_request is not None:
-            on_request(route, reply.status)
+            on_request(route_name, reply.status)
 
     return app
 
 
-__all__ = ["ASGIApp", "Endpoints", "Reply", "Request", "build_app"]
+def _request(scope: Scope, method: str, path: str, body: bytes) -> Request:
+    query = urllib.parse.parse_qs(scope.get("query_string", b"").decode("latin-1"),
+                                  keep_blank_values=True)
+    client = scope.get("client")
+    return Request(method, path, scope.get("raw_path") or path.encode(), query,
+                   dict(scope.get("headers") or ()), body,
+                   f"{client[0]}:{client[1]}" if client else "")
+
+
+def _call(handler: Handler, request: Request) -> Reply:
+    try:
+        return handler(request)
+    except Exception:  # nothing internal reaches the caller
+        log.exception("unexpected error on %s", request.path)
+        return Reply.json(500, {"responseCode": 2,
+                                "message": "internal error (logged on the node)"})
+
+
+async def _read_body(receive: Receive, limit: int) -> tuple[bytes, bool]:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"", False
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return b"", True
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks), False
+
+
+__all__ = ["ASGIApp", "Endpoints", "Handler", "Reply", "Request", "Route", "Routes",
+           "build_app"]
