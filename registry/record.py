@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from registry.identifier import Handle
-from registry.values import AdminRef, Permissions, Value
+from registry.values import AdminRef, Permissions, Value, ValueData, ValueList, ValueRef
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +113,8 @@ class Change:
 
 # --- a compact JSON codec for change-log snapshots ---------------------------------------
 # A value is one array: [index, type, ttl, timestamp, permission bits, kind, data] with
-# kind "s" (text), "b" (hex bytes) or "a" (admin: [handle, index, permissions]). Arrays,
+# kind "s" (text), "b" (hex bytes), "a" (admin: [handle, index, permissions]) or
+# "v" (a value list: [[handle, index], ...]). Arrays,
 # not objects: bulk imports write one snapshot per identifier, and this is their cost.
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
@@ -125,16 +126,21 @@ def value_to_json(v: Value) -> list[object]:
         return [*head, "s", v.data]
     if isinstance(v.data, bytes):
         return [*head, "b", v.data.hex()]
+    if isinstance(v.data, ValueList):
+        return [*head, "v", [[r.handle, r.index] for r in v.data.refs]]
     return [*head, "a", [v.data.handle, v.data.index, v.data.permissions]]
 
 
 def value_from_json(item: list[object]) -> Value:
     index, type_, ttl, timestamp, bits, kind, raw = item
-    data: str | bytes | AdminRef
+    data: ValueData
     if kind == "s":
         data = str(raw)
     elif kind == "b":
         data = bytes.fromhex(str(raw))
+    elif kind == "v":
+        assert isinstance(raw, list)
+        data = ValueList(tuple(ValueRef(str(r[0]), int(r[1])) for r in raw))
     else:
         assert isinstance(raw, list)
         data = AdminRef(str(raw[0]), int(raw[1]), str(raw[2]))

@@ -23,6 +23,8 @@ MAX_RECORD_DATA_BYTES = 256 * 1024
 MAX_TTL_SECONDS = 2**32 - 1
 
 ADMIN_TYPE = "HS_ADMIN"
+VLIST_TYPE = "HS_VLIST"
+MAX_VLIST_REFS = 1000
 # Secrets are stored hashed by the node and never as values anyone could resolve.
 FORBIDDEN_TYPES = frozenset({"HS_SECKEY"})
 _TYPE = re.compile(r"[^\s\x00-\x1f\x7f]+")
@@ -65,7 +67,23 @@ class AdminRef:
     permissions: str
 
 
-ValueData = str | bytes | AdminRef
+@dataclass(frozen=True, slots=True)
+class ValueRef:
+    """One member of an HS_VLIST: the value at ``index`` of identifier ``handle``
+    (a principal ``index:handle``, or another group)."""
+
+    handle: str
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class ValueList:
+    """HS_VLIST data: the members of a group, in order."""
+
+    refs: tuple[ValueRef, ...]
+
+
+ValueData = str | bytes | AdminRef | ValueList
 
 
 class Value(NamedTuple):
@@ -88,6 +106,8 @@ class Value(NamedTuple):
             return len(data) if data.isascii() else len(data.encode("utf-8"))
         if isinstance(data, bytes):
             return len(data)
+        if isinstance(data, ValueList):
+            return sum(len(r.handle.encode("utf-8")) + 4 for r in data.refs)
         return len(data.handle.encode("utf-8")) + 16
 
 
@@ -123,6 +143,21 @@ def _check_admin(v: Value, data: AdminRef) -> None:
         raise InvalidValue(f"{where}: admin permissions must be 12 characters of 0 and 1")
 
 
+def _check_vlist(v: Value, data: ValueList) -> None:
+    where = f"value at index {v.index}"
+    if v.type != VLIST_TYPE:
+        raise InvalidValue(f"{where}: a value list is only allowed in {VLIST_TYPE} values")
+    if len(data.refs) > MAX_VLIST_REFS:
+        raise InvalidValue(f"{where}: an {VLIST_TYPE} holds at most {MAX_VLIST_REFS} members")
+    for ref in data.refs:
+        try:
+            Handle.parse(ref.handle)
+        except InvalidIdentifier as exc:
+            raise InvalidValue(f"{where}: member handle is invalid: {exc.message}") from None
+        if not 1 <= ref.index <= MAX_INDEX:
+            raise InvalidValue(f"{where}: member index {ref.index} is out of range")
+
+
 def _check_value(v: Value) -> int:
     """Raise on the first rule ``v`` breaks; return its data size. Messages are built
     only on failure: imports validate millions of values."""
@@ -136,6 +171,11 @@ def _check_value(v: Value) -> int:
         _check_admin(v, v.data)
     elif v.type == ADMIN_TYPE:
         raise InvalidValue(f"value at index {v.index}: {ADMIN_TYPE} values must carry admin data")
+    elif isinstance(v.data, ValueList):
+        _check_vlist(v, v.data)
+    elif v.type == VLIST_TYPE:
+        raise InvalidValue(f"value at index {v.index}: {VLIST_TYPE} values must carry a "
+                           "value list")
     size = v.data_size()
     if size > MAX_DATA_BYTES:
         raise InvalidValue(f"value at index {v.index} has more than {MAX_DATA_BYTES} bytes of data")

@@ -17,6 +17,8 @@ from registry.values import (
     Permissions,
     Value,
     ValueData,
+    ValueList,
+    ValueRef,
 )
 
 
@@ -29,8 +31,11 @@ def value_from_wire(msg: record_pb2.Value) -> Value:
         data = bytes(msg.binary)
     elif kind == "admin":
         data = AdminRef(msg.admin.handle, msg.admin.index, msg.admin.permissions)
+    elif kind == "vlist":
+        data = ValueList(tuple(ValueRef(r.handle, r.index) for r in msg.vlist.refs))
     else:
-        raise InvalidValue(f"value at index {msg.index} has no data (set text, binary or admin)")
+        raise InvalidValue(f"value at index {msg.index} has no data "
+                           "(set text, binary, admin or vlist)")
     perms = DEFAULT_PERMISSIONS
     if msg.HasField("permissions"):
         p = msg.permissions

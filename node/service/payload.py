@@ -12,7 +12,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from idnode.v1 import record_pb2
 from registry.record import Record
-from registry.values import Value
+from registry.values import Value, ValueList
 
 
 def value_to_wire(v: Value, out: record_pb2.Value) -> None:
@@ -22,6 +22,9 @@ def value_to_wire(v: Value, out: record_pb2.Value) -> None:
         out.text = v.data
     elif isinstance(v.data, bytes):
         out.binary = v.data
+    elif isinstance(v.data, ValueList):
+        for ref in v.data.refs:
+            out.vlist.refs.add(handle=ref.handle, index=ref.index)
     else:
         out.admin.handle = v.data.handle
         out.admin.index = v.data.index

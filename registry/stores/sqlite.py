@@ -55,9 +55,9 @@ from registry.store import (
     check_precondition,
     replay_or_conflict,
 )
-from registry.values import AdminRef, Permissions, Value
+from registry.values import AdminRef, Permissions, Value, ValueData, ValueList, ValueRef
 
-_KIND_TEXT, _KIND_BINARY, _KIND_ADMIN = 0, 1, 2
+_KIND_TEXT, _KIND_BINARY, _KIND_ADMIN, _KIND_VLIST = 0, 1, 2, 3
 _PURGE_EVERY_WRITES = 1000
 _IN_CHUNK = 500  # below SQLite's default limit of bound parameters per statement
 _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -199,6 +199,8 @@ def _encode(v: Value) -> tuple[int, bytes]:
         return _KIND_TEXT, v.data.encode("utf-8")
     if isinstance(v.data, bytes):
         return _KIND_BINARY, v.data
+    if isinstance(v.data, ValueList):  # one "index:handle" per line (handles have no \n)
+        return _KIND_VLIST, "\n".join(f"{r.index}:{r.handle}" for r in v.data.refs).encode()
     a = v.data
     return _KIND_ADMIN, f"{a.index}:{a.permissions}:{a.handle}".encode()
 
@@ -212,11 +214,15 @@ def _value_row(key: str, v: Value) -> tuple[object, ...]:
     return (key, v.index, v.type, *_encode(v), v.ttl, v.timestamp, v.permissions.to_bits())
 
 
-def _decode(kind: int, data: bytes) -> str | bytes | AdminRef:
+def _decode(kind: int, data: bytes) -> ValueData:
     if kind == _KIND_TEXT:
         return bytes(data).decode("utf-8")
     if kind == _KIND_BINARY:
         return bytes(data)
+    if kind == _KIND_VLIST:
+        text = bytes(data).decode("utf-8")
+        return ValueList(tuple(ValueRef(handle, int(index)) for index, _, handle in
+                               (line.partition(":") for line in text.split("\n") if line)))
     index, perms, handle = bytes(data).decode("utf-8").split(":", 2)
     return AdminRef(handle, int(index), perms)
 

@@ -26,7 +26,7 @@ from registry.record import Change, Operation, Precondition, RequestKey, Write
 from registry.store import Store
 from registry.stores.memory import MemoryStore
 from registry.stores.sqlite import SQLiteStore
-from registry.values import AdminRef, Permissions, Value
+from registry.values import AdminRef, Permissions, Value, ValueList, ValueRef
 
 NOW = 1_700_000_000
 BACKENDS = ["memory", "sqlite"]
@@ -53,12 +53,16 @@ def register(handle: str, *values: Value, request: RequestKey | None = None) -> 
 def test_get_returns_what_apply_stored_with_every_kind_of_data(store: Store) -> None:
     values = (Value(1, "URL", "https://例え.jp", 60, NOW, Permissions(True, True, False, False)),
               Value(2, "HS_PUBKEY", b"\x00\xff", 86400, NOW),
-              Value(100, "HS_ADMIN", AdminRef("88.118.8/ADMIN", 300, "011111110011"), 86400, NOW))
+              Value(100, "HS_ADMIN", AdminRef("88.118.8/ADMIN", 300, "011111110011"), 86400, NOW),
+              Value(200, "HS_VLIST", ValueList((ValueRef("88.118.8/ADMIN", 300),
+                                                ValueRef("0.NA/88.118.8", 200))), 86400, NOW))
     result = store.apply(register("88.118.8/Mixed-Case", *values), NOW)
     record = store.get("88.118.8/mixed-case")
     assert record is not None
     assert str(record.handle) == "88.118.8/Mixed-Case"
     assert record.values == values
+    # The change log carries the same values (followers rebuild records from it).
+    assert store.changes_since(result.sequence - 1, 1)[0].values == values
     assert (record.version, record.etag) == (1, result.etag)
 
 

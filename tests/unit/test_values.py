@@ -12,6 +12,8 @@ from registry.values import (
     AdminRef,
     Permissions,
     Value,
+    ValueList,
+    ValueRef,
     stamp,
     validate_values,
 )
@@ -65,3 +67,16 @@ def test_permission_bits_round_trip() -> None:
     for bits in range(16):
         assert Permissions.from_bits(bits).to_bits() == bits
     assert Permissions().to_bits() == 0b0111
+
+
+def test_value_lists_belong_to_hs_vlist_and_name_valid_members() -> None:
+    members = ValueList((ValueRef("88.118.8/ADMIN", 300), ValueRef("0.NA/88.118.8", 200)))
+    assert validate_values([Value(200, "HS_VLIST", members)])[0].data == members
+    with pytest.raises(InvalidValue, match="only allowed in HS_VLIST"):
+        validate_values([Value(1, "DESC", members)])
+    with pytest.raises(InvalidValue, match="must carry a value list"):
+        validate_values([Value(200, "HS_VLIST", "300:88.118.8/ADMIN")])
+    with pytest.raises(InvalidValue, match="member handle is invalid"):
+        validate_values([Value(200, "HS_VLIST", ValueList((ValueRef("no-slash", 300),)))])
+    with pytest.raises(InvalidValue, match="member index 0"):
+        validate_values([Value(200, "HS_VLIST", ValueList((ValueRef("88.118.8/A", 0),)))])

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16idnode/v1/record.proto\x12\tidnode.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"a\n\x0bPermissions\x12\x12\n\nadmin_read\x18\x01 \x01(\x08\x12\x13\n\x0b\x61\x64min_write\x18\x02 \x01(\x08\x12\x13\n\x0bpublic_read\x18\x03 \x01(\x08\x12\x14\n\x0cpublic_write\x18\x04 \x01(\x08\">\n\x08\x41\x64minRef\x12\x0e\n\x06handle\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\r\x12\x13\n\x0bpermissions\x18\x03 \x01(\t\"\xdd\x01\n\x05Value\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0e\n\x04text\x18\x03 \x01(\tH\x00\x12\x10\n\x06\x62inary\x18\x04 \x01(\x0cH\x00\x12$\n\x05\x61\x64min\x18\x05 \x01(\x0b\x32\x13.idnode.v1.AdminRefH\x00\x12\x0b\n\x03ttl\x18\x06 \x01(\r\x12-\n\ttimestamp\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x0bpermissions\x18\x08 \x01(\x0b\x32\x16.idnode.v1.PermissionsB\x06\n\x04\x64\x61ta\"\xbb\x01\n\x06Record\x12\x0e\n\x06handle\x18\x01 \x01(\t\x12 \n\x06values\x18\x02 \x03(\x0b\x32\x10.idnode.v1.Value\x12\x0f\n\x07version\x18\x03 \x01(\x04\x12\x0f\n\x07node_id\x18\x04 \x01(\t\x12-\n\tsigned_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"U\n\x0cSignedRecord\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x12\x0e\n\x06key_id\x18\x03 \x01(\t\x12\x11\n\talgorithm\x18\x04 \x01(\t\"\xb2\x01\n\nSigningKey\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x11\n\talgorithm\x18\x02 \x01(\t\x12\x12\n\npublic_key\x18\x03 \x01(\x0c\x12.\n\nnot_before\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tnot_after\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x61\x63tive\x18\x06 \x01(\x08\"-\n\x08Referral\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\x11\n\tendpoints\x18\x02 \x03(\t\"*\n\tItemError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16idnode/v1/record.proto\x12\tidnode.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"a\n\x0bPermissions\x12\x12\n\nadmin_read\x18\x01 \x01(\x08\x12\x13\n\x0b\x61\x64min_write\x18\x02 \x01(\x08\x12\x13\n\x0bpublic_read\x18\x03 \x01(\x08\x12\x14\n\x0cpublic_write\x18\x04 \x01(\x08\">\n\x08\x41\x64minRef\x12\x0e\n\x06handle\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\r\x12\x13\n\x0bpermissions\x18\x03 \x01(\t\")\n\x08ValueRef\x12\x0e\n\x06handle\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\r\".\n\tValueList\x12!\n\x04refs\x18\x01 \x03(\x0b\x32\x13.idnode.v1.ValueRef\"\x84\x02\n\x05Value\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0e\n\x04text\x18\x03 \x01(\tH\x00\x12\x10\n\x06\x62inary\x18\x04 \x01(\x0cH\x00\x12$\n\x05\x61\x64min\x18\x05 \x01(\x0b\x32\x13.idnode.v1.AdminRefH\x00\x12%\n\x05vlist\x18\t \x01(\x0b\x32\x14.idnode.v1.ValueListH\x00\x12\x0b\n\x03ttl\x18\x06 \x01(\r\x12-\n\ttimestamp\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x0bpermissions\x18\x08 \x01(\x0b\x32\x16.idnode.v1.PermissionsB\x06\n\x04\x64\x61ta\"\xbb\x01\n\x06Record\x12\x0e\n\x06handle\x18\x01 \x01(\t\x12 \n\x06values\x18\x02 \x03(\x0b\x32\x10.idnode.v1.Value\x12\x0f\n\x07version\x18\x03 \x01(\x04\x12\x0f\n\x07node_id\x18\x04 \x01(\t\x12-\n\tsigned_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"U\n\x0cSignedRecord\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x12\x0e\n\x06key_id\x18\x03 \x01(\t\x12\x11\n\talgorithm\x18\x04 \x01(\t\"\xb2\x01\n\nSigningKey\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x11\n\talgorithm\x18\x02 \x01(\t\x12\x12\n\npublic_key\x18\x03 \x01(\x0c\x12.\n\nnot_before\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tnot_after\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x61\x63tive\x18\x06 \x01(\x08\"-\n\x08Referral\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\x11\n\tendpoints\x18\x02 \x03(\t\"*\n\tItemError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,16 +36,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PERMISSIONS']._serialized_end=167
   _globals['_ADMINREF']._serialized_start=169
   _globals['_ADMINREF']._serialized_end=231
-  _globals['_VALUE']._serialized_start=234
-  _globals['_VALUE']._serialized_end=455
-  _globals['_RECORD']._serialized_start=458
-  _globals['_RECORD']._serialized_end=645
-  _globals['_SIGNEDRECORD']._serialized_start=647
-  _globals['_SIGNEDRECORD']._serialized_end=732
-  _globals['_SIGNINGKEY']._serialized_start=735
-  _globals['_SIGNINGKEY']._serialized_end=913
-  _globals['_REFERRAL']._serialized_start=915
-  _globals['_REFERRAL']._serialized_end=960
-  _globals['_ITEMERROR']._serialized_start=962
-  _globals['_ITEMERROR']._serialized_end=1004
+  _globals['_VALUEREF']._serialized_start=233
+  _globals['_VALUEREF']._serialized_end=274
+  _globals['_VALUELIST']._serialized_start=276
+  _globals['_VALUELIST']._serialized_end=322
+  _globals['_VALUE']._serialized_start=325
+  _globals['_VALUE']._serialized_end=585
+  _globals['_RECORD']._serialized_start=588
+  _globals['_RECORD']._serialized_end=775
+  _globals['_SIGNEDRECORD']._serialized_start=777
+  _globals['_SIGNEDRECORD']._serialized_end=862
+  _globals['_SIGNINGKEY']._serialized_start=865
+  _globals['_SIGNINGKEY']._serialized_end=1043
+  _globals['_REFERRAL']._serialized_start=1045
+  _globals['_REFERRAL']._serialized_end=1090
+  _globals['_ITEMERROR']._serialized_start=1092
+  _globals['_ITEMERROR']._serialized_end=1134
 # @@protoc_insertion_point(module_scope)

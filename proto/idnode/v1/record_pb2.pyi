@@ -31,13 +31,28 @@ class AdminRef(_message.Message):
     permissions: str
     def __init__(self, handle: _Optional[str] = ..., index: _Optional[int] = ..., permissions: _Optional[str] = ...) -> None: ...
 
+class ValueRef(_message.Message):
+    __slots__ = ("handle", "index")
+    HANDLE_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    handle: str
+    index: int
+    def __init__(self, handle: _Optional[str] = ..., index: _Optional[int] = ...) -> None: ...
+
+class ValueList(_message.Message):
+    __slots__ = ("refs",)
+    REFS_FIELD_NUMBER: _ClassVar[int]
+    refs: _containers.RepeatedCompositeFieldContainer[ValueRef]
+    def __init__(self, refs: _Optional[_Iterable[_Union[ValueRef, _Mapping]]] = ...) -> None: ...
+
 class Value(_message.Message):
-    __slots__ = ("index", "type", "text", "binary", "admin", "ttl", "timestamp", "permissions")
+    __slots__ = ("index", "type", "text", "binary", "admin", "vlist", "ttl", "timestamp", "permissions")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     BINARY_FIELD_NUMBER: _ClassVar[int]
     ADMIN_FIELD_NUMBER: _ClassVar[int]
+    VLIST_FIELD_NUMBER: _ClassVar[int]
     TTL_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     PERMISSIONS_FIELD_NUMBER: _ClassVar[int]
@@ -46,10 +61,11 @@ class Value(_message.Message):
     text: str
     binary: bytes
     admin: AdminRef
+    vlist: ValueList
     ttl: int
     timestamp: _timestamp_pb2.Timestamp
     permissions: Permissions
-    def __init__(self, index: _Optional[int] = ..., type: _Optional[str] = ..., text: _Optional[str] = ..., binary: _Optional[bytes] = ..., admin: _Optional[_Union[AdminRef, _Mapping]] = ..., ttl: _Optional[int] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., permissions: _Optional[_Union[Permissions, _Mapping]] = ...) -> None: ...
+    def __init__(self, index: _Optional[int] = ..., type: _Optional[str] = ..., text: _Optional[str] = ..., binary: _Optional[bytes] = ..., admin: _Optional[_Union[AdminRef, _Mapping]] = ..., vlist: _Optional[_Union[ValueList, _Mapping]] = ..., ttl: _Optional[int] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., permissions: _Optional[_Union[Permissions, _Mapping]] = ...) -> None: ...
 
 class Record(_message.Message):
     __slots__ = ("handle", "values", "version", "node_id", "signed_at", "expires_at")
