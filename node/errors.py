@@ -24,8 +24,13 @@ class Unimplemented(e.IdnodeError):
     """A method of the contract that this node does not implement yet."""
 
 
+class UnsupportedMediaType(e.InvalidArgument):
+    """An HTTP body in a content type the route does not take (JSON routes)."""
+
+
 # Most specific first: the first class an error is an instance of wins.
 TABLE: tuple[tuple[type[e.IdnodeError], Mapping], ...] = (
+    (UnsupportedMediaType, Mapping("INVALID_ARGUMENT", 3, 415, 2)),
     (e.InvalidIdentifier, Mapping("INVALID_ARGUMENT", 3, 400, 102)),
     (e.InvalidArgument, Mapping("INVALID_ARGUMENT", 3, 400, 2)),
     (e.ValuesNotFound, Mapping("NOT_FOUND", 5, 404, 200)),

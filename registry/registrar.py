@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -28,10 +29,13 @@ from registry.access.principals import (
     identity_key,
 )
 from registry.errors import (
+    AlreadyExists,
     IdnodeError,
     InvalidArgument,
     NotFound,
     StaleEtag,
+    Unavailable,
+    ValuesNotFound,
 )
 from registry.identifier import Handle, Prefix
 from registry.record import (
@@ -55,6 +59,7 @@ from registry.values import (
 )
 
 MAX_REQUEST_ID_CHARS = 128
+_PUT_ATTEMPTS = 3
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
 ADMIN_VALUE_INDEX = 100
@@ -165,7 +170,14 @@ class Registrar:
                 out[i] = result
         return out
 
-    def _current(self, handle: Handle, etag: str) -> tuple[Record, int]:
+    def _current(self, handle: Handle, etag: str | None) -> tuple[Record, int]:
+        """The current record and the sequence the write must find. ``etag=None`` means
+        "whatever is current" (the Handle REST API has no etags)."""
+        if etag is None:
+            found = self.store.get(handle.key)
+            if found is None:
+                raise NotFound(f"identifier {handle} not found")
+            return found, found.sequence
         if not etag:
             raise InvalidArgument("etag is required (take it from Register, Update or Resolve)")
         sequence = parse_etag(etag)
@@ -198,7 +210,7 @@ class Registrar:
         return self.store.apply(Write(Operation.UPDATE, handle, new_values,
                                       Precondition(sequence=sequence), who.id, request), now)
 
-    def delete(self, principal: Principal | None, handle_text: str, etag: str,
+    def delete(self, principal: Principal | None, handle_text: str, etag: str | None,
                indexes: Iterable[int] = (), request_id: str = "") -> WriteResult:
         handle = Handle.parse(handle_text)
         who = self._authorize(principal, Action.DELETE, handle)
@@ -213,7 +225,7 @@ class Registrar:
         present = {v.index for v in current.values}
         missing = sorted(drop - present)
         if missing:
-            raise NotFound(f"{current.handle} has no value at index {missing[0]}")
+            raise ValuesNotFound(f"{current.handle} has no value at index {missing[0]}")
         kept = tuple(v for v in current.values if v.index not in drop)
         if not kept:
             raise InvalidArgument("deleting every value would leave an empty record; "
@@ -221,6 +233,56 @@ class Registrar:
         return self.store.apply(Write(Operation.UPDATE, handle, kept,
                                       Precondition(sequence=sequence), who.id, request),
                                 self._now())
+
+    def put(self, principal: Principal | None, handle_text: str, values: Iterable[Value], *,
+            overwrite: bool = True, indexes: Iterable[int] = ()) -> tuple[WriteResult, bool]:
+        """Create or replace, the Handle REST way (``PUT /api/handles/{handle}``); returns
+        the result and whether the identifier was created.
+
+        With ``indexes`` only the given values with those indexes are written (added or
+        replaced) and the others are kept; ``overwrite=False`` refuses to replace an
+        existing identifier (or, with ``indexes``, an existing value). There is no etag:
+        the last writer wins, and a concurrent write in between is retried.
+        """
+        handle = Handle.parse(handle_text)
+        if principal is None:
+            self._authorize(None, Action.REGISTER, handle)
+        incoming = validate_values(values)
+        chosen = set(indexes)
+        picked = tuple(v for v in incoming if v.index in chosen) if chosen else incoming
+        if chosen and len(picked) != len(chosen):
+            missing = sorted(chosen - {v.index for v in picked})
+            raise InvalidArgument(f"index {missing[0]} is named in the query but no value in "
+                                  "the body has it")
+        for _ in range(_PUT_ATTEMPTS):  # someone may write in between: then look again
+            current = self.store.get(handle.key)
+            if current is None:
+                with contextlib.suppress(AlreadyExists):
+                    return self.register(principal, handle_text, picked), True
+                continue
+            with contextlib.suppress(StaleEtag, NotFound):
+                return self._replace(principal, handle, current, picked, overwrite,
+                                     bool(chosen)), False
+        raise Unavailable(f"identifier {handle} is being written concurrently; retry")
+
+    def _replace(self, principal: Principal | None, handle: Handle, current: Record,
+                 values: tuple[Value, ...], overwrite: bool, partial: bool) -> WriteResult:
+        who = self._authorize(principal, Action.UPDATE, handle)
+        if not overwrite:
+            if not partial:
+                raise AlreadyExists(f"identifier {current.handle} already exists")
+            taken = sorted({v.index for v in values} & {v.index for v in current.values})
+            if taken:
+                raise AlreadyExists(f"{current.handle} already has a value at index "
+                                    f"{taken[0]} (overwrite=false)")
+        now = self._now()
+        fresh = stamp(values, now)
+        if partial:
+            by_index = {v.index: v for v in current.values}
+            by_index.update((v.index, v) for v in fresh)
+            fresh = validate_values(by_index.values())
+        return self.store.apply(Write(Operation.UPDATE, handle, fresh,
+                                      Precondition(sequence=current.sequence), who.id), now)
 
     # --- reads ---------------------------------------------------------------------------
 

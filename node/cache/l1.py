@@ -31,6 +31,9 @@ class Entry:
     algorithm: str = ""
     etag: str = ""
     message: str = ""
+    # Other doors' encodings of this same answer (e.g. Handle REST JSON), made on first
+    # use and dropped with the entry: a hot HTTP resolve is a lookup too.
+    renditions: dict[str, bytes] | None = None
 
     def size(self) -> int:
         return 64 + len(self.response or b"") + len(self.payload) + len(self.signature)

@@ -152,11 +152,12 @@ def decode(data: bytes, *, wall_now: float, mono_now: float) -> tuple[Entry, int
     if positive and not (response and payload and signature):
         raise CodecError("positive entry without response, payload or signature")
     try:
-        texts = [b.decode() for b in (key_id, algorithm, etag, message)]
+        key_text, algorithm_text, etag_text, message_text = (
+            b.decode() for b in (key_id, algorithm, etag, message))
     except UnicodeDecodeError:
         raise CodecError("text field is not UTF-8") from None
     entry = Entry(response if positive else None, mono_now + (expires_at - wall_now),
-                  payload, signature, *texts)
+                  payload, signature, key_text, algorithm_text, etag_text, message_text)
     return entry, int(sequence)
 
 

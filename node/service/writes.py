@@ -85,13 +85,29 @@ class Writes:
                                          request_id=request_id)
         return self._one(caller, "update", handle, request_id, run)
 
-    def delete(self, caller: Caller, handle: str, etag: str, indexes: Iterable[int] = (),
-               request_id: str = "") -> WriteResult:
+    def delete(self, caller: Caller, handle: str, etag: str | None,
+               indexes: Iterable[int] = (), request_id: str = "") -> WriteResult:
+        """``etag=None`` deletes whatever is current (the Handle REST API has no etags)."""
         drop = tuple(indexes)
 
         def run(principal: Principal | None) -> WriteResult:
             return self.registrar.delete(principal, handle, etag, drop, request_id)
         return self._one(caller, "delete", handle, request_id, run)
+
+    def put(self, caller: Caller, handle: str, values: Sequence[Value], *,
+            overwrite: bool = True, indexes: Iterable[int] = ()) -> tuple[WriteResult, bool]:
+        """Create or replace the Handle REST way (see Registrar.put); also says whether
+        the identifier was created."""
+        created: list[bool] = []
+        chosen = tuple(indexes)
+
+        def run(principal: Principal | None) -> WriteResult:
+            result, was_created = self.registrar.put(principal, handle, values,
+                                                     overwrite=overwrite, indexes=chosen)
+            created.append(was_created)
+            return result
+        result = self._one(caller, "put", handle, "", run)
+        return result, created[0]
 
     def _one(self, caller: Caller, operation: str, handle: str, request_id: str,
              run: _Run) -> WriteResult:
@@ -151,6 +167,8 @@ class Writes:
         fresh = [r for r in results if not r.replayed]
         if not fresh:
             return
+        if operation == "put":  # counted as what it turned out to be
+            operation = "register" if fresh[0].version == 1 else "update"
         self.coherence.invalidate_many([(r.key, r.sequence) for r in fresh])
         self.metrics.write(operation).inc(len(fresh))
         self.metrics.changelog_sequence.set(max(r.sequence for r in fresh))
