@@ -51,9 +51,17 @@ class Follow:
         prefix = Prefix.parse(prefix_text) if prefix_text else None
         target = Target.prefix(prefix) if prefix is not None else Target.node()
         self.policy.check(principal, Action.FOLLOW, target)
-        return self._stream(sequence, prefix, active)
 
-    def _stream(self, sequence: int, prefix: Prefix | None,
+        def visible(change: Change) -> bool:
+            """Inside the asked prefix, and the caller may follow the change's own prefix
+            (a derived prefix may belong to someone else)."""
+            key_prefix = change.key.partition("/")[0]
+            if prefix is not None and not prefix.contains(key_prefix):
+                return False
+            return self.policy.allows(principal, Action.FOLLOW, Target(key_prefix, key_prefix))
+        return self._stream(sequence, visible, active)
+
+    def _stream(self, sequence: int, visible: Callable[[Change], bool],
                 active: Callable[[], bool]) -> Iterator[Change]:
         # Counted from the first read on: a feed that is never iterated holds nothing.
         with self._lock:
@@ -66,7 +74,7 @@ class Follow:
                 changes = self.store.changes_since(sequence, PAGE)
                 for change in changes:
                     sequence = change.sequence
-                    if prefix is None or prefix.contains(change.key.partition("/")[0]):
+                    if visible(change):
                         yield change
                 if len(changes) < PAGE:
                     self.metrics.follower_lag.set(max(0, self.store.last_sequence() - sequence))

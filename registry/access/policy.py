@@ -10,7 +10,10 @@ Today's rules (:class:`PrefixRolePolicy`):
 2. The node admin (``300:<node prefix>/ADMIN``) may do everything under the node prefix,
    including allocating enterprise prefixes and following the whole change log.
 3. A prefix owner (``300:<prefix>/ADMIN``) may register, update, delete, list, read
-   private values and follow the change log of its prefix and the prefixes below it.
+   private values and follow the change log of its own prefix — exactly that prefix: a
+   derived prefix (``88.118.8.1`` below ``88.118.8``) belongs to whoever it is allocated
+   to, as in the Handle model, so the parent's owner can neither write, read nor
+   follow it, nor squat ``88.118.8.2/ADMIN`` before ``88.118.8.2`` is allocated.
 4. Everything else is refused: ``Unauthenticated`` without credentials,
    ``PermissionDenied`` with credentials that lack the right.
 """
@@ -96,7 +99,7 @@ class PrefixRolePolicy:
             return target.prefix_key is None or _covers(principal.prefix_key, target.prefix_key)
         if target.prefix_key is None or action is Action.ALLOCATE_PREFIX:
             return False
-        return _covers(principal.prefix_key, target.prefix_key)
+        return target.prefix_key == principal.prefix_key
 
     def check(self, principal: Principal | None, action: Action, target: Target) -> Principal:
         if principal is None:

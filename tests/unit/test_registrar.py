@@ -58,7 +58,10 @@ def test_anonymous_writes_are_unauthenticated(reg: Registrar) -> None:
 
 def test_prefix_owner_writes_only_under_its_prefix(reg: Registrar) -> None:
     reg.register(OWNER_8, "88.118.8/A", [url()])
-    reg.register(OWNER_8, "88.118.8.1/A", [url()])
+    with pytest.raises(PermissionDenied):  # a derived prefix is someone else's to allocate
+        reg.register(OWNER_8, "88.118.8.1/A", [url()])
+    with pytest.raises(PermissionDenied):  # so its ADMIN identity cannot be squatted
+        reg.register(OWNER_8, "88.118.8.2/ADMIN", [url()])
     with pytest.raises(PermissionDenied):
         reg.register(OWNER_8, "88.118.9/A", [url()])
     with pytest.raises(PermissionDenied):
