@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import ipaddress
 import logging
 import os
 import tomllib
@@ -48,6 +49,7 @@ class Settings:
     workers: int = 1
     grpc_threads: int = 16
     sqlite_busy_timeout_ms: int = 5000
+    public_url: str = ""
     http_max_connections: int = 1000
     http_idle_timeout_seconds: float = 10.0
     auth_hash_threads: int = 1
@@ -76,6 +78,13 @@ class Settings:
     max_batch_handles: int = 100
     shutdown_grace_seconds: float = 10.0
     sqlite_synchronous: str = "FULL"
+    handle_listen: str = "127.0.0.1:2641"
+    handle_site_address: str = ""
+    handle_max_connections: int = 10_000
+    handle_idle_timeout_seconds: float = 60.0
+    handle_threads: int = 4
+    handle_max_pending_requests: int = 256
+    handle_udp_max_answer_bytes: int = 4096
 
     @property
     def sqlite_path(self) -> str:
@@ -132,6 +141,13 @@ def _validate(s: Settings) -> Settings:
     _check_listen("grpc_listen", s.grpc_listen)
     _check_listen("http_listen", s.http_listen, optional=True)
     _check_listen("metrics_listen", s.metrics_listen, optional=True)
+    _check_listen("handle_listen", s.handle_listen, optional=True)
+    if s.handle_site_address:
+        try:
+            ipaddress.ip_address(s.handle_site_address.strip("[]"))
+        except ValueError:
+            raise SettingsError(f"setting handle_site_address: {s.handle_site_address!r} "
+                                "is not an IP address") from None
     try:
         prefix = Prefix.parse(s.node_prefix)
     except IdnodeError as exc:
@@ -141,6 +157,10 @@ def _validate(s: Settings) -> Settings:
         raise SettingsError("setting database_url: only sqlite:///ABSOLUTE/PATH, "
                             "sqlite:RELATIVE/PATH and memory: are supported by this build, "
                             f"got {s.database_url.split(':')[0]}:")
+    if s.public_url and not (s.public_url.startswith(("http://", "https://"))
+                             and "?" not in s.public_url and "#" not in s.public_url):
+        raise SettingsError("setting public_url: expected http(s)://host[:port][/path], "
+                            "without query or fragment")
     if s.redis_url and not s.redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise SettingsError("setting redis_url: expected redis://, rediss:// or unix://")
     checks: list[tuple[str, bool]] = [
@@ -175,6 +195,11 @@ def _validate(s: Settings) -> Settings:
         ("log_format", s.log_format in {"auto", "json", "text"}),
         ("log_level", s.log_level in {"debug", "info", "warning", "error"}),
         ("sqlite_synchronous", s.sqlite_synchronous in {"FULL", "NORMAL", "EXTRA"}),
+        ("handle_max_connections", 1 <= s.handle_max_connections <= 1_000_000),
+        ("handle_idle_timeout_seconds", 0.1 <= s.handle_idle_timeout_seconds <= 3600),
+        ("handle_threads", 1 <= s.handle_threads <= 256),
+        ("handle_max_pending_requests", 1 <= s.handle_max_pending_requests <= 100_000),
+        ("handle_udp_max_answer_bytes", 512 <= s.handle_udp_max_answer_bytes <= 65_536),
     ]
     for name, ok in checks:
         if not ok:

@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Installs the servers the integration tests start on free ports (they never use a
 # server someone else started). Debian: redis-server from apt; PostgreSQL binaries are
-# looked up under /usr/lib/postgresql when a later suite needs them.
+# looked up under /usr/lib/postgresql when a later suite needs them. The scan-page tests
+# need chromium (headless screenshots at phone width) with a CJK font (Chinese records
+# must not render as boxes) and zbar-tools (zbarimg decodes the QR labels).
 # With --bench it also installs h2load (nghttp2-client), the load harness's C client.
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+[ -n "$(fc-list :lang=zh 2>/dev/null)" ] || need+=(fonts-wqy-zenhei)
+command -v zbarimg >/dev/null 2>&1 || need+=(zbar-tools)
 if [ "${1:-}" = "--bench" ]; then
   command -v h2load >/dev/null 2>&1 || need+=(nghttp2-client)
 fi

@@ -252,6 +252,117 @@ def top(url: Annotated[str, typer.Option(help="The node's metrics URL.")]
         pass
 
 
+_QR_HELP = ("Write one QR label per identifier, for printing in bulk (no node needed).\n\n"
+            "Each label encodes <base-url>/<handle>; scanning it opens the node's "
+            "scan-to-resolve page. Identifiers are checked for syntax only (not looked up). "
+            "One file each, named after the identifier: '/' becomes '_', other unsafe "
+            "characters %XX (88.118.8_PN-0001.png).\n\n"
+            "Prints each file written; failures go to stderr. Exit code 1 when any "
+            "identifier failed, 2 on a usage error.")
+
+
+def _qr_wanted(handles: list[str], from_file: str | None) -> list[tuple[str, str]]:
+    """(where it came from, identifier text) for the arguments, then the file's lines."""
+    import sys
+
+    wanted = [(f"argument {n}", h) for n, h in enumerate(handles, 1)]
+    if from_file is not None:
+        try:
+            text = (sys.stdin.read() if from_file == "-"
+                    else Path(from_file).read_text(encoding="utf-8-sig"))
+        except (OSError, UnicodeDecodeError) as exc:
+            _die(f"cannot read {from_file}: {exc}")
+            raise
+        for n, line in enumerate(text.splitlines(), 1):
+            item = line.strip()
+            if item and not item.startswith("#"):
+                wanted.append((f"{from_file}:{n}", item))
+    return wanted
+
+
+@app.command(help=_QR_HELP)
+def qr(
+    handles: Annotated[list[str] | None, typer.Argument(
+        help="Identifiers, e.g. 88.118.8/PN-0001 (more may come from --from-file).",
+        show_default=False)] = None,
+    out: Annotated[Path, typer.Option("--out", help="Directory to write the labels to "
+                                      "(created if missing).")] = Path("labels"),
+    from_file: Annotated[str | None, typer.Option(
+        "--from-file", help="A file of identifiers, one per line ('-' reads standard "
+                            "input); blank lines and lines starting with # are skipped.")]
+    = None,
+    fmt: Annotated[str, typer.Option("--format", help="png or svg.")] = "png",
+    base_url: Annotated[str, typer.Option(
+        "--base-url", envvar="IDNODE_PUBLIC_URL",
+        help="The node's public URL, e.g. https://id.example.com (required; or set "
+             "IDNODE_PUBLIC_URL). Each label encodes <base-url>/<handle>, the page a phone "
+             "opens.")] = "",
+    scale: Annotated[int, typer.Option(help="Module size: pixels per QR module (1-40).")]
+    = 8,
+) -> None:
+    """Bulk labels for a factory: the base URL is an argument, not looked up, so labels
+    can be printed where the node is not reachable, and every identifier is checked
+    for syntax so a typo fails here rather than on a riveted plate (see node.web.qr)."""
+    from node.web.qr import (
+        KINDS,
+        Kind,
+        LabelError,
+        check_scale,
+        file_name,
+        normalise_base_url,
+        proxy_url,
+        render,
+    )
+    from registry.errors import InvalidIdentifier
+    from registry.identifier import Handle
+
+    if fmt not in KINDS:
+        _die(f"--format must be one of {', '.join(KINDS)}")
+    kind: Kind = "svg" if fmt == "svg" else "png"
+    if not base_url:
+        _die("--base-url (or IDNODE_PUBLIC_URL) is required: the URL the labels point at, "
+             "e.g. https://id.example.com")
+    try:
+        base = normalise_base_url(base_url)
+        check_scale(scale)
+    except LabelError as exc:
+        _die(str(exc))
+        raise
+    wanted = _qr_wanted(handles or [], from_file)
+    if not wanted:
+        _die("no identifiers: give them as arguments or with --from-file")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _die(f"cannot create {out}: {exc.strerror}")
+    written: dict[str, str] = {}  # lower-cased file name → the handle written there
+    failed = 0
+    for where, text in wanted:
+        try:
+            handle = Handle.parse(text)
+        except InvalidIdentifier as exc:
+            typer.echo(f"idnode: {where}: {text!r}: {exc.message}", err=True)
+            failed += 1
+            continue
+        spelled = str(handle)
+        name = file_name(spelled, kind)
+        if name.lower() in written:  # the same identifier (matching ignores ASCII case)
+            typer.echo(f"{where}: {spelled} is a duplicate of {written[name.lower()]}; "
+                       "written once", err=True)
+            continue
+        path = out / name
+        try:
+            path.write_bytes(render(proxy_url(base, spelled), kind, scale=scale))
+        except OSError as exc:
+            typer.echo(f"idnode: {where}: cannot write {path}: {exc.strerror}", err=True)
+            failed += 1
+            continue
+        written[name.lower()] = spelled
+        typer.echo(f"{path}\t{spelled}")
+    typer.echo(f"{len(written)} written, {failed} failed", err=True)
+    raise typer.Exit(1 if failed else 0)
+
+
 def _utc(epoch_seconds: float | None) -> str:
     """ISO 8601 in UTC, e.g. 2026-11-29T01:15:04Z; no time at all is "never"."""
     if epoch_seconds is None:

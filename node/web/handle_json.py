@@ -15,7 +15,6 @@ it). Every rejection names the value and the rule.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import time
 from typing import Any
@@ -141,7 +140,7 @@ def _data(raw: object, where: str) -> ValueData:
         try:
             return base64.b64decode(str(value), validate=True) if isinstance(value, str) \
                 else _bad(where, "base64 data must be a JSON string")
-        except binascii.Error:
+        except ValueError:  # binascii.Error, or non-ASCII text
             raise InvalidValue(f"{where}: data is not valid base64") from None
     if fmt == "hex":
         try:

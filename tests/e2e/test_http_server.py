@@ -77,8 +77,10 @@ def test_a_client_trickling_its_request_head_is_cut_off(node_factory: NodeFactor
 
 
 def test_unknown_paths_and_methods_get_json_errors(node_factory: NodeFactory) -> None:
-    node = node_factory()
-    status, body, kind = _get(node.http_port, "/no/such/thing")
+    node = node_factory(metrics_listen="127.0.0.1:0")
+    # The metrics port serves only its routes (the main port sends every other path to
+    # the scan-to-resolve proxy).
+    status, body, kind = _get(node.metrics_port, "/no/such/thing")
     assert (status, kind) == (404, "application/json")
     assert json.loads(body) == {"responseCode": 2, "message": "no such path /no/such/thing"}
     status, body, _ = _get(node.http_port, "/healthz", method="POST")

@@ -51,7 +51,7 @@ def test_http_probes_and_published_keys(node: Node, client: Client) -> None:
     keys = json.loads(body)["keys"]
     grpc_keys = client.resolver.GetSigningKeys(resolver_pb2.GetSigningKeysRequest()).keys
     assert status == 200 and [k["key_id"] for k in keys] == [k.key_id for k in grpc_keys]
-    assert http_get(base + "/nope")[0] == 404
+    assert http_get(base + "/88.118.8/NOPE")[0] == 404  # the scan proxy: not found
 
 
 def test_metrics_count_what_the_load_sent(node: Node, client: Client) -> None:
