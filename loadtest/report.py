@@ -17,6 +17,7 @@ from typing import Any
 from loadtest.stats import PERCENTILES, Spread, pct_key, ratio, spread
 
 SCHEMA = "idnode-loadtest/1"
+HTTP_ECHO = "http-echo"
 
 
 @dataclass
@@ -102,15 +103,19 @@ def summarize(runs: Iterable[Run]) -> list[Row]:
             p999_ms=_median_of(rs, pct_key(99.9)), errors=sum(r.errors for r in rs),
             items_per_request=rs[0].items_per_request))
     echo = {(r.mode, r.client, r.scenario): r for r in rows if r.server == "echo"}
+    http_echo = {(r.mode, r.client): r for r in rows if r.server == HTTP_ECHO}
     for row in rows:
-        if row.server == "echo" or row.mode == "bulk":
+        if row.server in ("echo", HTTP_ECHO) or row.mode == "bulk":
             continue
-        base = (echo.get((row.mode, row.client, row.scenario))
-                or echo.get((row.mode, row.client, "hot"))
-                or echo.get(("closed", row.client, "hot")))
+        if row.scenario == "http":  # HTTP rows against the HTTP stack's empty handler
+            base = http_echo.get((row.mode, row.client))
+        else:
+            base = (echo.get((row.mode, row.client, row.scenario))
+                    or echo.get((row.mode, row.client, "hot"))
+                    or echo.get(("closed", row.client, "hot")))
         if base is None:
             continue
-        row.baseline = f"echo {base.scenario}/{base.mode}/{base.client}"
+        row.baseline = f"{base.server} {base.scenario}/{base.mode}/{base.client}"
         row.efficiency = ratio(base.cpu_us.median, row.cpu_us.median)
         row.throughput_ratio = ratio(row.rps.median, base.rps.median)
     return rows
@@ -151,6 +156,41 @@ def _relative_to_hot(rows: Sequence[Row], scenario: str, goal: float, label: str
     return Target(label, f"≥ {goal:.0%} of hot (req/s and CPU/request)",
                   f"{_fmt_pct(by_rps)} req/s, {_fmt_pct(by_cpu)} by CPU/request",
                   "n/a" if math.isnan(worst) else ("pass" if worst >= goal else "FAIL"))
+
+
+def http_targets(rows: Sequence[Row]) -> list[Target]:
+    """Resolve over HTTP (only when the http scenario ran): the node's hot
+    ``GET /api/handles/{handle}`` against its stack's empty handler (≥ 80 %), and per
+    core against gRPC hot resolve on the same node (≥ 3×); each the worse of req/s and
+    server CPU per request."""
+    http = find(rows, "node", "http", "h1load")
+    if http is None:
+        return []
+    out = []
+    by_rps, by_cpu = http.throughput_ratio, http.efficiency
+    worst = min(by_rps, by_cpu)
+    base = "" if math.isnan(by_rps) else (
+        f" (node {http.rps.median:,.0f} vs empty handler "
+        f"{http.rps.median / by_rps:,.0f} req/s; {http.cpu_us.median:.0f} vs "
+        f"{http.cpu_us.median * by_cpu:.0f} CPU µs/req)")
+    out.append(Target("HTTP resolve vs HTTP empty handler (same server code)",
+                      "≥ 80% (req/s and CPU/request)",
+                      f"{_fmt_pct(by_rps)} req/s, {_fmt_pct(by_cpu)} by CPU/request{base}",
+                      "n/a" if math.isnan(worst) else ("pass" if worst >= 0.8 else "FAIL")))
+    grpc = find(rows, "node", "http-grpc", "h2load")
+    if grpc is None:
+        out.append(Target("HTTP resolve vs gRPC resolve, per core", "≥ 3×", "not run", "n/a"))
+        return out
+    x_rps = ratio(http.rps.median, grpc.rps.median)
+    x_cpu = ratio(grpc.cpu_us.median, http.cpu_us.median)
+    worst = min(x_rps, x_cpu)
+    out.append(Target("HTTP resolve vs gRPC resolve, per core (server on one core)",
+                      "≥ 3× (req/s and CPU/request)",
+                      f"{x_rps:.2f}× req/s ({http.rps.median:,.0f} vs {grpc.rps.median:,.0f}),"
+                      f" {x_cpu:.2f}× by CPU/request ({http.cpu_us.median:.0f} vs "
+                      f"{grpc.cpu_us.median:.0f} µs)",
+                      "n/a" if math.isnan(worst) else ("pass" if worst >= 3.0 else "FAIL")))
+    return out
 
 
 def targets(rows: Sequence[Row], bulk_ids_per_s: float, workers: dict[str, Any]
@@ -195,6 +235,7 @@ def targets(rows: Sequence[Row], bulk_ids_per_s: float, workers: dict[str, Any]
                           "pass" if bulk_ids_per_s >= 20_000 else "FAIL"))
     out.append(Target("workers 2 vs 1", "scales with cores", str(workers.get("summary", "not run")),
                       str(workers.get("status", "n/a"))))
+    out.extend(http_targets(rows))
     return out
 
 
@@ -340,5 +381,5 @@ def plot(report: dict[str, Any], path: Path) -> Path | None:
     return path
 
 
-__all__ = ["PERCENTILES", "Row", "Run", "Target", "build_report", "plot", "summarize",
-           "table", "targets", "write_json"]
+__all__ = ["HTTP_ECHO", "PERCENTILES", "Row", "Run", "Target", "build_report",
+           "http_targets", "plot", "summarize", "table", "targets", "write_json"]

@@ -30,7 +30,7 @@ from typing import Any
 import grpc
 
 from idnode.v1 import registry_pb2, resolver_pb2
-from loadtest import h2
+from loadtest import h2, http_bench
 from loadtest.guard import require_loopback
 from loadtest.procs import (
     REPO,
@@ -68,7 +68,7 @@ from loadtest.wire import (
 )
 
 SCENARIOS = ("hot", "latency", "cold", "notfound", "batch", "mixed", "bulk", "nonce",
-             "metrics-off", "workers")
+             "metrics-off", "workers", "http", "handle")
 DEFAULT_OUT = REPO / "loadtest" / "results"
 SEED_CHUNK = 20_000
 
@@ -98,6 +98,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--host", default="127.0.0.1", help="loopback address to use")
     p.add_argument("--no-pin", action="store_true", help="do not taskset")
     p.add_argument("--no-h2load", action="store_true", help="Python clients only")
+    p.add_argument("--http-connections", type=int, default=http_bench.DEFAULT_CONNECTIONS,
+                   help="http scenario: h2load --h1 keep-alive connections (1 request each)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results directory")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (logs, store)")
     args = p.parse_args(argv)
@@ -107,7 +109,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         p.error(f"unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
     args.selected = set(chosen)
     if args.duration <= 0 or args.warmup < 0 or args.repeat < 1 or args.procs < 1 \
-            or args.concurrency < 1 or args.ids < 1 or not 0 < args.load_fraction <= 1:
+            or args.concurrency < 1 or args.ids < 1 or not 0 < args.load_fraction <= 1 \
+            or args.http_connections < 1:
         p.error("durations, counts and the load fraction must be positive")
     try:
         require_loopback(args.host)
@@ -348,6 +351,12 @@ class Bench:
 
     def run(self) -> None:
         sel = self.args.selected
+        if "handle" in sel:  # the Handle native protocol: its own servers (handle_bench)
+            from loadtest import handle_bench
+
+            handle_bench.phase(self)
+            if sel == {"handle"}:
+                return
         resolving = sel & {"hot", "latency", "cold", "notfound", "batch", "mixed", "nonce",
                            "metrics-off"}
         if resolving:
@@ -427,6 +436,8 @@ class Bench:
                       concurrency=1)
             rate = a.load_fraction * self.max_rps(node)
             self.load(node, "hot", self.workload("hot"), label="open", rate=rate)
+        if "http" in sel:
+            self.http_phase(node)
         for scenario in ("notfound", "batch", "nonce", "mixed"):
             if scenario in sel:
                 self.load(node, scenario, self.workload(scenario))
@@ -441,6 +452,86 @@ class Bench:
         if best <= 0:
             best = self.load(node, "hot", self.workload("hot")).rps
         return best
+
+    def h1load_run(self, server: Server, scenario: str, urls: Path, *, handle_api: bool,
+                   repeat: int = 0) -> Run:
+        """h2load --h1 over the URLs in ``urls``; server CPU read inside its window."""
+        assert self.h2load is not None
+        a = self.args
+        self._n += 1
+        out = self.workdir / f"h1load{self._n}.txt"
+        cmd = self.pin.wrap(http_bench.command(self.h2load, urls, duration=a.duration,
+                                               warmup=a.warmup,
+                                               connections=a.http_connections), "client")
+        proc = self.group.start(cmd, log=out)
+        try:
+            started = time.monotonic()
+            _sleep_until(started + a.warmup + 0.25)
+            before = self.snapshot(server)
+            _sleep_until(started + a.warmup + a.duration - 0.05)
+            after = self.snapshot(server)
+            nprocs = server.processes()
+            proc.wait(timeout=a.duration + a.warmup + 30)
+        finally:
+            self.group.stop(proc, grace=2)
+        result = h2.parse(out.read_text(errors="replace"))
+        requests = result.rps * (after[0] - before[0])
+        first = urls.read_text().split("\n", 1)[0]
+        ok, why, size = http_bench.sample_ok(first, handle_api=handle_api)
+        run = Run(scenario=scenario, server=server.name, mode="h1load",
+                  client=f"h2load --h1 c{a.http_connections} m1", repeat=repeat,
+                  concurrency=a.http_connections, duration_s=a.duration,
+                  requests=result.done, rps=result.rps,
+                  errors=result.errors + (0 if ok else 1), server_processes=nprocs,
+                  latency={"mean_ms": result.mean_ms},
+                  codes={"http2xx": result.status_2xx, "non2xx": result.non_2xx},
+                  response_bytes={"sample": size})
+        self.window(run, before, after, server.cpus)
+        run.cpu_us_per_req = cpu_us_per_request(run.cpu_s, requests)
+        if not ok:
+            run.error_samples.append(f"sample request: {why}")
+        self._record(run)
+        return run
+
+    def http_phase(self, node: Server) -> None:
+        """Resolve over HTTP: the HTTP empty handler (same server code, answer the size
+        of the node's), then the node's hot GET /api/handles/{handle} over Zipf-drawn
+        seeded ids and gRPC hot resolve on the same node, alternating per repetition."""
+        a = self.args
+        if self.h2load is None:
+            self.features["http"] = "skipped: needs h2load (nghttp2-client) for --h1 load"
+            print(f"http: {self.features['http']}", flush=True)
+            return
+        urls = http_bench.zipf_urls(a.host, node.http_port, a.ids, a.zipf)
+        sizes = []
+        for url in dict.fromkeys(urls):  # every distinct URL once: L1 and renditions warm
+            ok, why, size = http_bench.sample_ok(url, handle_api=True)
+            if not ok:
+                raise HarnessError(f"GET {url} on the node: {why}")
+            sizes.append(size)
+        sizes.sort()
+        typical = sizes[len(sizes) // 2]
+        node_urls = http_bench.write_urls(self.workdir / "http-node-urls.txt", urls)
+        print(f"http: {len(urls)} Zipf-drawn URLs ({len(sizes)} distinct ids), node "
+              f"answers {typical} bytes (median)", flush=True)
+        echo = http_bench.start_http_echo(self.group, self.pin, a.host, self.workdir, typical)
+        print(f"http-echo baseline: pid {echo.pid} on port {echo.http_port}, "
+              f"{typical}-byte answers (node.web.server.HttpServer, bare ASGI app)",
+              flush=True)
+        try:
+            echo_urls = http_bench.write_urls(
+                self.workdir / "http-echo-urls.txt",
+                [u.replace(f":{node.http_port}/", f":{echo.http_port}/", 1) for u in urls])
+            for rep in range(a.repeat):
+                self.h1load_run(echo, "http", echo_urls, handle_api=False, repeat=rep)
+        finally:
+            self.group.stop(echo.proc)
+        for rep in range(a.repeat):
+            self.h1load_run(node, "http", node_urls, handle_api=True, repeat=rep)
+            self.h2load_run(node, "http-grpc", rep)
+        self.features["http"] = (f"HTTP/1.1 keep-alive, h2load --h1 -c {a.http_connections} "
+                                 "-m 1 over Zipf-drawn ids; gRPC: h2load c4 m32 on the "
+                                 "hottest id (both L1 hits)")
 
     def bulk_phase(self, node: Server) -> None:
         n = self.args.bulk_rows

@@ -187,8 +187,9 @@ def build_app(endpoints: Endpoints, routes: Routes | None = None, *,
 
 
 def _request(scope: Scope, method: str, path: str, body: bytes) -> Request:
-    query = urllib.parse.parse_qs(scope.get("query_string", b"").decode("latin-1"),
-                                  keep_blank_values=True)
+    raw_query = scope.get("query_string", b"")
+    query = urllib.parse.parse_qs(raw_query.decode("latin-1"), keep_blank_values=True) \
+        if raw_query else {}
     client = scope.get("client")
     return Request(method, path, scope.get("raw_path") or path.encode(), query,
                    dict(scope.get("headers") or ()), body,
