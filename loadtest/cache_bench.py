@@ -45,6 +45,7 @@ ADMIN_HEADER = "Basic " + base64.b64encode(
 def make_node(data_dir: Path, **overrides: object) -> Node:
     settings = load(env={}, overrides={
         "data_dir": str(data_dir), "grpc_listen": "127.0.0.1:0", "http_listen": "",
+        "handle_listen": "",
         "node_prefix": NODE_PREFIX, "admin_secret": ADMIN_SECRET, "grpc_threads": 16,
         "log_level": "error", **overrides})
     node = build(settings)

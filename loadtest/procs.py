@@ -305,6 +305,7 @@ def start_node(group: ProcessGroup, pin: Pinning, host: str, data_dir: Path, sec
         "IDNODE_HTTP_LISTEN": join_target(host, http_port),
         "IDNODE_NODE_PREFIX": "88.118",
         "IDNODE_ADMIN_SECRET": secret,
+        "IDNODE_HANDLE_LISTEN": "",  # the handle scenario turns it on
         **(extra_env or {}),
     })
     log = data_dir.parent / f"{name}.log"

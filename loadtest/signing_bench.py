@@ -74,7 +74,7 @@ def per_call_us(fn: Callable[[], object], calls: int, rounds: int = 5) -> float:
 def measure(algorithm: str, ids: int, hot_calls: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         node = build(load(env={}, overrides={
-            "data_dir": tmp, "grpc_listen": "127.0.0.1:0", "http_listen": "",
+            "data_dir": tmp, "grpc_listen": "127.0.0.1:0", "http_listen": "", "handle_listen": "",
             "signing_algorithm": algorithm, "l1_max_entries": 100_000}))
         try:
             return _measure(node, ids, hot_calls)

@@ -17,6 +17,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2
@@ -26,6 +27,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from node.cache.beacon import Beacon
 from node.cache.l1 import L1Cache
 from node.cache.l2 import RedisL2
+from node.handle.server import HandleServer  # Handle protocol door
+from node.handle.service import SITE_SERIAL, HandleService, site_record
 from node.observe.logs import configure, event
 from node.observe.metrics import Metrics
 from node.rpc.server import SERVICES, Services, build_server
@@ -38,7 +41,10 @@ from node.service.resolve import Resolver
 from node.service.views import ViewSigner
 from node.service.writes import Writes
 from node.settings import Settings
-from node.web.app import Endpoints, build_app
+from node.web.app import Endpoints, Routes, build_app
+from node.web.handles import HandleApi
+from node.web.openapi import OpenApi
+from node.web.scan import ScanProxy
 from node.web.server import BindError, HttpServer
 from registry import stores
 from registry.errors import IdnodeError
@@ -70,6 +76,7 @@ class Node:
     http: HttpServer | None = None
     metrics_http: HttpServer | None = None
     l2: RedisL2 | None = None
+    handle: HandleServer | None = None  # the Handle protocol door (RFC 3652, TCP+UDP)
     _stopped: bool = field(default=False, repr=False)
     _halt: threading.Event = field(default_factory=threading.Event, repr=False)
     _watchdog: threading.Thread | None = field(default=None, repr=False)
@@ -81,6 +88,15 @@ class Node:
     @property
     def metrics_port(self) -> int:
         return self.metrics_http.port if self.metrics_http else 0
+
+    # --- Handle protocol door: bound ports (0 when disabled) ---
+    @property
+    def handle_tcp_port(self) -> int:
+        return self.handle.tcp_port if self.handle else 0
+
+    @property
+    def handle_udp_port(self) -> int:
+        return self.handle.udp_port if self.handle else 0
 
     def ready(self) -> tuple[bool, str]:
         if self._stopped:
@@ -96,6 +112,8 @@ class Node:
         for part in (self.http, self.metrics_http):
             if part is not None:
                 part.start()
+        if self.handle is not None:  # Handle protocol door
+            self.handle.start()
         self._refresh_gauges()
         self._set_health(True)
         self._watchdog = threading.Thread(target=self._watch_store, name="store-watchdog",
@@ -157,6 +175,8 @@ class Node:
         self.health.enter_graceful_shutdown()
         self.services.stop_followers()
         grace = self.settings.shutdown_grace_seconds if grace_seconds is None else grace_seconds
+        if self.handle is not None:  # Handle protocol door: stop receiving, drain workers
+            self.handle.stop(grace)
         self.server.stop(grace).wait()
         for part in (self.http, self.metrics_http):
             if part is not None:
@@ -171,9 +191,22 @@ class Node:
 
 def open_store(settings: Settings) -> tuple[Store, Beacon]:
     """The store the settings name (``registry.stores.open_store``) and the host's change
-    beacon beside its file (an in-memory store has no other process to tell)."""
+    beacon beside its file (an in-memory store has no other process to tell).
+
+    A PostgreSQL store gets an in-process beacon only: its nodes run on several hosts,
+    where a file beside the database cannot exist, so invalidations reach the other
+    processes through Redis pub/sub (``redis_url``); without Redis, another process's L1
+    may serve an older answer until its entry expires. The pool holds a connection per
+    gRPC thread plus a few for HTTP and background work."""
     if settings.database_url == "memory:":
         return stores.open_store("memory:"), Beacon(None)
+    if settings.database_url.startswith(("postgres://", "postgresql://")):
+        try:
+            pg = stores.open_store(settings.database_url,
+                                   postgres_max_connections=settings.grpc_threads + 8)
+        except IdnodeError as exc:  # never the URL: it may carry a password
+            raise StartupError(f"cannot open the PostgreSQL store: {exc.message}") from None
+        return pg, Beacon(None)
     path = Path(settings.sqlite_path).absolute()
     try:
         store = stores.open_store(f"sqlite:///{path}",
@@ -211,6 +244,48 @@ def assemble_core(settings: Settings, store: Store, beacon: Beacon, keys: KeyRin
     core = Core(registrar, resolver, writes, follow, auth, keys,
                 max_batch_handles=settings.max_batch_handles)
     return core, coherence, auth
+
+
+def web_routes(core: Core, settings: Settings) -> Routes:
+    """The HTTP door's routes, in lookup order: the Handle REST API and the OpenAPI
+    document by path, then the scan-to-resolve proxy for every other ``/{handle}``."""
+    routes = Routes()
+    HandleApi(core).add_to(routes)
+    OpenApi().add_to(routes)
+    ScanProxy(core, node_id=settings.node_id, public_url=settings.public_url).add_to(routes)
+    return routes
+
+
+def build_http(node: Node, settings: Settings, exposed: CollectorRegistry) -> None:
+    """The HTTP door (and the separate metrics port), bound, on ``node``."""
+    metrics = node.metrics
+    children: dict[tuple[str, int], Any] = {}  # bounded: routes × statuses
+
+    def on_http(route: str, status: int) -> None:
+        child = children.get((route, status))
+        if child is None:
+            child = children[(route, status)] = metrics.http_requests.labels(
+                route, str(status))
+        child.inc()
+
+    def http_server(listen: str, endpoints: Endpoints,
+                    routes: Routes | None = None) -> HttpServer:
+        return HttpServer(listen, build_app(endpoints, routes),
+                          max_connections=settings.http_max_connections,
+                          idle_timeout_seconds=settings.http_idle_timeout_seconds)
+
+    try:
+        if settings.http_listen:
+            node.http = http_server(settings.http_listen,
+                                    Endpoints(exposed, node.keys, node.ready, on_http),
+                                    web_routes(node.core, settings))
+        if settings.metrics_listen:
+            node.metrics_http = http_server(settings.metrics_listen, Endpoints(
+                exposed, None, node.ready, on_http, metrics_only=True))
+    except BindError as exc:
+        if node.http is not None:
+            node.http.stop()
+        raise StartupError(f"setting http_listen/metrics_listen: {exc.strerror}") from None
 
 
 def build(settings: Settings, *, reuse_port: bool = False,
@@ -258,35 +333,47 @@ def build(settings: Settings, *, reuse_port: bool = False,
             raise StartupError(f"setting grpc_listen: cannot listen on {settings.grpc_listen}")
         node = Node(settings, store, keys, registrar, core.resolver, core, services, metrics,
                     beacon, server, health_servicer, port, auth=auth, l2=l2)
+        # --- Handle protocol door (RFC 3652 on TCP and UDP) ---
+        if settings.handle_listen:
+            node.handle = build_handle(settings, core, metrics, reuse_port=reuse_port)
+            cleanup.callback(node.handle.stop)
+        # --- end of the Handle protocol door ---
         exposed = metrics.registry
         if metrics_dir is not None:
             exposed = CollectorRegistry()
             MultiProcessCollector(exposed, path=metrics_dir)
 
-        def on_http(route: str, status: int) -> None:
-            metrics.http_requests.labels(route, str(status)).inc()
-
-        def http_server(listen: str, endpoints: Endpoints) -> HttpServer:
-            return HttpServer(listen, build_app(endpoints),
-                              max_connections=settings.http_max_connections,
-                              idle_timeout_seconds=settings.http_idle_timeout_seconds)
-
-        try:
-            if settings.http_listen:
-                node.http = http_server(settings.http_listen,
-                                        Endpoints(exposed, keys, node.ready, on_http))
-                cleanup.callback(node.http.stop)
-            if settings.metrics_listen:
-                node.metrics_http = http_server(settings.metrics_listen, Endpoints(
-                    exposed, None, node.ready, on_http, metrics_only=True))
-        except BindError as exc:
-            raise StartupError(f"setting http_listen/metrics_listen: {exc.strerror}") from None
+        build_http(node, settings, exposed)
+        for part in (node.http, node.metrics_http):
+            if part is not None:
+                cleanup.callback(part.stop)
         if l2 is not None:
             # Listening starts before serving, so no invalidation published from now on
             # is missed by this process's L1.
             l2.start(coherence.remote_invalidate, coherence.resync)
         cleanup.pop_all()
     return node
+
+
+def build_handle(settings: Settings, core: Core, metrics: Metrics, *,
+                 reuse_port: bool = False) -> HandleServer:
+    """The Handle protocol door, bound (not started); its site record names the bound
+    port and ``handle_site_address`` (else the listen host)."""
+    host = settings.handle_listen.rpartition(":")[0]
+    try:
+        server = HandleServer(
+            HandleService(core, metrics, site_record=b"", site_serial=SITE_SERIAL), metrics,
+            listen=settings.handle_listen, max_connections=settings.handle_max_connections,
+            idle_timeout_seconds=settings.handle_idle_timeout_seconds,
+            threads=settings.handle_threads,
+            max_pending=settings.handle_max_pending_requests,
+            udp_max_answer_bytes=settings.handle_udp_max_answer_bytes, reuse_port=reuse_port)
+    except OSError as exc:
+        raise StartupError(f"setting handle_listen: cannot listen on "
+                           f"{settings.handle_listen}: {exc.strerror or exc}") from None
+    server.service.set_site(site_record(settings.handle_site_address or host,
+                                        server.tcp_port, description=settings.node_id))
+    return server
 
 
 # A collection every 50,000 net allocations instead of 700: requests and imports make

@@ -152,10 +152,11 @@ def _validate(s: Settings) -> Settings:
         prefix = Prefix.parse(s.node_prefix)
     except IdnodeError as exc:
         raise SettingsError(f"setting node_prefix: {exc.message}") from None
-    if s.database_url and not (s.database_url.startswith("sqlite:")
-                               or s.database_url == "memory:"):
+    if s.database_url and not (s.database_url.startswith(
+            ("sqlite:", "postgres://", "postgresql://")) or s.database_url == "memory:"):
         raise SettingsError("setting database_url: only sqlite:///ABSOLUTE/PATH, "
-                            "sqlite:RELATIVE/PATH and memory: are supported by this build, "
+                            "sqlite:RELATIVE/PATH, postgresql://USER:PASSWORD@HOST:PORT/DB "
+                            "(or postgres://) and memory: are supported, "
                             f"got {s.database_url.split(':')[0]}:")
     if s.public_url and not (s.public_url.startswith(("http://", "https://"))
                              and "?" not in s.public_url and "#" not in s.public_url):

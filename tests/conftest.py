@@ -58,6 +58,7 @@ def node_factory(tmp_path: Path) -> Iterator[NodeFactory]:
         settings = load(env={}, overrides={
             "data_dir": str(data_dir or tmp_path / "data"),
             "grpc_listen": "127.0.0.1:0",
+            "handle_listen": "127.0.0.1:0",
             "http_listen": "127.0.0.1:0",
             "node_prefix": NODE_PREFIX,
             "admin_secret": ADMIN_SECRET,

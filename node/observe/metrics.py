@@ -29,6 +29,12 @@ GRPC_CODES = tuple(c.name for c in grpc.StatusCode)
 CACHE_LAYERS = ("l1", "l2", "negative")
 STORE_OPERATIONS = ("get", "write", "list", "changes")
 SIGN_KINDS = ("view", "nonce")
+# The Handle native protocol (node.handle): opcodes answered, transports, response codes.
+HANDLE_OPERATIONS = ("resolution", "get_siteinfo", "other")
+HANDLE_TRANSPORTS = ("tcp", "udp")
+HANDLE_CODES = ("SUCCESS", "ERROR", "SERVER_TOO_BUSY", "PROTOCOL_ERROR",
+                "OPERATION_NOT_SUPPORTED", "HANDLE_NOT_FOUND", "INVALID_HANDLE",
+                "VALUES_NOT_FOUND", "SERVER_NOT_RESP", "AUTHENTICATION_NEEDED")
 
 
 class _Noop:
@@ -126,6 +132,25 @@ class Metrics:
         self.prefixes = Gauge(
             "idnode_registry_prefixes", "Enterprise prefixes allocated.", registry=r,
             multiprocess_mode="max")
+        self.handle_requests = Counter(
+            "idnode_handle_requests_total",
+            "Handle protocol (RFC 3652) requests answered, by operation, transport and "
+            "response code.", ["operation", "transport", "code"], registry=r)
+        self.handle_request_duration = Histogram(
+            "idnode_handle_request_duration_seconds",
+            "Time to answer one Handle protocol request inside the node, by operation and "
+            "transport.", ["operation", "transport"], buckets=LATENCY_BUCKETS, registry=r)
+        self.handle_connections = Gauge(
+            "idnode_handle_tcp_connections", "Open Handle protocol TCP connections.",
+            registry=r, multiprocess_mode="sum")
+        if enabled:
+            # Every series exists from the start (a fixed, small set): dashboards see
+            # zeros rather than gaps, and the first request pays no child creation.
+            for operation in HANDLE_OPERATIONS:
+                for transport in HANDLE_TRANSPORTS:
+                    self.handle_request_duration.labels(operation, transport)
+                    for code in HANDLE_CODES:
+                        self.handle_requests.labels(operation, transport, code)
         self.build_info = Gauge(
             "idnode_build_info", "Build information; the value is always 1.",
             ["version", "python", "grpcio"], registry=r, multiprocess_mode="max")
@@ -154,6 +179,19 @@ class Metrics:
 
     def duration(self, method: str) -> Any:
         return self.grpc_duration.labels(method) if self.enabled else NOOP
+
+    def handle_request(self, operation: str, transport: str, code: str) -> Any:
+        """The Handle request counter child; ``code`` outside HANDLE_CODES counts as
+        ERROR so the label set stays fixed."""
+        if not self.enabled:
+            return NOOP
+        if code not in HANDLE_CODES:
+            code = "ERROR"
+        return self.handle_requests.labels(operation, transport, code)
+
+    def handle_duration(self, operation: str, transport: str) -> Any:
+        return self.handle_request_duration.labels(operation, transport) if self.enabled \
+            else NOOP
 
     def store_op(self, operation: str) -> Any:
         return self.store_duration.labels(operation) if self.enabled else NOOP

@@ -78,7 +78,7 @@ def test_metrics_count_what_the_load_sent(node: Node, client: Client) -> None:
 def test_serve_command_drains_on_sigterm_and_keeps_acknowledged_writes(tmp_path: Path) -> None:
     grpc_port, http_port = free_port(), free_port()
     env = dict(os.environ, IDNODE_DATA_DIR=str(tmp_path / "data"),
-               IDNODE_GRPC_LISTEN=f"127.0.0.1:{grpc_port}",
+               IDNODE_GRPC_LISTEN=f"127.0.0.1:{grpc_port}", IDNODE_HANDLE_LISTEN="127.0.0.1:0",
                IDNODE_HTTP_LISTEN=f"127.0.0.1:{http_port}", IDNODE_NODE_PREFIX="88.118",
                IDNODE_ADMIN_SECRET=ADMIN_SECRET, IDNODE_LOG_FORMAT="json")
     cmd = [sys.executable, "-m", "node", "serve"]

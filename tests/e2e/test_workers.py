@@ -19,7 +19,7 @@ def test_two_workers_serve_one_port_without_stale_reads_and_drain_together(
         tmp_path: Path) -> None:
     grpc_port, http_port = free_port(), free_port()
     env = dict(os.environ, IDNODE_DATA_DIR=str(tmp_path / "data"),
-               IDNODE_GRPC_LISTEN=f"127.0.0.1:{grpc_port}",
+               IDNODE_GRPC_LISTEN=f"127.0.0.1:{grpc_port}", IDNODE_HANDLE_LISTEN="",
                IDNODE_HTTP_LISTEN=f"127.0.0.1:{http_port}", IDNODE_NODE_PREFIX="88.118",
                IDNODE_ADMIN_SECRET=ADMIN_SECRET, IDNODE_LOG_FORMAT="json", IDNODE_WORKERS="2")
     log_path = tmp_path / "node.log"

@@ -36,6 +36,7 @@ NAME_RE = re.compile(r"^idnode_[a-z0-9]+_[a-z0-9_]+$")
 
 # Bounded dimensions only: each takes values from a fixed set known at build time.
 ALLOWED_LABELS = frozenset({"method", "code", "route", "layer", "source", "kind", "operation",
+                            "transport",
                             "version", "python", "grpcio"})
 # Unbounded by nature (one value per identifier, prefix or caller): never a label.
 FORBIDDEN_LABELS = frozenset({"handle", "prefix", "identifier", "key", "principal"})

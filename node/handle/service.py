@@ -1,0 +1,327 @@
+"""The Handle door: one request message in, one response message out, through the core.
+
+Transport-free (the server in :mod:`node.handle.server` owns sockets), so TCP and UDP
+answer identically and the tests can drive it without a network.
+
+A hot resolution is a lookup plus a header patch: the core returns its cached
+:class:`~node.cache.l1.Entry`, whose ``renditions["handle"]`` holds the answer body
+(handle and value records, and the empty credential) encoded the first time this record
+version was asked for over this door; only the 44 bytes of envelope and header are
+packed per request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from idnode.v1 import record_pb2
+from node.cache.l1 import VIEW_SEP, Entry
+from node.errors import mapping_for, public_message
+from node.handle import codec as c
+from node.observe.metrics import Metrics
+from node.service.caller import Caller
+from node.service.core import Core
+from node.service.resolve import view_id
+from registry.errors import IdnodeError, ValuesNotFound
+
+log = logging.getLogger("idnode.handle")
+
+RENDITION = "handle"
+DROP = b""  # a message that deserves no answer (a response sent to us, a fragment)
+
+_OPERATION_NAMES = {c.OC_RESOLUTION: "resolution", c.OC_GET_SITEINFO: "get_siteinfo"}
+_ECHOED_FLAGS = c.FLAG_PUBLIC_ONLY | c.FLAG_KEEP_CONNECTION
+# Opcode OC_RESOLUTION and response code 0: the first 8 bytes of a resolution request.
+_PLAIN_RESOLUTION = b"\0\0\0\x01\0\0\0\0"
+_NOT_PLAIN = object()
+
+
+def record_values(payload: bytes) -> list[c.HandleValue]:
+    """The value records of a signed payload (a serialised ``idnode.v1.Record``)."""
+    record = record_pb2.Record.FromString(payload)
+    out: list[c.HandleValue] = []
+    for v in record.values:
+        kind = v.WhichOneof("data")
+        if kind == "text":
+            data = v.text.encode("utf-8")
+        elif kind == "binary":
+            data = v.binary
+        elif kind == "admin":
+            data = c.encode_admin(v.admin.handle, v.admin.index, v.admin.permissions)
+        elif kind == "vlist":
+            data = c.encode_vlist([(ref.handle, ref.index) for ref in v.vlist.refs])
+        else:
+            data = b""
+        if v.HasField("permissions"):
+            p = v.permissions
+            perms = ((c.PERM_ADMIN_READ if p.admin_read else 0)
+                     | (c.PERM_ADMIN_WRITE if p.admin_write else 0)
+                     | (c.PERM_PUBLIC_READ if p.public_read else 0)
+                     | (c.PERM_PUBLIC_WRITE if p.public_write else 0))
+        else:
+            perms = c.DEFAULT_PERMISSIONS
+        out.append(c.HandleValue(index=v.index, type=v.type.encode("utf-8"), data=data,
+                                 ttl=v.ttl or 86400, timestamp=v.timestamp.seconds,
+                                 permissions=perms))
+    return out
+
+
+def rendition(entry: Entry) -> bytes:
+    """The answer body of ``entry`` followed by the empty credential, made once."""
+    renditions = entry.renditions
+    if renditions is None:
+        renditions = entry.renditions = {}
+    cached = renditions.get(RENDITION)
+    if cached is None:
+        handle = record_pb2.Record.FromString(entry.payload).handle.encode("utf-8")
+        cached = c.encode_resolution_body(handle, record_values(entry.payload)) + \
+            c.NO_CREDENTIAL
+        renditions[RENDITION] = cached
+    return cached
+
+
+class HandleService:
+    """Answers OC_RESOLUTION and OC_GET_SITEINFO through the application core."""
+
+    def __init__(self, core: Core, metrics: Metrics, *, site_record: bytes,
+                 site_serial: int) -> None:
+        self.core = core
+        self.metrics = metrics
+        self.site_record = site_record + c.NO_CREDENTIAL
+        self.site_serial = site_serial
+        self._public = core.public
+        self._resolver = core.resolver
+        # (operation, transport, code) → (counter child, histogram child), bound once.
+        self._bound: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def set_site(self, record: bytes) -> None:
+        """The HS_SITE answered to OC_GET_SITEINFO (known once the port is bound)."""
+        self.site_record = record + c.NO_CREDENTIAL
+
+    # --- metrics ------------------------------------------------------------------------
+
+    def _count(self, operation: str, transport: str, code: int, started: float) -> None:
+        bound = self._bound.get((operation, transport, code))
+        if bound is None:
+            name = c.RESPONSE_CODE_NAMES.get(code, "ERROR")
+            bound = self._bound[(operation, transport, code)] = (
+                self.metrics.handle_request(operation, transport, name),
+                self.metrics.handle_duration(operation, transport))
+        bound[0].inc()
+        bound[1].observe(time.perf_counter() - started)
+
+    # --- answering ----------------------------------------------------------------------
+
+    def answer(self, env: c.Envelope, msg: bytes, transport: str, peer: str, *,
+               may_block: bool = True) -> bytes | None:
+        """The framed answer (envelope + message) to one whole request message.
+
+        ``None``: answering may wait for the store or Redis and ``may_block`` is False;
+        the caller runs it again on a worker thread. :data:`DROP`: no answer at all.
+        """
+        started = time.perf_counter()
+        if msg[:8] == _PLAIN_RESOLUTION and len(msg) >= 36 and env.major == c.MAJOR_VERSION \
+                and not env.flags & (c.ENV_COMPRESSED | c.ENV_ENCRYPTED):
+            out = self._plain(env, msg, transport, may_block, started)
+            if out is not _NOT_PLAIN:
+                return out  # type: ignore[return-value]
+        try:
+            c.check_envelope(env)
+            m = c.decode_message(msg)
+        except c.ProtocolError as exc:
+            opcode = int.from_bytes(msg[:4], "big", signed=True) if len(msg) >= 4 else 0
+            if len(msg) >= 8 and msg[4:8] != b"\0\0\0\0":
+                return DROP  # an answer (or garbage shaped like one): never answer it
+            self._count("other", transport, exc.code, started)
+            return self.error(env, opcode, 0, 0, b"", exc.code, exc.message)
+        h = m.header
+        if h.response_code != c.RC_RESERVED:
+            return DROP
+        operation = _OPERATION_NAMES.get(h.opcode, "other")
+        digest = b""
+        if h.op_flags & c.FLAG_REQUEST_DIGEST:
+            digest = bytes([c.DIGEST_SHA256]) + hashlib.sha256(m.digested).digest()
+        if h.opcode == c.OC_RESOLUTION:
+            try:
+                req = c.decode_resolution_request(m.body)
+            except c.ProtocolError as exc:
+                self._count(operation, transport, exc.code, started)
+                return self.error(env, h.opcode, h.op_flags, h.recursion, digest, exc.code,
+                                  exc.message)
+            if not may_block and self.would_block(req):
+                return None
+            try:
+                body = self.resolution(req, peer)
+            except IdnodeError as exc:
+                mapping = mapping_for(exc)
+                self._count(operation, transport, mapping.handle_code, started)
+                return self.error(env, h.opcode, h.op_flags, h.recursion, digest,
+                                  mapping.handle_code, public_message(exc))
+            except Exception:
+                log.exception("handle resolution failed (peer %s)", peer)
+                self._count(operation, transport, c.RC_ERROR, started)
+                return self.error(env, h.opcode, h.op_flags, h.recursion, digest,
+                                  c.RC_ERROR, "internal error (logged on the node)")
+        elif h.opcode == c.OC_GET_SITEINFO:
+            body = self.site_record
+        else:
+            self._count(operation, transport, c.RC_OPERATION_NOT_SUPPORTED, started)
+            return self.error(env, h.opcode, h.op_flags, h.recursion, digest,
+                              c.RC_OPERATION_NOT_SUPPORTED,
+                              f"operation {h.opcode} is not supported by this node")
+        out = self.frame(env, h.opcode, c.RC_SUCCESS, h.op_flags, h.recursion, digest, body)
+        self._count(operation, transport, c.RC_SUCCESS, started)
+        return out
+
+    def _plain(self, env: c.Envelope, msg: bytes, transport: str, may_block: bool,
+               started: float) -> bytes | object | None:
+        """The hot path: an unfiltered resolution (optionally with the SDKs' empty
+        authBytes) without a request digest, read with a few slices instead of the
+        general decoder. Anything else is :data:`_NOT_PLAIN` (the general path)."""
+        n = int.from_bytes(msg[24:28], "big")
+        end = 28 + n
+        body_length = int.from_bytes(msg[20:24], "big")
+        op_flags = int.from_bytes(msg[8:12], "big")
+        rest = msg[end:]
+        if body_length - n not in (8, 12) or len(msg) - 24 - body_length not in (0, 4) \
+                or rest.strip(b"\0") or op_flags & c.FLAG_REQUEST_DIGEST \
+                or len(msg) > c.MAX_REQUEST_BYTES:
+            return _NOT_PLAIN
+        try:
+            text = msg[28:end].decode("utf-8")
+        except UnicodeDecodeError:
+            return _NOT_PLAIN
+        if not may_block and self._public_would_block(text):
+            return None
+        try:
+            body = rendition(self._public(text))
+        except IdnodeError:
+            return _NOT_PLAIN  # errors are answered by the general path
+        out = self.frame(env, c.OC_RESOLUTION, c.RC_SUCCESS, op_flags, msg[18], b"", body)
+        self._count("resolution", transport, c.RC_SUCCESS, started)
+        return out
+
+    def _public_would_block(self, text: str) -> bool:
+        """:meth:`would_block` for an unfiltered resolution."""
+        r = self._resolver
+        if r.beacon.read() != r.coherence.applied_sequence:
+            return True
+        try:
+            handle = r.parse(text)
+        except IdnodeError:
+            return False
+        return r.l1.get(handle.key, r.monotonic()) is None
+
+    def frame(self, env: c.Envelope, opcode: int, code: int, req_flags: int, recursion: int,
+              digest: bytes, body: bytes) -> bytes:
+        """Envelope + header + ``body`` (which ends with its credential section).
+
+        The answer speaks the request's minor version (at most 2.11) and, to clients new
+        enough to read it (2.8 on), suggests 2.11 in the envelope's flag bits."""
+        minor = env.minor if env.minor <= c.MINOR_VERSION else c.MINOR_VERSION
+        if minor >= 8:
+            flags, suggest = c.MAJOR_VERSION, c.MINOR_VERSION
+        else:
+            flags, suggest = 0, 0
+        op_flags = c.FLAG_AUTHORITATIVE | (req_flags & _ECHOED_FLAGS)
+        if digest:
+            op_flags |= c.FLAG_REQUEST_DIGEST
+            body = digest + body
+        body_length = len(body) - 4
+        return c.HEAD.pack(c.MAJOR_VERSION, minor, flags, suggest, env.session_id,
+                           env.request_id, 0, c.HEADER_BYTES + len(body), opcode, code,
+                           op_flags, self.site_serial, recursion, 0, 0, body_length) + body
+
+    def error(self, env: c.Envelope, opcode: int, req_flags: int, recursion: int,
+              digest: bytes, code: int, message: str) -> bytes:
+        """An error answer: the response code and a message."""
+        return self.frame(env, opcode, code, req_flags, recursion, digest,
+                          c.encode_error_body(message) + c.NO_CREDENTIAL)
+
+    def busy(self, env: c.Envelope, msg: bytes, transport: str) -> bytes:
+        """RC_SERVER_TOO_BUSY for a request that found every worker taken."""
+        opcode = int.from_bytes(msg[:4], "big", signed=True) if len(msg) >= 4 else 0
+        self._count(_OPERATION_NAMES.get(opcode, "other"), transport, c.RC_SERVER_TOO_BUSY,
+                    time.perf_counter())
+        return self.error(env, opcode, 0, 0, b"", c.RC_SERVER_TOO_BUSY,
+                          "the node is busy; try again")
+
+    def protocol_error(self, env: c.Envelope, transport: str, message: str) -> bytes:
+        """RC_PROTOCOL_ERROR for an envelope the transport refused before the message."""
+        self._count("other", transport, c.RC_PROTOCOL_ERROR, time.perf_counter())
+        return self.error(env, 0, 0, 0, b"", c.RC_PROTOCOL_ERROR, message)
+
+    # --- resolution through the core ----------------------------------------------------
+
+    def resolution(self, req: c.ResolutionRequest, peer: str) -> bytes:
+        """The answer body (and empty credential) for ``req``, from the core's entry."""
+        if not req.indexes and not req.types:
+            return rendition(self._public(req.handle))
+        exact = [t for t in req.types if not t.endswith(".")]
+        prefixes = [t for t in req.types if t.endswith(".")]
+        if prefixes:
+            exact += expand_prefixes(self._public(req.handle).payload, prefixes)
+            if not exact and not req.indexes:
+                raise ValuesNotFound(f"{req.handle} has no values of the requested types "
+                                     "or indexes")
+        entry = self.core.resolve(Caller(None, peer, "handle"), req.handle, types=exact,
+                                  indexes=[i for i in req.indexes if i > 0])
+        return rendition(entry)
+
+    def would_block(self, req: c.ResolutionRequest) -> bool:
+        """Whether the core would have to read the store (or Redis) for ``req``.
+
+        A read-only peek at the core's own state (its change beacon and L1, the same
+        checks :meth:`Resolver.public` makes first), so the event-loop thread answers
+        hits itself and hands only misses to a worker. A wrong guess costs one store read
+        on the loop, never a wrong answer: the core call that follows decides."""
+        r = self._resolver
+        if r.beacon.read() != r.coherence.applied_sequence:
+            return True
+        if any(t.endswith(".") for t in req.types):
+            return True
+        try:
+            handle = r.parse(req.handle)
+        except IdnodeError:
+            return False  # refused without I/O
+        key = handle.key
+        if req.types or req.indexes:
+            key += VIEW_SEP + view_id(False, req.types, [i for i in req.indexes if i > 0])
+        return r.l1.get(key, r.monotonic()) is None
+
+
+SITE_SERIAL = 1
+
+
+def site_record(address: str, port: int, *, description: str = "") -> bytes:
+    """The HS_SITE of this node: one primary server at ``address`` answering queries on
+    TCP and UDP at ``port``. An address that is not an IP (a wildcard, a name) is
+    advertised as all zeros: set ``handle_site_address`` to what clients should use."""
+    raw = b""
+    try:
+        ip = ipaddress.ip_address(address.strip("[]"))
+        if not ip.is_unspecified:
+            raw = ip.packed
+    except ValueError:
+        pass
+    server = c.Server(1, raw.rjust(16, b"\0"), b"", (
+        c.Interface(c.SERVICE_QUERY, c.PROTOCOL_TCP, port),
+        c.Interface(c.SERVICE_QUERY, c.PROTOCOL_UDP, port)))
+    attributes = ((b"desc", description.encode("utf-8")),) if description else ()
+    return c.encode_site(c.SiteInfo(SITE_SERIAL, (server,), attributes=attributes))
+
+
+def expand_prefixes(payload: bytes, prefixes: Sequence[str]) -> list[str]:
+    """The types of a record that start with one of ``prefixes`` (each ending in '.'),
+    so the core's exact-type filter can select them."""
+    record = record_pb2.Record.FromString(payload)
+    return sorted({v.type for v in record.values if v.type.startswith(tuple(prefixes))})
+
+
+__all__ = ["DROP", "SITE_SERIAL", "HandleService", "expand_prefixes", "record_values",
+           "rendition", "site_record"]
