@@ -1,5 +1,5 @@
-"""Store backends: in-memory (tests, ephemeral nodes) and SQLite (the embedded default),
-chosen by URL with :func:`open_store`."""
+"""Store backends: in-memory (tests, ephemeral nodes), SQLite (the embedded default) and
+PostgreSQL (shared by several nodes), chosen by URL with :func:`open_store`."""
 
 from __future__ import annotations
 
@@ -12,18 +12,23 @@ from registry.stores.sqlite import SQLiteStore
 
 __all__ = ["MemoryStore", "SQLiteStore", "open_store"]
 
-_SUPPORTED = "use sqlite:///ABSOLUTE/PATH, sqlite:RELATIVE/PATH or memory:"
+_SUPPORTED = ("use sqlite:///ABSOLUTE/PATH, sqlite:RELATIVE/PATH, "
+              "postgresql://USER:PASSWORD@HOST:PORT/DATABASE or memory:")
 
 
 def open_store(url: str, *, sqlite_synchronous: str = "FULL",
-               sqlite_busy_timeout_ms: int = 10_000) -> Store:
+               sqlite_busy_timeout_ms: int = 10_000,
+               postgres_max_connections: int = 16) -> Store:
     """The store a database URL names, opened (and migrated).
 
     - ``memory:`` — a fresh :class:`MemoryStore` (nothing survives the process);
     - ``sqlite:///abs/path`` (absolute) or ``sqlite:relative/path`` (relative to the
       working directory) — a :class:`SQLiteStore`; a missing parent directory is created
       (0700);
-    - ``postgres://`` / ``postgresql://`` — not in this build yet: InvalidArgument;
+    - ``postgresql://…`` or ``postgres://…`` (a libpq URL) — a
+      :class:`~registry.stores.postgres.PostgresStore` (psycopg is imported only then, so
+      the embedded backends do not load it), with a pool of at most
+      ``postgres_max_connections``; ``postgresql+driver://`` is refused;
     - anything else — InvalidArgument naming the scheme (never the whole URL, which may
       carry a password).
 
@@ -39,10 +44,11 @@ def open_store(url: str, *, sqlite_synchronous: str = "FULL",
         return MemoryStore()
     if scheme == "sqlite":
         return _open_sqlite(rest, sqlite_synchronous, sqlite_busy_timeout_ms)
-    if scheme in ("postgres", "postgresql") or scheme.startswith("postgresql+"):
-        raise InvalidArgument(
-            "PostgreSQL is not supported by this build yet (a later release adds it); "
-            f"{_SUPPORTED}")
+    if scheme in ("postgres", "postgresql"):
+        if not rest.startswith("//"):
+            raise InvalidArgument(f"a PostgreSQL URL starts with {scheme}://; {_SUPPORTED}")
+        from registry.stores.postgres import PostgresStore
+        return PostgresStore(url, max_connections=postgres_max_connections)
     raise InvalidArgument(f"store URL scheme {scheme!r} is not supported; {_SUPPORTED}")
 
 

@@ -1,7 +1,9 @@
 """The one contract every store backend passes (see registry/store.py).
 
-Failures of the SQLite driver itself (busy, read-only, damaged, full) are in
-test_sqlite_failures.py: they need a real file and have no memory twin.
+Failures of the drivers themselves are in test_sqlite_failures.py (busy, read-only,
+damaged, full) and test_postgres_failures.py (dead, restarted, locked, wrong password):
+they need the real engine and have no memory twin. PostgreSQL tests run against the
+session's server (tests/pg_server.py), each on a fresh database.
 """
 
 from __future__ import annotations
@@ -25,24 +27,45 @@ from registry.identifier import Handle, Prefix
 from registry.record import Change, Operation, Precondition, RequestKey, Write
 from registry.store import Store
 from registry.stores.memory import MemoryStore
+from registry.stores.postgres import PostgresStore
 from registry.stores.sqlite import SQLiteStore
 from registry.values import AdminRef, Permissions, Value, ValueList, ValueRef
 
 NOW = 1_700_000_000
-BACKENDS = ["memory", "sqlite"]
+BACKENDS = ["memory", "sqlite", "postgres"]
 
-
-def make_store(backend: str, path: Path) -> Store:
-    if backend == "memory":
-        return MemoryStore()
-    return SQLiteStore(path)
+StoreFactory = Callable[[], Store]
 
 
 @pytest.fixture(params=BACKENDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    s = make_store(request.param, tmp_path / "s.db")
-    yield s
-    s.close()
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
+    """Open new, empty stores of one backend; all are closed after the test. PostgreSQL
+    asks for the session server only here, so memory and SQLite runs never start it."""
+    backend = str(request.param)
+    made: list[Store] = []
+    pg_database: Callable[[], str] | None = (
+        request.getfixturevalue("pg_database") if backend == "postgres" else None)
+
+    def make() -> Store:
+        s: Store
+        if backend == "memory":
+            s = MemoryStore()
+        elif backend == "sqlite":
+            s = SQLiteStore(tmp_path / f"s{len(made)}.db")
+        else:
+            assert pg_database is not None
+            s = PostgresStore(pg_database())
+        made.append(s)
+        return s
+
+    yield make
+    for s in made:
+        s.close()
+
+
+@pytest.fixture
+def store(make_store: StoreFactory) -> Store:
+    return make_store()
 
 
 def register(handle: str, *values: Value, request: RequestKey | None = None) -> Write:
@@ -214,17 +237,12 @@ def owner_of(prefix: str) -> StoredPrincipal:
 # --- identity ------------------------------------------------------------------------------
 
 
-def test_store_id_is_random_and_stable(store: Store, tmp_path: Path) -> None:
+def test_store_id_is_random_and_stable(store: Store, make_store: StoreFactory) -> None:
     first = store.store_id()
     assert len(first) == 32 and int(first, 16) >= 0
     store.apply(register("88.118.8/A"), NOW)
     assert store.store_id() == first
-    other = make_store("sqlite" if isinstance(store, SQLiteStore) else "memory",
-                       tmp_path / "other.db")
-    try:
-        assert other.store_id() != first
-    finally:
-        other.close()
+    assert make_store().store_id() != first
 
 
 def test_duplicate_principal_is_already_exists(store: Store) -> None:

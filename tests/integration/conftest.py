@@ -1,4 +1,5 @@
-"""Fixtures for tests against real servers started on 127.0.0.1 free ports."""
+"""Fixtures for tests against real servers started on 127.0.0.1 free ports (Redis per
+test, PostgreSQL once per session with a fresh database per test)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.pg_server import ExternalServer, PostgresServer, shared_server, stop_shared_server
 from tests.servers import RedisServer
 
 
@@ -17,3 +19,19 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer | ExternalServer]:
+    """One PostgreSQL for the whole session, shared with the contract suite (started on
+    first use; ``IDNODE_TEST_DATABASE_URL`` names an existing server instead)."""
+    yield shared_server()
+    stop_shared_server()
+
+
+@pytest.fixture
+def pg_url(pg_server: PostgresServer | ExternalServer) -> Iterator[str]:
+    """A fresh, empty database on the session server for this test (dropped after)."""
+    url = pg_server.create_database()
+    yield url
+    pg_server.drop_database(url)
