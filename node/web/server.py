@@ -106,6 +106,7 @@ class HttpServer:
         config = uvicorn.Config(
             app, http=_protocol(idle_timeout_seconds), lifespan="off", ws="none",
             interface="asgi3", log_config=None, access_log=False, server_header=False,
+            proxy_headers=False,  # X-Forwarded-* is read where it matters (scan.py)
             date_header=False, limit_concurrency=max_connections,
             timeout_keep_alive=max(1, int(idle_timeout_seconds)), timeout_graceful_shutdown=2)
         self._server = uvicorn.Server(config)
