@@ -16,11 +16,12 @@ from typing import Annotated, Any
 import grpc
 import typer
 
+from node.cli import bulk
 from node.settings import Settings, SettingsError, load
 
 KEYS_FILE = "keys.json"  # the key directory's index (node.security.signing)
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=True, no_args_is_help=True,
                   help="idnode: a secondary node of an industrial-internet identifier "
                        "resolution system (Handle-compatible).")
 keys_app = typer.Typer(no_args_is_help=True, help="Signing keys in the key directory.")
@@ -200,10 +201,24 @@ def register(
 
 @app.command()
 def resolve(handle: str, target: Target = "127.0.0.1:50051", identity: Identity = "",
-            secret: Secret = "") -> None:
+            secret: Secret = "",
+            protocol: Annotated[str, typer.Option(
+                "--protocol", help="grpc (signed, verified) or handle (RFC 3652 over TCP, "
+                                   "as Handle clients resolve; public values, unsigned; "
+                                   "--target defaults to 127.0.0.1:2641).")] = "grpc",
+            as_json: Annotated[bool, typer.Option(
+                "--json", help="One line of JSON: the Handle REST values, version, etag "
+                               "and the verifying key (gRPC).")] = False,
+            ) -> None:
     """Resolve an identifier and print the (verified) record."""
     from idnode.v1 import resolver_pb2, resolver_pb2_grpc
     from node.verify import VerificationError, verify
+
+    if protocol not in ("grpc", "handle"):
+        _die("--protocol must be grpc or handle")
+    if protocol == "handle":
+        _resolve_handle(handle, "127.0.0.1:2641" if target == "127.0.0.1:50051" else target)
+        return
 
     with grpc.insecure_channel(target) as channel:
         stub = resolver_pb2_grpc.ResolverStub(channel)
@@ -214,7 +229,26 @@ def resolve(handle: str, target: Target = "127.0.0.1:50051", identity: Identity 
         record = verify(response.record, keys.keys)
     except VerificationError as exc:
         _die(f"verification failed: {exc.reason}", 1)
+    if as_json:
+        typer.echo(bulk.resolve_json(record, response.etag, response.record.key_id))
+        return
     _print_record(record, response.etag)
+
+
+def _resolve_handle(handle: str, target: str) -> None:
+    """``resolve --protocol handle``: the Handle native protocol (node.handle.client)."""
+    from node.handle.client import HandleClientError, to_json
+    from node.handle.client import resolve as handle_resolve
+
+    try:
+        name, values = handle_resolve(target, handle)
+    except HandleClientError as exc:
+        _die(str(exc), 1)
+        raise
+    except OSError as exc:
+        _die(f"cannot reach {target}: {exc}", 1)
+        raise
+    typer.echo(to_json(name, values))
 
 
 @app.command(name="verify")
@@ -414,6 +448,9 @@ def keys_rotate(data_dir: Annotated[str | None, typer.Option()] = None,
         _die(f"algorithm must be one of {', '.join(ALGORITHMS)}")
     typer.echo(rotate(_key_dir(data_dir, key_dir), algorithm=algorithm,
                       retire_after_seconds=retire_after_seconds))
+
+
+bulk.register(app)  # import, export, list, update, delete: node/cli/bulk.py
 
 
 def main() -> None:
