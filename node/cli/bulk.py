@@ -84,6 +84,7 @@ import grpc
 import typer
 
 from idnode.v1 import record_pb2, registry_pb2, resolver_pb2
+from node.cli.options import Identity, Secret, Target, Token
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 MAX_CHUNK_ROWS = 10_000  # the node reports at most 10,000 failures per call
@@ -102,14 +103,6 @@ DEFAULT_TTL = 86400
 DEFAULT_PERMS = (True, True, True, False)
 EXIT_OK, EXIT_REJECTS, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
-Target = Annotated[str, typer.Option("--target", envvar="IDNODE_TARGET",
-                                     help="gRPC address of the node.")]
-Identity = Annotated[str, typer.Option("--identity", envvar="IDNODE_IDENTITY",
-                                       help="Admin identity, e.g. 300:88.118/ADMIN.")]
-Secret = Annotated[str, typer.Option("--secret", envvar="IDNODE_SECRET",
-                                     help="The identity's secret (prefer the env variable).")]
-Token = Annotated[str, typer.Option("--token", envvar="IDNODE_TOKEN",
-                                    help="A bearer token, instead of identity and secret.")]
 
 
 class UsageError(Exception):

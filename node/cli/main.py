@@ -17,6 +17,7 @@ import grpc
 import typer
 
 from node.cli import bulk
+from node.cli.options import Identity, Secret, Target
 from node.settings import Settings, SettingsError, load
 
 KEYS_FILE = "keys.json"  # the key directory's index (node.security.signing)
@@ -27,12 +28,6 @@ app = typer.Typer(add_completion=True, no_args_is_help=True,
 keys_app = typer.Typer(no_args_is_help=True, help="Signing keys in the key directory.")
 app.add_typer(keys_app, name="keys")
 
-Target = Annotated[str, typer.Option("--target", envvar="IDNODE_TARGET",
-                                     help="gRPC address of the node.")]
-Identity = Annotated[str, typer.Option("--identity", envvar="IDNODE_IDENTITY",
-                                       help="Admin identity, e.g. 300:88.118/ADMIN.")]
-Secret = Annotated[str, typer.Option("--secret", envvar="IDNODE_SECRET",
-                                     help="The identity's secret (prefer the env variable).")]
 
 
 def _die(message: str, code: int = 2) -> None:

@@ -80,7 +80,7 @@ from registry.store import (
     check_precondition,
     replay_or_conflict,
 )
-from registry.stores.sqlite import _decode, _encode  # the same bytes on every backend
+from registry.stores.value_codec import decode_value, encode_value
 from registry.values import Permissions, Value
 
 _PURGE_EVERY_WRITES = 1000
@@ -275,7 +275,7 @@ def migrate(conn: psycopg.Connection[Any]) -> int:
 
 def _value_row(key: str, v: Value) -> tuple[object, ...]:
     """One record_values row; both write paths insert exactly these columns."""
-    kind, data = _encode(v)
+    kind, data = encode_value(v)
     return (key, v.index, v.type, kind, data, v.ttl, v.timestamp, v.permissions.to_bits())
 
 
@@ -461,7 +461,7 @@ class PostgresStore:
             return None
         first = rows[0]
         values = tuple(
-            Value(r[4], r[5], _decode(r[6], r[7]), r[8], r[9], Permissions.from_bits(r[10]))
+            Value(r[4], r[5], decode_value(r[6], r[7]), r[8], r[9], Permissions.from_bits(r[10]))
             for r in rows if r[4] is not None)
         return Record(Handle.parse(first[0]), values, first[1], first[2], first[3])
 

@@ -55,9 +55,9 @@ from registry.store import (
     check_precondition,
     replay_or_conflict,
 )
-from registry.values import AdminRef, Permissions, Value, ValueData, ValueList, ValueRef
+from registry.stores.value_codec import decode_value, encode_value
+from registry.values import Permissions, Value
 
-_KIND_TEXT, _KIND_BINARY, _KIND_ADMIN, _KIND_VLIST = 0, 1, 2, 3
 _PURGE_EVERY_WRITES = 1000
 _IN_CHUNK = 500  # below SQLite's default limit of bound parameters per statement
 _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -194,37 +194,13 @@ def _blank(text: str) -> bool:
 # --- values ----------------------------------------------------------------------------------
 
 
-def _encode(v: Value) -> tuple[int, bytes]:
-    if isinstance(v.data, str):
-        return _KIND_TEXT, v.data.encode("utf-8")
-    if isinstance(v.data, bytes):
-        return _KIND_BINARY, v.data
-    if isinstance(v.data, ValueList):  # one "index:handle" per line (handles have no \n)
-        return _KIND_VLIST, "\n".join(f"{r.index}:{r.handle}" for r in v.data.refs).encode()
-    a = v.data
-    return _KIND_ADMIN, f"{a.index}:{a.permissions}:{a.handle}".encode()
-
-
 _INSERT_VALUE = ("INSERT INTO record_values (key, idx, type, kind, data, ttl, ts, perms) "
                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
 
 
 def _value_row(key: str, v: Value) -> tuple[object, ...]:
     """One record_values row; both write paths insert exactly these columns."""
-    return (key, v.index, v.type, *_encode(v), v.ttl, v.timestamp, v.permissions.to_bits())
-
-
-def _decode(kind: int, data: bytes) -> ValueData:
-    if kind == _KIND_TEXT:
-        return bytes(data).decode("utf-8")
-    if kind == _KIND_BINARY:
-        return bytes(data)
-    if kind == _KIND_VLIST:
-        text = bytes(data).decode("utf-8")
-        return ValueList(tuple(ValueRef(handle, int(index)) for index, _, handle in
-                               (line.partition(":") for line in text.split("\n") if line)))
-    index, perms, handle = bytes(data).decode("utf-8").split(":", 2)
-    return AdminRef(handle, int(index), perms)
+    return (key, v.index, v.type, *encode_value(v), v.ttl, v.timestamp, v.permissions.to_bits())
 
 
 def _create_private(path: str) -> None:
@@ -425,7 +401,7 @@ class SQLiteStore:
         if row is None:
             return None
         values = tuple(
-            Value(idx, typ, _decode(kind, data), ttl, ts, Permissions.from_bits(perms))
+            Value(idx, typ, decode_value(kind, data), ttl, ts, Permissions.from_bits(perms))
             for idx, typ, kind, data, ttl, ts, perms in conn.execute(
                 "SELECT idx, type, kind, data, ttl, ts, perms FROM record_values "
                 "WHERE key = ? ORDER BY idx", (key,)))
