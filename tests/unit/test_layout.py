@@ -56,3 +56,16 @@ def test_the_layout_check_sees_imports() -> None:
     # Guard against a check that cannot fail: the door does import the core.
     assert any("node.service.core" in names
                for names in _imports("node/rpc").values())
+
+
+def test_every_package_is_installed_by_a_non_editable_install() -> None:
+    # The Dockerfile runs `pip install .`: a package missing from pyproject's explicit
+    # list would be absent from the image although every editable-install test passes.
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+                 ["packages"])
+    found = {".".join(init.parent.relative_to(ROOT).parts)
+             for top in ("registry", "node", "loadtest")
+             for init in (ROOT / top).rglob("__init__.py")}
+    assert found - listed == set()
