@@ -12,6 +12,7 @@ directly: a cache hit costs microseconds, an embedded-store read about 100 µs.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import urllib.parse
@@ -168,13 +169,15 @@ def build_app(endpoints: Endpoints, routes: Routes | None = None, *,
                                headers=((b"allow", ", ".join(sorted(found[1].methods))
                                          .encode()),))
         else:
-            body, too_big = await _read_body(receive, max_body_bytes)
+            # A GET or HEAD has no body worth reading (uvicorn discards one if sent).
+            body, too_big = (b"", False) if method in ("GET", "HEAD") \
+                else await _read_body(receive, max_body_bytes)
             if too_big:
                 reply = Reply.json(413, {"responseCode": 2, "message":
                                          f"request body over {max_body_bytes} bytes"})
             else:
                 reply = _call(found[1].handler, _request(scope, method, path, body))
-        headers = [(b"content-type", reply.content_type.encode()),
+        headers = [(b"content-type", _content_type(reply.content_type)),
                    (b"content-length", str(len(reply.body)).encode()), *reply.headers]
         await send({"type": "http.response.start", "status": reply.status,
                     "headers": headers})
@@ -184,6 +187,11 @@ def build_app(endpoints: Endpoints, routes: Routes | None = None, *,
             on_request(route_name, reply.status)
 
     return app
+
+
+@functools.lru_cache(maxsize=64)
+def _content_type(value: str) -> bytes:
+    return value.encode()
 
 
 def _request(scope: Scope, method: str, path: str, body: bytes) -> Request:

@@ -51,6 +51,11 @@ _UNAUTHENTICATED = ((b"www-authenticate", b'Basic realm="idnode"'),)
 def handle_from_path(raw_path: bytes, prefix: bytes = _RAW_PREFIX) -> str:
     """The identifier in a request path, raw or percent-encoded, as text."""
     raw = raw_path[len(prefix):]
+    if b"%" not in raw:  # the common case: nothing to decode
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidIdentifier("the identifier in the path is not UTF-8") from None
     if _BAD_PERCENT.search(raw):
         raise InvalidIdentifier("the path has a malformed percent-encoding")
     try:
