@@ -2,7 +2,8 @@
 # idnode: a secondary node of an industrial-internet identifier resolution system.
 #
 #   docker build -t idnode .
-#   docker run -p 50051:50051 -p 8080:8080 -e IDNODE_ADMIN_SECRET=... idnode
+#   docker run -p 50051:50051 -p 8080:8080 -p 2641:2641 -p 2641:2641/udp \
+#     -e IDNODE_ADMIN_SECRET=... idnode
 #
 # deploy/docker-compose.yml runs it with Redis, Prometheus and Grafana.
 
@@ -36,6 +37,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     IDNODE_DATA_DIR=/var/lib/idnode \
     IDNODE_GRPC_LISTEN=0.0.0.0:50051 \
     IDNODE_HTTP_LISTEN=0.0.0.0:8080 \
+    IDNODE_HANDLE_LISTEN=0.0.0.0:2641 \
     IDNODE_LOG_FORMAT=json
 
 # A fixed uid, so a volume's ownership means the same thing on every host.
@@ -53,7 +55,7 @@ WORKDIR /var/lib/idnode
 VOLUME /var/lib/idnode
 
 # gRPC, HTTP (Handle REST, /healthz, /readyz, /metrics), separate metrics listener.
-EXPOSE 50051 8080 9100
+EXPOSE 50051 8080 9100 2641 2641/udp
 
 # `idnode health` reads the settings exactly as `serve` does (IDNODE_* variables, the
 # config file) and probes /readyz on IDNODE_HTTP_LISTEN, or the gRPC health service on

@@ -247,8 +247,12 @@ def test_the_node_accepts_the_compose_environment(services: dict[str, Any]) -> N
     assert settings.data_dir == "/var/lib/idnode"
     assert _mounts(services["idnode"])[settings.data_dir] == "idnode-data"
     assert settings.redis_url.split("//", 1)[1].split(":", 1)[0] == "redis"
-    assert not settings.database_url, "the node has no PostgreSQL store yet"
-    for listen in (settings.grpc_listen, settings.http_listen, settings.metrics_listen):
+    # The store is the compose file's PostgreSQL service, with its password variable.
+    assert settings.database_url.startswith("postgresql://idnode:")
+    assert settings.database_url.endswith("@postgres:5432/idnode")
+    assert services["idnode"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    for listen in (settings.grpc_listen, settings.http_listen, settings.metrics_listen,
+                   settings.handle_listen):
         assert listen.startswith("0.0.0.0:"), "inside a container, listen on all interfaces"
         assert _port(listen) in _container_ports(services["idnode"]), listen
 

@@ -151,12 +151,13 @@ def test_every_idnode_variable_in_the_dockerfile_is_a_setting_the_node_accepts()
 
 
 def test_exposed_ports_cover_the_listen_settings_and_the_metrics_port() -> None:
-    exposed = {int(p) for word, args in stages()[-1] if word == "EXPOSE"
-               for p in args.split()}
+    exposed = {p for word, args in stages()[-1] if word == "EXPOSE" for p in args.split()}
     env = final_env()
     for key in ("IDNODE_GRPC_LISTEN", "IDNODE_HTTP_LISTEN"):
-        assert int(env[key].rpartition(":")[2]) in exposed, key
-    assert 9100 in exposed  # IDNODE_METRICS_LISTEN in deploy/docker-compose.yml
+        assert env[key].rpartition(":")[2] in exposed, key
+    handle_port = env["IDNODE_HANDLE_LISTEN"].rpartition(":")[2]
+    assert {handle_port, f"{handle_port}/udp"} <= exposed  # the Handle door: TCP and UDP
+    assert "9100" in exposed  # IDNODE_METRICS_LISTEN in deploy/docker-compose.yml
 
 
 def healthcheck_command() -> list[str]:
