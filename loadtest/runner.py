@@ -156,6 +156,25 @@ class Bench:
 
     # --- building blocks ----------------------------------------------------------------
 
+    def _timed_window(self, server: Server, cmd: list[str], out: Path
+                      ) -> tuple[tuple[float, float, dict[int, float], float],
+                                 tuple[float, float, dict[int, float], float], int]:
+        """Run a C load generator for warm-up + duration; the server's snapshots at the
+        start and end of the measured window (warm-up excluded), and its process count."""
+        a = self.args
+        proc = self.group.start(cmd, log=out)
+        try:
+            started = time.monotonic()
+            _sleep_until(started + a.warmup + 0.25)
+            before = self.snapshot(server)
+            _sleep_until(started + a.warmup + a.duration - 0.05)
+            after = self.snapshot(server)
+            nprocs = server.processes()
+            proc.wait(timeout=a.duration + a.warmup + 30)
+        finally:
+            self.group.stop(proc, grace=2)
+        return before, after, nprocs
+
     def snapshot(self, server: Server) -> tuple[float, float, dict[int, float], float]:
         """(monotonic time, server CPU s, busy s per core, this harness's CPU s in all)."""
         return (time.monotonic(), server.cpu(), core_busy_seconds(),
@@ -282,17 +301,7 @@ class Bench:
         out = self.workdir / f"h2load{self._n}.txt"
         cmd = self.pin.wrap(h2.command(self.h2load, server.host, server.port, RESOLVE, body,
                                        duration=a.duration, warmup=a.warmup), "client")
-        proc = self.group.start(cmd, log=out)
-        try:
-            started = time.monotonic()
-            _sleep_until(started + a.warmup + 0.25)
-            before = self.snapshot(server)
-            _sleep_until(started + a.warmup + a.duration - 0.05)
-            after = self.snapshot(server)
-            nprocs = server.processes()
-            proc.wait(timeout=a.duration + a.warmup + 30)
-        finally:
-            self.group.stop(proc, grace=2)
+        before, after, nprocs = self._timed_window(server, cmd, out)
         result = h2.parse(out.read_text(errors="replace"))
         requests = result.rps * (after[0] - before[0])
         code = self.grpc_status(server, RESOLVE, body.read_bytes()[5:])
@@ -463,17 +472,7 @@ class Bench:
         cmd = self.pin.wrap(http_bench.command(self.h2load, urls, duration=a.duration,
                                                warmup=a.warmup,
                                                connections=a.http_connections), "client")
-        proc = self.group.start(cmd, log=out)
-        try:
-            started = time.monotonic()
-            _sleep_until(started + a.warmup + 0.25)
-            before = self.snapshot(server)
-            _sleep_until(started + a.warmup + a.duration - 0.05)
-            after = self.snapshot(server)
-            nprocs = server.processes()
-            proc.wait(timeout=a.duration + a.warmup + 30)
-        finally:
-            self.group.stop(proc, grace=2)
+        before, after, nprocs = self._timed_window(server, cmd, out)
         result = h2.parse(out.read_text(errors="replace"))
         requests = result.rps * (after[0] - before[0])
         first = urls.read_text().split("\n", 1)[0]
