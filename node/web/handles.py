@@ -64,9 +64,10 @@ def handle_from_path(raw_path: bytes, prefix: bytes = _RAW_PREFIX) -> str:
         raise InvalidIdentifier("the identifier in the path is not UTF-8") from None
 
 
-def _ints(request: Request, name: str) -> list[int]:
+def query_ints(query: dict[str, list[str]], name: str) -> list[int]:
+    """Every integer given as ``?name=`` (repeatable, or comma-separated)."""
     out = []
-    for raw in request.query.get(name, ()):
+    for raw in query.get(name, ()):
         for part in raw.split(","):
             if not part.strip().isdigit():
                 raise InvalidArgument(f"{name}={part[:40]!r} is not a positive integer")
@@ -104,7 +105,7 @@ def _rendition(entry: Any) -> bytes:
 def resolve_reply(core: Core, request: Request, text: str) -> Reply:
     """``GET /api/handles/{text}`` (also what the scan proxy answers to JSON clients)."""
     types = request.query.get("type", [])
-    indexes = _ints(request, "index")
+    indexes = query_ints(request.query, "index")
     signed = request.flag("signed")
     if not types and not indexes and not signed and b"authorization" not in request.headers:
         return Reply(200, _rendition(core.public(text)), JSON)
@@ -160,7 +161,7 @@ class HandleApi:
                                            "(send application/json)")
             values = parse_body(request.body)
             overwrite = request.query.get("overwrite", ["true"])[-1].lower() != "false"
-            indexes = _ints(request, "index")
+            indexes = query_ints(request.query, "index")
         except IdnodeError as exc:
             self.core.writes.refused(caller, "put", exc, handle=text)
             raise
@@ -173,7 +174,7 @@ class HandleApi:
     def delete(self, request: Request, text: str) -> Reply:
         caller = caller_of(request)
         try:
-            indexes = _ints(request, "index")
+            indexes = query_ints(request.query, "index")
         except IdnodeError as exc:
             self.core.writes.refused(caller, "delete", exc, handle=text)
             raise
@@ -185,8 +186,8 @@ class HandleApi:
         try:
             if not prefix:
                 raise InvalidArgument("listing needs ?prefix=, e.g. /api/handles?prefix=88.118.8")
-            size = _ints(request, "pageSize")[-1:] or [100]
-            page = _ints(request, "page")[-1:] or [0]
+            size = query_ints(request.query, "pageSize")[-1:] or [100]
+            page = query_ints(request.query, "page")[-1:] or [0]
             if not 1 <= size[0] <= MAX_LIST_PAGE:
                 raise InvalidArgument(f"pageSize is 1..{MAX_LIST_PAGE}")
             if page[0] * size[0] > MAX_LIST_OFFSET:
@@ -208,5 +209,5 @@ class HandleApi:
         return Reply.json(200, body)
 
 
-__all__ = ["HandleApi", "error_reply", "handle_from_path", "resolve_reply"]
+__all__ = ["HandleApi", "error_reply", "handle_from_path", "query_ints", "resolve_reply"]
 

@@ -56,7 +56,7 @@ from node.service.caller import Caller
 from node.service.core import Core
 from node.verify import VerificationError, verify
 from node.web.app import Reply, Request, Route, Routes
-from node.web.handles import error_reply, handle_from_path, resolve_reply
+from node.web.handles import error_reply, handle_from_path, query_ints, resolve_reply
 from node.web.qr import (
     CONTENT_TYPES,
     DEFAULT_SCALE,
@@ -71,7 +71,6 @@ from node.web.qr import (
 )
 from registry.errors import (
     IdnodeError,
-    InvalidArgument,
     InvalidIdentifier,
     NotFound,
     ValuesNotFound,
@@ -311,14 +310,7 @@ def wants_json(accept: str | None) -> bool:
 def _filters(query: dict[str, list[str]]) -> tuple[list[str], list[int]]:
     """``?type=`` and ``?index=`` as /api/handles reads them (indexes may also be
     comma-separated), so the page and the JSON answer pick the same values."""
-    types = [t for t in query.get("type", []) if t]
-    indexes: list[int] = []
-    for raw in query.get("index", []):
-        for part in raw.split(","):
-            if not part.strip().isdigit():
-                raise InvalidArgument(f"index={part[:40]!r} is not a positive integer")
-            indexes.append(int(part))
-    return types, indexes
+    return [t for t in query.get("type", []) if t], query_ints(query, "index")
 
 
 # --- the routes -------------------------------------------------------------------------
