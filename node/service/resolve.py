@@ -68,6 +68,7 @@ class Resolver:
         self._reading: dict[str, Future[Entry]] = {}  # reading L2 / the store
         self._reading_generation: dict[str, int] = {}  # L1 generation when reading began
         self._flight_lock = threading.Lock()
+        self._join_reading = self.l1.max_entries > 0
         # Bound once: the hot path calls these on every request.
         self._l1_get = self.l1.get
         self._beacon_read = coherence.beacon.read
@@ -136,11 +137,18 @@ class Resolver:
         has happened since that read began (the usual case: concurrent misses cost one
         read); otherwise it gathers with others for one new read, which waits for the
         reading flight to finish.
+
+        "No invalidation since" only proves "no write acknowledged since" for writes this
+        process hears of before the acknowledgement (its own, and the host's through the
+        beacon). Another host's write arrives over pub/sub a little later; a process with
+        an L1 already accepts that delay for its L1 hits, so joining is no weaker, but a
+        process run without an L1 promises that no acknowledged write is ever read stale
+        (docs/ARCHITECTURE.md, "The guarantee"), so it never joins a reading flight.
         """
         cache_key = handle.key + VIEW_SEP + view if view else handle.key
         with self._flight_lock:
             reading = self._reading.get(cache_key)
-            if reading is not None and \
+            if reading is not None and self._join_reading and \
                     self._reading_generation.get(cache_key) == self.l1.invalidations:
                 joined: Future[Entry] | None = reading
             else:
