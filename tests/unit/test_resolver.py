@@ -52,11 +52,11 @@ class CountingStore(MemoryStore):
 
 
 def make(store: MemoryStore | None = None, beacon: Beacon | None = None,
-         keys: KeyRing | None = None) -> tuple[Resolver, Registrar]:
+         keys: KeyRing | None = None, l1_entries: int = 1000) -> tuple[Resolver, Registrar]:
     store = store or CountingStore()
     registrar = Registrar(store, Prefix.parse("88.118"))
     metrics = Metrics(enabled=False)
-    coherence = Coherence(store, L1Cache(1000, 10**7), beacon or Beacon(None), metrics)
+    coherence = Coherence(store, L1Cache(l1_entries, 10**7), beacon or Beacon(None), metrics)
     views = ViewSigner(keys or KeyRing.ephemeral(), metrics, node_id="n",
                        signature_validity_seconds=86400, resign_before_expiry_seconds=3600,
                        l1_max_ttl_seconds=600)
@@ -168,3 +168,29 @@ def test_a_caller_after_an_acknowledged_write_never_joins_an_older_read() -> Non
     assert record_of(resolver.public("88.118.8/A")).version == 2  # ... not to a newcomer
     reader.join(5)
     assert slow == [1]  # the reader that started before the write may see the old one
+
+
+def test_without_an_l1_a_write_not_yet_heard_of_never_reaches_a_later_caller() -> None:
+    # Another host's write: committed and acknowledged, but this process has not heard
+    # the pub/sub message yet, so nothing here was invalidated.
+    store = CountingStore()
+    resolver, registrar = make(store, l1_entries=0)
+    first = registrar.register(ADMIN, "88.118.8/A", [Value(1, "URL", "v1")])
+    gate = store.gate = threading.Event()
+    store.reading.clear()
+    slow: list[int] = []
+    reader = threading.Thread(target=lambda: slow.append(
+        record_of(resolver.public("88.118.8/A")).version))
+    reader.start()
+    assert store.reading.wait(5)  # the slow read of version 1 is under way
+    store.gate = None
+    registrar.update(ADMIN, "88.118.8/A", [Value(1, "URL", "v2")], first.etag)
+    late: list[int] = []
+    newcomer = threading.Thread(target=lambda: late.append(
+        record_of(resolver.public("88.118.8/A")).version))
+    newcomer.start()
+    time.sleep(0.05)  # let the newcomer reach the flight table
+    gate.set()
+    reader.join(5)
+    newcomer.join(5)
+    assert slow == [1] and late == [2]
