@@ -30,10 +30,10 @@ from idnode.v1 import resolver_pb2
 from node.app import Node, build
 from node.security.signing import KeySigner
 from node.settings import load
-from registry.access.principals import Principal, Role
+from registry.access.principals import Principal
 from registry.values import Value
 
-ADMIN = Principal("300:88.118/ADMIN", Role.NODE_ADMIN, "88.118")
+ADMIN = Principal.of("300:88.118/ADMIN")
 
 
 class NullSigner:

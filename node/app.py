@@ -227,18 +227,18 @@ def assemble_core(settings: Settings, store: Store, beacon: Beacon, keys: KeyRin
                   registrar: Registrar, metrics: Metrics, l1: L1Cache,
                   l2: RedisL2 | None) -> tuple[Core, Coherence, Authenticator]:
     """The application core every front door calls (node.service), from its parts."""
-    coherence = Coherence(store, l1, beacon, metrics, l2)
+    auth = Authenticator(registrar.credential, hash_threads=settings.auth_hash_threads,
+                         queue=settings.auth_queue,
+                         max_failures=settings.auth_max_failures,
+                         failure_window_seconds=settings.auth_failure_window_seconds,
+                         backoff_seconds=settings.auth_backoff_seconds)
+    coherence = Coherence(store, l1, beacon, metrics, l2, derived=(registrar.rights, auth))
     views = ViewSigner(keys, metrics, node_id=settings.node_id,
                        signature_validity_seconds=settings.signature_validity_seconds,
                        resign_before_expiry_seconds=settings.resign_before_expiry_seconds,
                        l1_max_ttl_seconds=settings.l1_max_ttl_seconds)
     resolver = Resolver(store, registrar, coherence, views, metrics,
                         negative_ttl_seconds=settings.negative_ttl_seconds)
-    auth = Authenticator(store.get_principal, hash_threads=settings.auth_hash_threads,
-                         queue=settings.auth_queue,
-                         max_failures=settings.auth_max_failures,
-                         failure_window_seconds=settings.auth_failure_window_seconds,
-                         backoff_seconds=settings.auth_backoff_seconds)
     writes = Writes(registrar, coherence, auth, metrics)
     follow = Follow(store, registrar.policy, auth, metrics)
     core = Core(registrar, resolver, writes, follow, auth, keys,
@@ -304,8 +304,6 @@ def build(settings: Settings, *, reuse_port: bool = False,
         except SigningKeyError as exc:
             raise StartupError(f"signing keys: {exc}") from None
         registrar = Registrar(store, settings.prefix)
-        if settings.admin_secret and registrar.ensure_node_admin(settings.admin_secret):
-            event(log, "node admin created", principal=f"300:{settings.node_prefix}/ADMIN")
         metrics = Metrics(enabled=settings.metrics_enabled)
         l1 = L1Cache(settings.l1_max_entries, settings.l1_max_bytes)
         # L2 is optional: without a Redis URL the node is L1-only (the embedded default).
@@ -320,6 +318,11 @@ def build(settings: Settings, *, reuse_port: bool = False,
             cleanup.callback(l2.close)
         core, coherence, auth = assemble_core(settings, store, beacon, keys, registrar, metrics,
                                               l1, l2)
+        if settings.admin_secret:
+            created = registrar.ensure_node_admin(settings.admin_secret)
+            if created:
+                coherence.invalidate_many([(r.key, r.sequence) for r in created])
+                event(log, "node admin created", principal=f"300:{settings.node_prefix}/ADMIN")
         services = Services(core, metrics,
                             access_log_sample_ratio=settings.access_log_sample_ratio)
         server, health_servicer = build_server(services, threads=settings.grpc_threads,

@@ -15,12 +15,18 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from registry.access.policy import AccessPolicy, Action, PrefixRolePolicy, Target
+from registry.access.policy import (
+    ALL,
+    WRITE_BITS,
+    AccessPolicy,
+    HandlePolicy,
+    Permission,
+    permission_string,
+)
 from registry.access.principals import (
     ADMIN_INDEX,
     ADMIN_SUFFIX,
     Principal,
-    Role,
     StoredPrincipal,
     admin_identity,
     check_new_secret,
@@ -28,12 +34,25 @@ from registry.access.principals import (
     hash_secret,
     identity_key,
 )
+from registry.access.rights import (
+    MAX_GROUP_DEPTH,
+    AdminView,
+    RightsBook,
+    governed_prefix,
+    is_secret,
+    prefix_handle,
+    ref_key,
+    split_ref,
+)
 from registry.errors import (
     AlreadyExists,
     IdnodeError,
     InvalidArgument,
+    InvalidValue,
     NotFound,
+    PermissionDenied,
     StaleEtag,
+    Unauthenticated,
     Unavailable,
     ValuesNotFound,
 )
@@ -51,9 +70,15 @@ from registry.record import (
 )
 from registry.store import Store
 from registry.values import (
+    ADMIN_TYPE,
     DEFAULT_TTL_SECONDS,
+    SECKEY_TYPE,
+    VLIST_TYPE,
     AdminRef,
+    Permissions,
     Value,
+    ValueList,
+    ValueRef,
     stamp,
     validate_values,
 )
@@ -63,6 +88,11 @@ _PUT_ATTEMPTS = 3
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
 ADMIN_VALUE_INDEX = 100
+ADMIN_GROUP_INDEX = 200
+# Nobody reads a secret (answers omit HS_SECKEY whatever its permissions say); the bits
+# say so to clients that look at them.
+SECRET_PERMISSIONS = Permissions(admin_read=False, admin_write=True, public_read=False,
+                                 public_write=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +100,8 @@ class Allocation:
     prefix: str
     owner: str
     generated_secret: str
+    # The identifiers it created (``<prefix>/ADMIN`` and ``0.NA/<prefix>``), for caches.
+    results: tuple[WriteResult, ...] = ()
 
 
 class BulkRow(NamedTuple):
@@ -78,13 +110,16 @@ class BulkRow(NamedTuple):
 
 
 class Registrar:
-    """Rules of writing: who may write where, how values merge, idempotency."""
+    """Rules of writing: who may write where (asked of the policy), how values merge,
+    secrets sealed, references checked, idempotency."""
 
     def __init__(self, store: Store, node_prefix: Prefix, policy: AccessPolicy | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 rights: RightsBook | None = None) -> None:
         self.store = store
         self.node_prefix = node_prefix
-        self.policy: AccessPolicy = policy or PrefixRolePolicy(node_prefix)
+        self.rights = rights or RightsBook(store.get)
+        self.policy: AccessPolicy = policy or HandlePolicy(node_prefix, self.rights)
         self._clock = clock
 
     def _now(self) -> int:
@@ -96,34 +131,83 @@ class Registrar:
         return self.node_prefix.contains(prefix_key)
 
     def check_served(self, handle: Handle) -> None:
+        """Identifiers under the node prefix, and the prefix handles ``0.NA/<prefix>`` of
+        those prefixes (the node prefix's own included)."""
+        governed = governed_prefix(handle)
+        if governed is not None:
+            if self.serves(governed.key):
+                return
+            raise NotFound(f"prefix handle {handle} is not served by this node (it serves "
+                           f"{self.node_prefix.text})", referral_prefix=handle.prefix)
         if not self.serves(handle.prefix_key):
             raise NotFound(f"prefix {handle.prefix} is not served by this node "
                            f"(it serves {self.node_prefix.text})", referral_prefix=handle.prefix)
 
-    def _authorize(self, principal: Principal | None, action: Action,
-                   handle: Handle) -> Principal:
+    def _writer(self, principal: Principal | None, handle: Handle, doing: str) -> Principal:
         """Credentials first (an anonymous write is Unauthenticated wherever it aims), then
-        whether this node serves the prefix, then the policy's verdict."""
+        whether this node serves the identifier, then *some* write right on it, before
+        anything about the identifier is read; the exact bits are checked once the change
+        is known."""
         if principal is None:
-            return self.policy.check(None, action, Target(handle.prefix_key))
+            raise Unauthenticated(f"{doing} requires credentials (authorization metadata)")
         self.check_served(handle)
-        return self.policy.check(principal, action,
-                                 Target(handle.prefix_key, handle.prefix))
+        return self.policy.require_any(principal, WRITE_BITS, handle, doing=doing)
 
     def can_read_private(self, principal: Principal | None, handle: Handle) -> bool:
         """Whether ``principal`` sees values without public_read on ``handle``."""
-        return principal is not None and self.policy.allows(
-            principal, Action.READ_PRIVATE, Target(handle.prefix_key, handle.prefix))
+        return principal is not None and self.policy.permits(
+            principal, Permission.READ_VALUE, handle)
 
-    def ensure_node_admin(self, secret: str) -> bool:
-        """Create ``300:<node prefix>/ADMIN`` with ``secret`` unless it exists; True if created."""
+    def credential(self, key: str) -> StoredPrincipal | None:
+        """The secret hash that proves identity ``key`` (``index:handle key``): the
+        HS_SECKEY value at that index of that identifier, else (stores from before
+        HS_SECKEY values) a row of the principals table."""
+        index, handle_key = split_ref(key)
+        record = self.store.get(handle_key)
+        if record is not None:
+            for v in record.values:
+                if v.index == index and is_secret(v) and isinstance(v.data, str):
+                    return StoredPrincipal(
+                        Principal(f"{index}:{record.handle}", key), v.data, record.updated_at)
+        return self.store.get_principal(key)
+
+    def ensure_node_admin(self, secret: str) -> list[WriteResult]:
+        """Create the node admin ``300:<node prefix>/ADMIN`` with ``secret`` and the node
+        prefix's handle ``0.NA/<node prefix>`` unless the admin exists; the writes made
+        (empty when it existed)."""
         identity = admin_identity(self.node_prefix)
-        if self.store.get_principal(identity_key(identity)) is not None:
-            return False
+        if self.credential(identity_key(identity)) is not None:
+            return []
         check_new_secret(secret)
-        principal = Principal(identity, Role.NODE_ADMIN, self.node_prefix.key)
-        self.store.add_principal(StoredPrincipal(principal, hash_secret(secret), self._now()))
-        return True
+        now = self._now()
+        with self.store.unit_of_work() as unit:
+            return [unit.apply(w, now) for w in self._admin_records(
+                self.node_prefix, secret, identity, now, admin_exists=self.store.get(
+                    Handle.parse(f"{self.node_prefix.text}/{ADMIN_SUFFIX}").key) is not None)]
+
+    def _admin_records(self, prefix: Prefix, secret: str, by: str, now: int, *,
+                       admin_exists: bool = False) -> list[Write]:
+        """``<prefix>/ADMIN`` (its own HS_ADMIN and the HS_SECKEY at 300) and the prefix
+        handle ``0.NA/<prefix>`` (HS_ADMIN at 100 naming the group at 200, which holds
+        ``300:<prefix>/ADMIN``)."""
+        admin_handle = Handle.parse(f"{prefix.text}/{ADMIN_SUFFIX}")
+        owner = AdminRef(str(admin_handle), ADMIN_INDEX, permission_string(ALL))
+        admin_values = (
+            Value(ADMIN_VALUE_INDEX, ADMIN_TYPE, owner, DEFAULT_TTL_SECONDS, now),
+            Value(ADMIN_INDEX, SECKEY_TYPE, hash_secret(secret), DEFAULT_TTL_SECONDS, now,
+                  SECRET_PERMISSIONS))
+        handle = prefix_handle(prefix)
+        group = AdminRef(str(handle), ADMIN_GROUP_INDEX, permission_string(ALL))
+        members = ValueList((ValueRef(str(admin_handle), ADMIN_INDEX),))
+        prefix_values = (
+            Value(ADMIN_VALUE_INDEX, ADMIN_TYPE, group, DEFAULT_TTL_SECONDS, now),
+            Value(ADMIN_GROUP_INDEX, VLIST_TYPE, members, DEFAULT_TTL_SECONDS, now))
+        writes = []
+        if not admin_exists:
+            writes.append(Write(Operation.REGISTER, admin_handle, admin_values, ABSENT, by))
+        if self.store.get(handle.key) is None:
+            writes.append(Write(Operation.REGISTER, handle, prefix_values, ABSENT, by))
+        return writes
 
     # --- writes --------------------------------------------------------------------------
 
@@ -136,17 +220,31 @@ class Registrar:
             raise InvalidArgument(
                 f"request_id must be 1..{MAX_REQUEST_ID_CHARS} printable characters")
         digest = hashlib.sha256(f"{op.value}\n{handle.key}\n{content}".encode()).hexdigest()
-        return RequestKey(identity_key(principal.id), request_id, digest)
+        return RequestKey(principal.key, request_id, digest)
+
+    def _new_record(self, principal: Principal, handle: Handle, values: Iterable[Value],
+                    now: int) -> tuple[Value, ...]:
+        """Rights, values and references of a new identifier: the values to store."""
+        if governed_prefix(handle) is not None:
+            raise PermissionDenied(f"{handle} is a prefix handle: it is created by allocating "
+                                   "its prefix, not registered")
+        self.policy.require(principal, Permission.ADD_HANDLE, handle,
+                            doing=f"register {handle}")
+        vals = _seal(stamp(validate_values(values), now))
+        self._check_references(handle, (), vals)
+        return vals
 
     def register(self, principal: Principal | None, handle_text: str,
                  values: Iterable[Value], request_id: str = "") -> WriteResult:
         handle = Handle.parse(handle_text)
-        who = self._authorize(principal, Action.REGISTER, handle)
-        vals = validate_values(values)
+        who = self._writer(principal, handle, f"register {handle}")
+        incoming = validate_values(values)
         request = self._request_key(who, request_id, Operation.REGISTER, handle,
-                                    _content(vals))
-        return self.store.apply(Write(Operation.REGISTER, handle, stamp(vals, self._now()),
-                                      Precondition(absent=True), who.id, request), self._now())
+                                    _content(incoming))
+        now = self._now()
+        vals = self._new_record(who, handle, incoming, now)
+        return self.store.apply(Write(Operation.REGISTER, handle, vals,
+                                      Precondition(absent=True), who.id, request), now)
 
     def register_many(self, principal: Principal | None,
                       rows: Sequence[BulkRow]) -> list[WriteResult | IdnodeError]:
@@ -158,8 +256,8 @@ class Registrar:
         for i, row in enumerate(rows):
             try:
                 handle = Handle.parse(row.handle)
-                who = self._authorize(principal, Action.REGISTER, handle)
-                vals = stamp(validate_values(row.values), now)
+                who = self._writer(principal, handle, f"register {handle}")
+                vals = self._new_record(who, handle, row.values, now)
             except IdnodeError as exc:
                 out[i] = exc
                 continue
@@ -191,34 +289,48 @@ class Registrar:
                             f"(now version {current.version}, etag {current.etag})")
         return current, sequence
 
+    def _changed(self, principal: Principal, current: Record, new_values: tuple[Value, ...],
+                 doing: str) -> tuple[Value, ...]:
+        """Check that ``principal`` may turn ``current`` into ``new_values`` (the bits the
+        difference needs), that every new reference names a principal or group, that no
+        group contains itself, and that a prefix keeps an admin."""
+        handle = current.handle
+        self.policy.require(principal, change_bits(current.values, new_values), handle,
+                            doing=doing)
+        self._check_references(handle, current.values, new_values)
+        return new_values
+
     def update(self, principal: Principal | None, handle_text: str, values: Iterable[Value],
                etag: str, *, merge: bool = False, request_id: str = "") -> WriteResult:
         handle = Handle.parse(handle_text)
-        who = self._authorize(principal, Action.UPDATE, handle)
+        doing = f"update {handle}"
+        who = self._writer(principal, handle, doing)
         incoming = validate_values(values)
         request = self._request_key(who, request_id, Operation.UPDATE, handle,
                                     f"{merge}{etag}{_content(incoming)}")
         current, sequence = self._current(handle, etag)
         now = self._now()
-        fresh = stamp(incoming, now)
-        if merge:
-            by_index = {v.index: v for v in current.values}
-            by_index.update((v.index, v) for v in fresh)
-            new_values = validate_values(by_index.values())
-        else:
-            new_values = fresh
+        fresh = _seal(stamp(incoming, now))
+        new_values = _merged(current.values, fresh) if merge else _replaced(current.values,
+                                                                           fresh)
+        self._changed(who, current, new_values, doing)
         return self.store.apply(Write(Operation.UPDATE, handle, new_values,
                                       Precondition(sequence=sequence), who.id, request), now)
 
     def delete(self, principal: Principal | None, handle_text: str, etag: str | None,
                indexes: Iterable[int] = (), request_id: str = "") -> WriteResult:
         handle = Handle.parse(handle_text)
-        who = self._authorize(principal, Action.DELETE, handle)
+        doing = f"delete {handle}"
+        who = self._writer(principal, handle, doing)
         drop = set(indexes)
         request = self._request_key(who, request_id, Operation.DELETE, handle,
                                     f"{etag}{sorted(drop)}")
         current, sequence = self._current(handle, etag)
         if not drop:
+            if governed_prefix(handle) is not None:
+                raise PermissionDenied(f"{current.handle} is a prefix handle: it goes only "
+                                       "with its prefix")
+            self.policy.require(who, Permission.DELETE_HANDLE, handle, doing=doing)
             return self.store.apply(Write(Operation.DELETE, handle, None,
                                           Precondition(sequence=sequence), who.id, request),
                                     self._now())
@@ -230,6 +342,7 @@ class Registrar:
         if not kept:
             raise InvalidArgument("deleting every value would leave an empty record; "
                                   "delete the identifier instead (no indexes)")
+        self._changed(who, current, kept, f"delete values of {handle}")
         return self.store.apply(Write(Operation.UPDATE, handle, kept,
                                       Precondition(sequence=sequence), who.id, request),
                                 self._now())
@@ -245,8 +358,7 @@ class Registrar:
         the last writer wins, and a concurrent write in between is retried.
         """
         handle = Handle.parse(handle_text)
-        if principal is None:
-            self._authorize(None, Action.REGISTER, handle)
+        who = self._writer(principal, handle, f"write {handle}")
         incoming = validate_values(values)
         chosen = set(indexes)
         picked = tuple(v for v in incoming if v.index in chosen) if chosen else incoming
@@ -258,16 +370,14 @@ class Registrar:
             current = self.store.get(handle.key)
             if current is None:
                 with contextlib.suppress(AlreadyExists):
-                    return self.register(principal, handle_text, picked), True
+                    return self.register(who, handle_text, picked), True
                 continue
             with contextlib.suppress(StaleEtag, NotFound):
-                return self._replace(principal, handle, current, picked, overwrite,
-                                     bool(chosen)), False
+                return self._replace(who, current, picked, overwrite, bool(chosen)), False
         raise Unavailable(f"identifier {handle} is being written concurrently; retry")
 
-    def _replace(self, principal: Principal | None, handle: Handle, current: Record,
-                 values: tuple[Value, ...], overwrite: bool, partial: bool) -> WriteResult:
-        who = self._authorize(principal, Action.UPDATE, handle)
+    def _replace(self, principal: Principal, current: Record, values: tuple[Value, ...],
+                 overwrite: bool, partial: bool) -> WriteResult:
         if not overwrite:
             if not partial:
                 raise AlreadyExists(f"identifier {current.handle} already exists")
@@ -276,13 +386,86 @@ class Registrar:
                 raise AlreadyExists(f"{current.handle} already has a value at index "
                                     f"{taken[0]} (overwrite=false)")
         now = self._now()
-        fresh = stamp(values, now)
-        if partial:
-            by_index = {v.index: v for v in current.values}
-            by_index.update((v.index, v) for v in fresh)
-            fresh = validate_values(by_index.values())
-        return self.store.apply(Write(Operation.UPDATE, handle, fresh,
-                                      Precondition(sequence=current.sequence), who.id), now)
+        fresh = _seal(stamp(values, now))
+        new_values = _merged(current.values, fresh) if partial else _replaced(current.values,
+                                                                             fresh)
+        self._changed(principal, current, new_values, f"write {current.handle}")
+        return self.store.apply(Write(Operation.UPDATE, current.handle, new_values,
+                                      Precondition(sequence=current.sequence), principal.id),
+                                now)
+
+    # --- references ----------------------------------------------------------------------
+
+    def _check_references(self, handle: Handle, old: tuple[Value, ...],
+                          new: tuple[Value, ...]) -> None:
+        """New or changed HS_ADMIN and HS_VLIST values must name principals or groups
+        that exist; an HS_VLIST may not contain itself; a prefix handle must keep an
+        admin. Unchanged values are not re-checked (a principal deleted later does not
+        block unrelated edits)."""
+        before = {v.index: v for v in old}
+        own = AdminView.of(new)
+        for v in new:
+            if v.type not in (ADMIN_TYPE, VLIST_TYPE) or _same(before.get(v.index), v):
+                continue
+            if isinstance(v.data, AdminRef):
+                self._check_names(handle, own, v, ref_key(v.data.index, v.data.handle),
+                                  f"{v.data.index}:{v.data.handle}")
+            elif isinstance(v.data, ValueList):
+                for r in v.data.refs:
+                    self._check_names(handle, own, v, ref_key(r.index, r.handle),
+                                      f"{r.index}:{r.handle}")
+                self._check_loop(handle, own, v.index)
+        if governed_prefix(handle) is not None and old and not self._keeps_admin(handle, own):
+            raise InvalidArgument(f"this change would remove the last admin of {handle}: "
+                                  "keep an HS_ADMIN value with add_admin or modify_admin "
+                                  "that names an existing principal or group")
+
+    def _view(self, handle: Handle, own: AdminView, key: str) -> AdminView | None:
+        return own if key == handle.key else self.rights.view(key)
+
+    def _check_names(self, handle: Handle, own: AdminView, value: Value, ref: str,
+                     shown: str) -> None:
+        index, key = split_ref(ref)
+        view = self._view(handle, own, key)
+        if view is None or not view.names(index):
+            raise InvalidValue(f"{value.type} at index {value.index} names {shown}, which is "
+                               "neither a principal nor a group (that identifier holds no "
+                               f"HS_SECKEY, HS_PUBKEY or HS_VLIST at index {index})")
+
+    def _check_loop(self, handle: Handle, own: AdminView, index: int) -> None:
+        start = f"{index}:{handle.key}"
+        frontier = [(m, 1) for m in own.groups.get(index, ())]
+        seen: set[str] = set()
+        while frontier:
+            ref, depth = frontier.pop()
+            if ref == start:
+                raise InvalidValue(f"HS_VLIST at index {index} would contain itself "
+                                   "(a group loop)")
+            if ref in seen:
+                continue
+            seen.add(ref)
+            member_index, key = split_ref(ref)
+            view = self._view(handle, own, key)
+            members = view.groups.get(member_index, ()) if view is not None else ()
+            if members and depth >= MAX_GROUP_DEPTH:
+                raise InvalidValue(f"HS_VLIST at index {index} nests groups deeper than "
+                                   f"{MAX_GROUP_DEPTH} levels")
+            frontier.extend((m, depth + 1) for m in members)
+
+    def _keeps_admin(self, handle: Handle, own: AdminView) -> bool:
+        admin = Permission.ADD_ADMIN | Permission.MODIFY_ADMIN
+        return any(g.bits & admin and self._has_member(handle, own, g.ref_key, 0)
+                   for g in own.grants)
+
+    def _has_member(self, handle: Handle, own: AdminView, ref: str, depth: int) -> bool:
+        index, key = split_ref(ref)
+        view = self._view(handle, own, key)
+        if view is None or depth > MAX_GROUP_DEPTH:
+            return False
+        if index in view.key_indexes:
+            return True
+        return any(self._has_member(handle, own, m, depth + 1)
+                   for m in view.groups.get(index, ()))
 
     # --- reads ---------------------------------------------------------------------------
 
@@ -290,11 +473,12 @@ class Registrar:
              page_token: str = "") -> tuple[list[str], str]:
         """One page of identifiers under a prefix; listing needs rights on the prefix."""
         prefix = Prefix.parse(prefix_text)
+        doing = f"list {prefix.text}"
         if principal is None:
-            self.policy.check(None, Action.LIST, Target.prefix(prefix))
+            raise Unauthenticated(f"{doing} requires credentials (authorization metadata)")
         if not self.serves(prefix.key):
             raise NotFound(f"prefix {prefix.text} is not served by this node")
-        self.policy.check(principal, Action.LIST, Target.prefix(prefix))
+        self.policy.require_prefix(principal, Permission.LIST_HANDLES, prefix, doing=doing)
         if page_size > MAX_PAGE_SIZE:
             raise InvalidArgument(f"page_size is at most {MAX_PAGE_SIZE}")
         size = page_size or DEFAULT_PAGE_SIZE
@@ -308,7 +492,14 @@ class Registrar:
 
     def allocate_prefix(self, principal: Principal | None, prefix_text: str,
                         owner_secret: str = "") -> Allocation:
-        principal = self.policy.check(principal, Action.ALLOCATE_PREFIX, Target.node())
+        """Allocate an enterprise prefix (node admin only): the prefix, its admin identity
+        ``300:<prefix>/ADMIN`` and its prefix handle ``0.NA/<prefix>``, in one commit."""
+        who = self.policy.require_node_admin(principal, doing="allocate prefixes")
+        return self.allocate(who, prefix_text, owner_secret)
+
+    def allocate(self, by: Principal, prefix_text: str, owner_secret: str = "") -> Allocation:
+        """The allocation itself, for callers that already decided ``by`` may (the node
+        admin's AllocatePrefix, a reviewer's approval of an application)."""
         prefix = Prefix.parse(prefix_text)
         if prefix.key == self.node_prefix.key or not self.node_prefix.contains(prefix.key):
             raise InvalidArgument(
@@ -320,20 +511,76 @@ class Registrar:
             owner_secret = generated = generate_secret()
         owner_id = admin_identity(prefix)
         now = self._now()
-        owner = StoredPrincipal(Principal(owner_id, Role.PREFIX_OWNER, prefix.key),
-                                hash_secret(owner_secret), now)
-        admin_handle = Handle.parse(f"{prefix.text}/{ADMIN_SUFFIX}")
-        admin_value = Value(ADMIN_VALUE_INDEX, "HS_ADMIN",
-                            AdminRef(str(admin_handle), ADMIN_INDEX, "111111111111"),
-                            DEFAULT_TTL_SECONDS, now)
-        write = Write(Operation.REGISTER, admin_handle, (admin_value,),
-                      Precondition(absent=True), principal.id)
-        self.store.allocate_prefix(prefix, owner, write, now)
-        return Allocation(prefix.text, owner_id, generated)
+        if self.store.has_prefix(prefix.key):
+            raise AlreadyExists(f"prefix {prefix.text} is already allocated")
+        writes = self._admin_records(prefix, owner_secret, by.id, now)
+        with self.store.unit_of_work() as unit:
+            unit.add_prefix(prefix, owner_id, now)
+            results = tuple(unit.apply(w, now) for w in writes)
+        return Allocation(prefix.text, owner_id, generated, results)
+
+
+def change_bits(old: Sequence[Value], new: Sequence[Value]) -> int:
+    """The permission bits turning ``old`` values into ``new`` needs: add, modify or
+    remove, of admin values (HS_ADMIN) or of any other value. Timestamps do not count; a
+    write that changes nothing still needs modify_value."""
+    before = {v.index: v for v in old}
+    after = {v.index: v for v in new}
+    bits = 0
+    for index in before.keys() | after.keys():
+        was, now = before.get(index), after.get(index)
+        admin = (was is not None and was.type == ADMIN_TYPE) or \
+            (now is not None and now.type == ADMIN_TYPE)
+        if was is None:
+            bits |= Permission.ADD_ADMIN if admin else Permission.ADD_VALUE
+        elif now is None:
+            bits |= Permission.REMOVE_ADMIN if admin else Permission.REMOVE_VALUE
+        elif not _same(was, now):
+            bits |= Permission.MODIFY_ADMIN if admin else Permission.MODIFY_VALUE
+    return bits or Permission.MODIFY_VALUE
+
+
+def _same(a: Value | None, b: Value) -> bool:
+    return a is not None and (a.type, a.data, a.ttl, a.permissions) == \
+        (b.type, b.data, b.ttl, b.permissions)
+
+
+def _seal(values: tuple[Value, ...]) -> tuple[Value, ...]:
+    """Incoming HS_SECKEY values carry a secret: keep only its salted slow hash."""
+    if not any(is_secret(v) for v in values):
+        return values
+    return tuple(_sealed(v) if is_secret(v) else v for v in values)
+
+
+def _sealed(v: Value) -> Value:
+    """``v`` passed validate_values, so its data is a good secret as text or UTF-8."""
+    data = v.data.decode("utf-8") if isinstance(v.data, bytes) else v.data
+    assert isinstance(data, str)
+    return Value(v.index, SECKEY_TYPE, hash_secret(data), v.ttl, v.timestamp,
+                 SECRET_PERMISSIONS)
+
+
+def _merged(current: tuple[Value, ...], fresh: tuple[Value, ...]) -> tuple[Value, ...]:
+    by_index = {v.index: v for v in current}
+    by_index.update((v.index, v) for v in fresh)
+    return validate_values(by_index.values())
+
+
+def _replaced(current: tuple[Value, ...], fresh: tuple[Value, ...]) -> tuple[Value, ...]:
+    """A whole-record replace keeps the secrets it does not name: nobody can read them
+    back to resend, so dropping them would lock their owner out. Removing one takes an
+    explicit delete of its index."""
+    named = {v.index for v in fresh}
+    kept = tuple(v for v in current if is_secret(v) and v.index not in named)
+    return validate_values(fresh + kept) if kept else fresh
 
 
 def _content(values: Sequence[Value]) -> str:
-    return values_to_json(tuple(values))
+    """What a request id's fingerprint covers: secrets enter only as a placeholder, so
+    no fast hash of a secret is ever stored."""
+    return values_to_json(tuple(
+        Value(v.index, v.type, "<secret>", v.ttl, v.timestamp, v.permissions)
+        if is_secret(v) else v for v in values))
 
 
 def _encode_token(prefix_key: str, last_key: str) -> str:

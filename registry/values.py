@@ -11,7 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from registry.errors import InvalidIdentifier, InvalidValue
+from registry.access.principals import check_new_secret
+from registry.errors import InvalidArgument, InvalidIdentifier, InvalidValue
 from registry.identifier import Handle
 
 DEFAULT_TTL_SECONDS = 86400
@@ -24,9 +25,8 @@ MAX_TTL_SECONDS = 2**32 - 1
 
 ADMIN_TYPE = "HS_ADMIN"
 VLIST_TYPE = "HS_VLIST"
+SECKEY_TYPE = "HS_SECKEY"
 MAX_VLIST_REFS = 1000
-# Secrets are stored hashed by the node and never as values anyone could resolve.
-FORBIDDEN_TYPES = frozenset({"HS_SECKEY"})
 _TYPE = re.compile(r"[^\s\x00-\x1f\x7f]+")
 _ADMIN_PERMS = re.compile(r"[01]{12}")
 # Types seen to pass the checks: a handful ("URL", "productName", ...) repeat in nearly
@@ -111,9 +111,10 @@ class Value(NamedTuple):
         return len(data.handle.encode("utf-8")) + 16
 
 
-def _check_type(v: Value) -> None:
+def _check_type(v: Value) -> bool:
+    """Raise if the type breaks a rule; True when it is HS_SECKEY (in any case)."""
     if v.type in _GOOD_TYPES:
-        return
+        return False
     where = f"value at index {v.index}"
     if not v.type:
         raise InvalidValue(f"{where} has an empty type")
@@ -121,12 +122,29 @@ def _check_type(v: Value) -> None:
         raise InvalidValue(f"{where} has a type longer than {MAX_TYPE_CHARS} characters")
     if _TYPE.fullmatch(v.type) is None:
         raise InvalidValue(f"{where} has a type with whitespace or control characters")
-    if v.type.upper() in FORBIDDEN_TYPES:  # hs_seckey is HS_SECKEY to Handle clients
-        raise InvalidValue(
-            f"{where}: {v.type} values are not accepted (secrets are kept hashed by the node)")
+    if v.type.upper() == SECKEY_TYPE:
+        return True  # never cached as good: its data is checked every time
     if len(_GOOD_TYPES) >= _MAX_GOOD_TYPES:
         _GOOD_TYPES.clear()
     _GOOD_TYPES.add(v.type)
+    return False
+
+
+def _check_secret(v: Value) -> None:
+    """An HS_SECKEY carries a secret as text (or UTF-8 bytes); the node keeps only its
+    salted hash, which passes this check too."""
+    data = v.data
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidValue(f"{SECKEY_TYPE} at index {v.index} is not UTF-8 text") from None
+    if not isinstance(data, str):
+        raise InvalidValue(f"{SECKEY_TYPE} at index {v.index} must carry the secret as text")
+    try:
+        check_new_secret(data)
+    except InvalidArgument as exc:
+        raise InvalidValue(f"{SECKEY_TYPE} at index {v.index}: {exc.message}") from None
 
 
 def _check_admin(v: Value, data: AdminRef) -> None:
@@ -163,7 +181,8 @@ def _check_value(v: Value) -> int:
     only on failure: imports validate millions of values."""
     if not 1 <= v.index <= MAX_INDEX:
         raise InvalidValue(f"value index {v.index} is out of range (1..{MAX_INDEX})")
-    _check_type(v)
+    if _check_type(v):
+        _check_secret(v)
     if not 0 <= v.ttl <= MAX_TTL_SECONDS:
         raise InvalidValue(
             f"value at index {v.index} has a ttl outside 0..{MAX_TTL_SECONDS} seconds")

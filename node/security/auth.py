@@ -31,7 +31,7 @@ import threading
 import time
 import urllib.parse
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import CancelledError, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -97,6 +97,12 @@ class _Memory(Generic[_T]):
             return None
         return item[1]
 
+    def drop(self, key: bytes) -> None:
+        self._items.pop(key, None)
+
+    def clear(self) -> None:
+        self._items.clear()
+
     def put(self, key: bytes, until: float, value: _T) -> None:
         self._items[key] = (until, value)
         self._items.move_to_end(key)
@@ -152,6 +158,9 @@ class Authenticator:
         self.queue = queue
         self._lock = threading.Lock()
         self._granted: _Memory[Principal] = _Memory(max_entries)
+        # Which remembered headers prove an identity of each identifier, so a write to
+        # that identifier (a new secret, a removed one) forgets them at once.
+        self._granted_by_handle: dict[str, set[bytes]] = {}
         self._refused: _Memory[str] = _Memory(max_entries)
         self._strikes: OrderedDict[bytes, _Strikes] = OrderedDict()
         self._max_strikes = max_entries
@@ -188,7 +197,27 @@ class Authenticator:
             raise
         with self._lock:
             self._granted.put(digest, self._clock() + self._ttl, principal)
+            handle_key = principal.key.partition(":")[2]
+            self._granted_by_handle.setdefault(handle_key, set()).add(digest)
+            if len(self._granted_by_handle) > 2 * self._max_strikes:
+                self._granted_by_handle.clear()  # a bound; only loses early forgetting
+                self._granted.clear()
         return principal
+
+    def forget(self, keys: Iterable[str]) -> None:
+        """Identifiers ``keys`` were written: credentials they prove are checked anew."""
+        with self._lock:
+            if not self._granted_by_handle:
+                return
+            for key in keys:
+                for digest in self._granted_by_handle.pop(key, ()):
+                    self._granted.drop(digest)
+
+    def clear(self) -> None:
+        """Writes may have been missed: check every credential anew."""
+        with self._lock:
+            self._granted_by_handle.clear()
+            self._granted.clear()
 
     def close(self) -> None:
         """Stop the verification threads (checks after this are Unavailable)."""

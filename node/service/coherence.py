@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 from node.cache.beacon import Beacon
 from node.cache.l1 import L1Cache
@@ -28,12 +29,22 @@ MAX_CATCH_UP_CHANGES = 10_000
 MAX_RECENT_WRITES = 65_536
 
 
+class Forgets(Protocol):
+    """Anything else derived from records that must be dropped with them (the rights
+    book, remembered credentials)."""
+
+    def forget(self, keys: Iterable[str]) -> None: ...
+
+    def clear(self) -> None: ...
+
+
 class Coherence:
     """Invalidation in every layer, and catching up with other processes' writes."""
 
     def __init__(self, store: Store, l1: L1Cache, beacon: Beacon, metrics: Metrics,
-                 l2: SharedCache | None = None) -> None:
+                 l2: SharedCache | None = None, derived: Sequence[Forgets] = ()) -> None:
         self.store = store
+        self.derived = tuple(derived)
         self.l1 = l1
         self.l2 = l2
         self.beacon = beacon
@@ -58,6 +69,7 @@ class Coherence:
         if self.l2 is not None:
             self.l2.invalidate_many(items)
         self.l1.invalidate_many(key for key, _ in items)
+        self._forget([key for key, _ in items])
         self.metrics.cache_invalidations.labels("local").inc(len(items))
         self.beacon.bump(max(sequence for _, sequence in items))
 
@@ -65,11 +77,21 @@ class Coherence:
         """Another process (maybe on another host) wrote ``key``: heard over Redis."""
         self._note_write(key, sequence)
         self.l1.invalidate(key)
+        self._forget((key,))
         self.metrics.cache_invalidations.labels("redis").inc()
 
     def resync(self) -> None:
         """Invalidations may have been missed (Redis was unreachable): drop L1."""
+        self._clear()
+
+    def _forget(self, keys: Sequence[str]) -> None:
+        for derived in self.derived:
+            derived.forget(keys)
+
+    def _clear(self) -> None:
         self.l1.clear()
+        for derived in self.derived:
+            derived.clear()
 
     def _note_write(self, key: str, sequence: int) -> None:
         self._note_writes(((key, sequence),))
@@ -82,6 +104,12 @@ class Coherence:
                 if len(recent) > MAX_RECENT_WRITES:
                     recent.popitem(last=False)
 
+    def refresh(self) -> None:
+        """Catch up if another process on the host wrote since we last looked (before a
+        decision that must see every acknowledged write, such as a rights check)."""
+        if self.beacon.read() != self.applied_sequence:
+            self.catch_up()
+
     def catch_up(self) -> None:
         """Apply writes other processes committed since L1 last looked."""
         with self._catch_up_lock:
@@ -90,12 +118,13 @@ class Coherence:
                 return
             changes = self.store.changes_since(self.applied_sequence, MAX_CATCH_UP_CHANGES)
             if len(changes) >= MAX_CATCH_UP_CHANGES:
-                self.l1.clear()
+                self._clear()
                 self.applied_sequence = target
                 return
             for change in changes:
                 self._note_write(change.key, change.sequence)
                 self.l1.invalidate(change.key)
+                self._forget((change.key,))
                 self.applied_sequence = max(self.applied_sequence, change.sequence)
             self.metrics.cache_invalidations.labels("changelog").inc(len(changes))
             self.applied_sequence = max(self.applied_sequence, target)

@@ -7,6 +7,7 @@ feed holds a server thread, so their number is bounded.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -14,11 +15,12 @@ from collections.abc import Callable, Iterator
 from node.observe.metrics import Metrics
 from node.service.caller import Caller
 from node.service.writes import Authenticate
-from registry.access.policy import AccessPolicy, Action, Target
-from registry.errors import ResourceExhausted
-from registry.identifier import Prefix
+from registry.access.policy import AccessPolicy, Permission
+from registry.errors import IdnodeError, ResourceExhausted
+from registry.identifier import Handle, Prefix
 from registry.record import Change
 from registry.store import Store
+from registry.views import without_secrets
 
 PAGE = 500
 POLL_SECONDS = 0.05
@@ -49,16 +51,24 @@ class Follow:
         """
         principal = self.auth.principal(caller.authorization)
         prefix = Prefix.parse(prefix_text) if prefix_text else None
-        target = Target.prefix(prefix) if prefix is not None else Target.node()
-        self.policy.check(principal, Action.FOLLOW, target)
+        if prefix is None:
+            self.policy.require_node_admin(
+                principal, doing="follow the whole change log; set prefix to follow your own")
+        else:
+            self.policy.require_prefix(principal, Permission.READ_VALUE, prefix,
+                                       doing=f"follow the changes of {prefix.text}")
 
         def visible(change: Change) -> bool:
-            """Inside the asked prefix, and the caller may follow the change's own prefix
-            (a derived prefix may belong to someone else)."""
+            """Inside the asked prefix, and the caller may read the changed identifier's
+            private values (a derived prefix may belong to someone else)."""
             key_prefix = change.key.partition("/")[0]
             if prefix is not None and not prefix.contains(key_prefix):
                 return False
-            return self.policy.allows(principal, Action.FOLLOW, Target(key_prefix, key_prefix))
+            try:
+                handle = Handle.parse(change.handle)
+            except IdnodeError:
+                return False
+            return self.policy.permits(principal, Permission.READ_VALUE, handle)
         return self._stream(sequence, visible, active)
 
     def _stream(self, sequence: int, visible: Callable[[Change], bool],
@@ -75,7 +85,8 @@ class Follow:
                 for change in changes:
                     sequence = change.sequence
                     if visible(change):
-                        yield change
+                        yield dataclasses.replace(change,
+                                                  values=without_secrets(change.values))
                 if len(changes) < PAGE:
                     self.metrics.follower_lag.set(max(0, self.store.last_sequence() - sequence))
                     self._wait(sequence)

@@ -114,6 +114,7 @@ class Writes:
         principal: Principal | None = None
         started = time.perf_counter()
         try:
+            self.coherence.refresh()  # rights other processes changed count from now
             principal = self.auth.principal(caller.authorization)
             result = run(principal)
         except IdnodeError as exc:
@@ -135,6 +136,7 @@ class Writes:
         """Start a bulk registration; credentials are checked now, once for the stream:
         an anonymous or wrong credential fails the whole call, never row by row."""
         try:
+            self.coherence.refresh()
             principal = self.auth.principal(caller.authorization)
             if principal is None:
                 raise Unauthenticated("bulk registration requires credentials "
@@ -154,11 +156,19 @@ class Writes:
         except IdnodeError as exc:
             self.refused(caller, "allocate-prefix", exc, handle=prefix, principal=principal)
             raise
-        self.metrics.prefixes.inc()
-        self.metrics.identifiers.inc()  # the prefix's <prefix>/ADMIN identifier
+        self.allocated(allocation)
         event(audit, "allocate-prefix", prefix=allocation.prefix, owner=allocation.owner,
               principal=principal.id if principal else "", door=caller.door)
         return allocation
+
+    def allocated(self, allocation: Allocation) -> None:
+        """The effects of an allocation (AllocatePrefix or an approved application): the
+        identifiers it created are invalidated everywhere and counted."""
+        self.coherence.invalidate_many([(r.key, r.sequence) for r in allocation.results])
+        self.metrics.prefixes.inc()
+        self.metrics.identifiers.inc(len(allocation.results))
+        if allocation.results:
+            self.metrics.changelog_sequence.set(max(r.sequence for r in allocation.results))
 
     # --- effects -----------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
-"""Principals (Handle-style admin identities such as ``300:88.118.8/ADMIN``) and their rights.
+"""Principals: Handle identities ``index:handle`` such as ``300:88.118.8/ADMIN``.
 
-Secrets are stored as scrypt hashes only. Rights are per prefix: the node admin may
-write anywhere under the node prefix, a prefix owner under its own prefix.
+An identity exists because that identifier holds, at that index, an HS_SECKEY (a secret,
+stored only as a salted scrypt hash) or an HS_PUBKEY (a public key). What a principal
+may do is decided by :mod:`registry.access.policy` from HS_ADMIN values, never here.
 """
 
 from __future__ import annotations
@@ -24,22 +25,48 @@ MIN_SECRET_CHARS = 12
 MAX_SECRET_CHARS = 1024
 
 
-class Role(enum.Enum):
-    NODE_ADMIN = "node-admin"
-    PREFIX_OWNER = "prefix-owner"
+class Scope(enum.Enum):
+    """How much of its identity's rights a credential carries.
+
+    A secret or a client certificate carries all of them (``FULL``). A token carries
+    ``WRITE`` (everything but changing rights, managing tokens and reviewing) or
+    ``RESOLVE`` (reading only: private values, listing, following).
+    """
+
+    FULL = "full"
+    WRITE = "write"
+    RESOLVE = "resolve"
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """An authenticated caller. ``prefix_key`` is the prefix its rights cover."""
+    """An authenticated caller: the identity ``index:handle`` it proved, and how much of
+    that identity's rights the credential carries.
+
+    ``id`` is the identity as registered (for display and logs), ``key`` its normalised
+    form (for comparisons). ``prefix_key`` narrows a token to identifiers under exactly
+    one prefix; ``token_id`` names the token (never the token itself).
+    """
 
     id: str
-    role: Role
-    prefix_key: str
+    key: str
+    scope: Scope = Scope.FULL
+    prefix_key: str | None = None
+    token_id: str = ""
+
+    @classmethod
+    def of(cls, identity: str, *, scope: Scope = Scope.FULL, prefix_key: str | None = None,
+           token_id: str = "") -> Principal:
+        """The principal for ``identity`` (validated and normalised)."""
+        index, handle = parse_identity(identity)
+        return cls(f"{index}:{handle}", f"{index}:{handle.key}", scope, prefix_key, token_id)
 
 
 @dataclass(frozen=True, slots=True)
 class StoredPrincipal:
+    """A row of the principals table that stores before HS_SECKEY values kept secrets
+    in; still honoured when the identity's record holds no HS_SECKEY at that index."""
+
     principal: Principal
     secret_hash: str
     created_at: int

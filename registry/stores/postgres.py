@@ -60,7 +60,7 @@ import psycopg.errors
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout, TooManyRequests
 
-from registry.access.principals import Principal, Role, StoredPrincipal, identity_key
+from registry.access.principals import Principal, StoredPrincipal, identity_key
 from registry.errors import AlreadyExists, IdnodeError, InvalidArgument, Unavailable
 from registry.identifier import Handle, Prefix
 from registry.record import (
@@ -686,15 +686,15 @@ class PostgresStore:
         if not rows:
             return None
         r = rows[0]
-        return StoredPrincipal(Principal(r[0], Role(r[1]), r[2]), r[3], r[4])
+        return StoredPrincipal(Principal.of(r[0]), r[3], r[4])
 
     @staticmethod
     def _insert_principal(conn: psycopg.Connection[Any], p: StoredPrincipal) -> None:
         row = conn.execute(
             "INSERT INTO principals (id, display, role, prefix_key, secret_hash, created_at) "
             "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING 1",
-            (identity_key(p.principal.id), p.principal.id, p.principal.role.value,
-             p.principal.prefix_key, p.secret_hash, p.created_at)).fetchone()
+            (identity_key(p.principal.id), p.principal.id, "principal", "",
+             p.secret_hash, p.created_at)).fetchone()
         if row is None:
             raise AlreadyExists(f"principal {p.principal.id} already exists")
 

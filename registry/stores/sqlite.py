@@ -35,7 +35,7 @@ from importlib import resources
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
-from registry.access.principals import Principal, Role, StoredPrincipal, identity_key
+from registry.access.principals import Principal, StoredPrincipal, identity_key
 from registry.errors import AlreadyExists, IdnodeError, InvalidArgument, Unavailable
 from registry.identifier import Handle, Prefix
 from registry.record import (
@@ -576,7 +576,7 @@ class SQLiteStore:
             "WHERE id = ?", (identity_key,)).fetchone()
         if row is None:
             return None
-        return StoredPrincipal(Principal(row[0], Role(row[1]), row[2]), row[3], row[4])
+        return StoredPrincipal(Principal.of(row[0]), row[3], row[4])
 
     @staticmethod
     def _insert_principal(conn: sqlite3.Connection, p: StoredPrincipal) -> None:
@@ -584,8 +584,8 @@ class SQLiteStore:
             conn.execute(
                 "INSERT INTO principals (id, display, role, prefix_key, secret_hash, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (identity_key(p.principal.id), p.principal.id, p.principal.role.value,
-                 p.principal.prefix_key, p.secret_hash, p.created_at))
+                (identity_key(p.principal.id), p.principal.id, "principal", "",
+                 p.secret_hash, p.created_at))
         except sqlite3.IntegrityError as exc:
             if _is_duplicate(exc):
                 raise AlreadyExists(f"principal {p.principal.id} already exists") from None

@@ -20,7 +20,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from registry.access.principals import Principal, Role, StoredPrincipal
+from registry.access.principals import Principal, StoredPrincipal
 from registry.errors import AlreadyExists, IdnodeError, InvalidArgument, Unavailable
 from registry.identifier import Handle
 from registry.record import Operation, Precondition, Write
@@ -220,7 +220,7 @@ def test_terminated_connections_are_replaced_by_the_pool(store: PostgresStore,
 
 
 def test_a_duplicate_principal_is_already_exists(store: PostgresStore) -> None:
-    owner = StoredPrincipal(Principal("300:88.118.8/ADMIN", Role.PREFIX_OWNER, "88.118.8"),
+    owner = StoredPrincipal(Principal.of("300:88.118.8/ADMIN"),
                             "h", NOW)
     store.add_principal(owner)
     with pytest.raises(AlreadyExists) as caught:

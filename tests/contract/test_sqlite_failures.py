@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from registry.access.principals import Principal, Role, StoredPrincipal
+from registry.access.principals import Principal, StoredPrincipal
 from registry.errors import AlreadyExists, IdnodeError, Unavailable
 from registry.identifier import Handle
 from registry.record import Operation, Precondition, Write
@@ -69,7 +69,7 @@ def test_a_write_while_another_connection_holds_the_lock_is_unavailable(
         assert_plain(caught.value, path, "locked by another writer")
         with pytest.raises(Unavailable):
             store.add_principal(StoredPrincipal(
-                Principal("300:88.118.8/ADMIN", Role.PREFIX_OWNER, "88.118.8"), "h", NOW))
+                Principal.of("300:88.118.8/ADMIN"), "h", NOW))
         with pytest.raises(Unavailable), store.unit_of_work() as unit:
             unit.apply(register("88.118.8/BLOCKED"), NOW)
         # WAL: readers never wait for the writer, so reads go on while the lock is held.
@@ -132,7 +132,7 @@ def test_a_full_disk_is_unavailable_and_rolls_back(store: SQLiteStore, path: Pat
 
 
 def test_a_duplicate_principal_is_already_exists(store: SQLiteStore, path: Path) -> None:
-    owner = StoredPrincipal(Principal("300:88.118.8/ADMIN", Role.PREFIX_OWNER, "88.118.8"),
+    owner = StoredPrincipal(Principal.of("300:88.118.8/ADMIN"),
                             "h", NOW)
     store.add_principal(owner)
     with pytest.raises(AlreadyExists) as caught:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from registry.access.principals import Principal, Role, StoredPrincipal
+from registry.access.principals import Principal, StoredPrincipal
 from registry.errors import (
     AlreadyExists,
     InvalidArgument,
@@ -161,7 +161,7 @@ def test_list_keys_pages_in_key_order_within_one_prefix(store: Store) -> None:
 
 
 def test_principals_and_prefix_allocation_are_atomic(store: Store) -> None:
-    owner = StoredPrincipal(Principal("300:88.118.8/ADMIN", Role.PREFIX_OWNER, "88.118.8"),
+    owner = StoredPrincipal(Principal.of("300:88.118.8/ADMIN"),
                             "scrypt$hash", NOW)
     admin_write = register("88.118.8/ADMIN")
     store.allocate_prefix(Prefix.parse("88.118.8"), owner, admin_write, NOW)
@@ -172,7 +172,7 @@ def test_principals_and_prefix_allocation_are_atomic(store: Store) -> None:
         store.allocate_prefix(Prefix.parse("88.118.8"), owner, admin_write, NOW)
     # A prefix whose ADMIN identifier already exists is refused as a whole.
     store.apply(register("88.118.9/ADMIN"), NOW)
-    owner9 = StoredPrincipal(Principal("300:88.118.9/ADMIN", Role.PREFIX_OWNER, "88.118.9"),
+    owner9 = StoredPrincipal(Principal.of("300:88.118.9/ADMIN"),
                              "h", NOW)
     with pytest.raises(AlreadyExists):
         store.allocate_prefix(Prefix.parse("88.118.9"), owner9, register("88.118.9/ADMIN"), NOW)
@@ -231,7 +231,7 @@ def test_sqlite_keeps_everything_across_reopen_and_records_its_schema(tmp_path: 
 
 
 def owner_of(prefix: str) -> StoredPrincipal:
-    return StoredPrincipal(Principal(f"300:{prefix}/ADMIN", Role.PREFIX_OWNER, prefix), "h", NOW)
+    return StoredPrincipal(Principal.of(f"300:{prefix}/ADMIN"), "h", NOW)
 
 
 # --- identity ------------------------------------------------------------------------------

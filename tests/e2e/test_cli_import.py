@@ -241,7 +241,7 @@ def test_dry_run_validates_everything_and_writes_nothing(node: Node, tmp_path: P
     assert code == 1, out
     assert "dry run (nothing written)" in out and "valid 1" in out and "rejected 1" in out
     [reject] = rejects(tmp_path / "d.csv.rejects.csv")
-    assert reject["column"] == "HS_SECKEY" and "not accepted" in reject["reason"]
+    assert reject["column"] == "HS_SECKEY" and "at least 12 characters" in reject["reason"]
     assert store(node) == {} and not (tmp_path / "d.csv.idnode-checkpoint.json").exists()
 
 

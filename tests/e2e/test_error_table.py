@@ -82,7 +82,7 @@ def test_owner_without_rights_is_permission_denied(client: Client) -> None:
     owner = basic(alloc.owner, alloc.owner_secret)
     client.register("88.118.20/MINE", ("URL", "x"), metadata=owner)
     code, details = code_of(client.register, "88.118.21/THEIRS", ("URL", "x"), metadata=owner)
-    assert code == grpc.StatusCode.PERMISSION_DENIED and "no rights" in details
+    assert code == grpc.StatusCode.PERMISSION_DENIED and "no write rights" in details
     code, _ = code_of(client.registry.AllocatePrefix,
                       registry_pb2.AllocatePrefixRequest(prefix="88.118.20"), metadata=ADMIN)
     assert code == grpc.StatusCode.ALREADY_EXISTS

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from idnode.v1 import resolver_pb2
-from registry.access.principals import Principal, Role
+from registry.access.principals import Principal
 from registry.values import Value
 from tests.conftest import Client, NodeFactory
 from tests.servers import wait_until
 
-NODE_ADMIN = Principal("300:88.118/ADMIN", Role.NODE_ADMIN, "88.118")
+NODE_ADMIN = Principal.of("300:88.118/ADMIN")
 
 
 def test_cache_and_store_gauges_follow_state_including_other_processes_writes(

@@ -127,18 +127,18 @@ def test_put_takes_every_data_format_and_bare_strings(api: Http) -> None:
               {"index": 3, "type": "HS_PUBKEY", "data": {"format": "base64", "value": "AAEC"}},
               {"index": 4, "type": "BLOB", "data": {"format": "hex", "value": "0a0b"}, "ttl": "60"},
               {"index": 100, "type": "HS_ADMIN", "data": {"format": "admin", "value": {
-                  "handle": "88.118.8/ADMIN", "index": "300", "permissions": "011111110011"}}},
+                  "handle": "88.118.8/FORMATS", "index": "3", "permissions": "011111110011"}}},
               {"index": 200, "type": "HS_VLIST", "data": {"format": "vlist", "value": [
-                  {"handle": "88.118.8/ADMIN", "index": 300}]}}]
+                  {"handle": "88.118.8/FORMATS", "index": 3}]}}]
     assert api.put("88.118.8/FORMATS", values)[0] == 201
     got = {v["index"]: v for v in api.get("88.118.8/FORMATS")[1]["values"]}
     assert got[2]["data"] == {"format": "string", "value": "plain string"}
     assert got[3]["data"] == {"format": "base64", "value": "AAEC"}
     assert got[4]["data"] == {"format": "base64", "value": "Cgs="} and got[4]["ttl"] == 60
-    assert got[100]["data"]["value"] == {"handle": "88.118.8/ADMIN", "index": 300,
+    assert got[100]["data"]["value"] == {"handle": "88.118.8/FORMATS", "index": 3,
                                          "permissions": "011111110011"}
     assert got[200]["data"] == {"format": "vlist",
-                                "value": [{"handle": "88.118.8/ADMIN", "index": 300}]}
+                                "value": [{"handle": "88.118.8/FORMATS", "index": 3}]}
 
 
 def test_put_overwrite_false_refuses_an_existing_identifier(api: Http) -> None:

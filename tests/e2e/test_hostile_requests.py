@@ -12,7 +12,7 @@ import pytest
 from idnode.v1 import record_pb2, registry_pb2, resolver_pb2, sync_pb2
 from node.app import Node
 from node.rpc.server import REFERRAL_METADATA
-from tests.conftest import ADMIN, Client
+from tests.conftest import ADMIN, Client, basic
 
 
 def _raw_stream_call(channel: grpc.Channel, method: str,
@@ -98,11 +98,27 @@ def test_an_etag_spelled_differently_is_not_the_same_etag(client: Client) -> Non
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
-def test_lower_case_hs_seckey_is_refused_like_upper_case(client: Client) -> None:
+def test_lower_case_hs_seckey_is_sealed_like_upper_case(client: Client) -> None:
+    client.register("88.118.8/SK", ("URL", "https://x"), ("hs_seckey", "a-secret-value"))
+    answer = client.resolver.Resolve(resolver_pb2.ResolveRequest(handle="88.118.8/SK"),
+                                     metadata=ADMIN, timeout=5)
+    values = record_pb2.Record.FromString(answer.record.payload).values
+    assert [v.type for v in values] == ["URL"]  # not even the node admin reads it
+    assert b"a-secret-value" not in answer.SerializeToString()
+    # ... and it proves the identity 2:88.118.8/SK (anyone may resolve public values)
+    client.resolver.Resolve(resolver_pb2.ResolveRequest(handle="88.118.8/SK"),
+                            metadata=basic("2:88.118.8/SK", "a-secret-value"), timeout=5)
     with pytest.raises(grpc.RpcError) as err:
-        client.register("88.118.8/SK", ("hs_seckey", "a-secret-value"))
+        client.resolver.Resolve(resolver_pb2.ResolveRequest(handle="88.118.8/SK"),
+                                metadata=basic("2:88.118.8/SK", "not-the-secret"), timeout=5)
+    assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_a_short_secret_is_refused_naming_the_rule(client: Client) -> None:
+    with pytest.raises(grpc.RpcError) as err:
+        client.register("88.118.8/SK2", ("HS_SECKEY", "short"))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "not accepted" in (err.value.details() or "")
+    assert "at least 12 characters" in (err.value.details() or "")
 
 
 def test_a_page_token_outside_the_alphabet_is_malformed(client: Client) -> None:

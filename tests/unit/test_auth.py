@@ -13,7 +13,6 @@ from node.security.auth import BUSY_MESSAGE, Authenticator, parse_basic
 from registry.access.principals import (
     DUMMY_SECRET_HASH,
     Principal,
-    Role,
     StoredPrincipal,
     hash_secret,
     identity_key,
@@ -35,7 +34,7 @@ class Fake:
 
     def __init__(self, *identities: str) -> None:
         self.principals = {
-            identity_key(i): StoredPrincipal(Principal(i, Role.NODE_ADMIN, "88.118"),
+            identity_key(i): StoredPrincipal(Principal.of(i),
                                              f"plain${SECRET}", 0)
             for i in identities}
         self.verified: list[str] = []  # the stored hash each verification ran against
@@ -78,7 +77,7 @@ def test_bearer_tokens_are_not_enabled_yet() -> None:
 
 def test_real_scrypt_login_against_a_store_is_remembered() -> None:
     store = MemoryStore()
-    store.add_principal(StoredPrincipal(Principal(ADMIN_ID, Role.NODE_ADMIN, "88.118"),
+    store.add_principal(StoredPrincipal(Principal.of(ADMIN_ID),
                                         hash_secret(SECRET), 0))
     calls = 0
 
@@ -92,7 +91,7 @@ def test_real_scrypt_login_against_a_store_is_remembered() -> None:
     good = basic("300%3A88.118%2FADMIN", SECRET)
     bad = basic("300%3A88.118%2FADMIN", "wrong-secret-here")
     principal = auth.principal(good)
-    assert principal is not None and principal.role is Role.NODE_ADMIN
+    assert principal is not None and principal.key == "300:88.118/admin"
     assert auth.principal(good) == principal
     assert calls == 1
     for _ in range(3):
@@ -247,7 +246,7 @@ def test_store_errors_are_not_reported_or_remembered_as_bad_credentials() -> Non
     def lookup(key: str) -> StoredPrincipal | None:
         if down:
             raise Unavailable("the store is down")
-        return StoredPrincipal(Principal(ADMIN_ID, Role.NODE_ADMIN, "88.118"),
+        return StoredPrincipal(Principal.of(ADMIN_ID),
                                f"plain${SECRET}", 0)
 
     auth = Authenticator(lookup, verify=lambda s, h: h == f"plain${s}")
@@ -257,8 +256,19 @@ def test_store_errors_are_not_reported_or_remembered_as_bad_credentials() -> Non
     assert auth.principal(basic(ADMIN_ID, SECRET)) is not None
 
 
-def test_forget_is_gone() -> None:
-    assert not hasattr(Authenticator, "forget")
+def test_a_write_to_the_identity_record_forgets_its_remembered_credentials() -> None:
+    fake = Fake(ADMIN_ID)
+    auth = fake.auth()
+    header = basic(ADMIN_ID, SECRET)
+    auth.principal(header)
+    auth.principal(header)
+    runs = auth.checks_run
+    auth.forget(["88.118.9/other"])
+    auth.principal(header)
+    assert auth.checks_run == runs  # another identifier: still remembered
+    auth.forget(["88.118/admin"])
+    auth.principal(header)
+    assert auth.checks_run == runs + 1  # checked anew against the record
 
 
 def test_checks_after_close_are_unavailable() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from registry.access.principals import Principal, Role, identity_key, verify_secret
+from registry.access.principals import Principal, Scope, identity_key, verify_secret
 from registry.errors import (
     AlreadyExists,
     InvalidArgument,
@@ -18,8 +18,8 @@ from registry.registrar import BulkRow, Registrar
 from registry.stores.memory import MemoryStore
 from registry.values import Value
 
-ADMIN = Principal("300:88.118/ADMIN", Role.NODE_ADMIN, "88.118")
-OWNER_8 = Principal("300:88.118.8/ADMIN", Role.PREFIX_OWNER, "88.118.8")
+ADMIN = Principal.of("300:88.118/ADMIN")
+OWNER_8 = Principal.of("300:88.118.8/ADMIN")
 
 
 class Clock:
@@ -57,6 +57,7 @@ def test_anonymous_writes_are_unauthenticated(reg: Registrar) -> None:
 
 
 def test_prefix_owner_writes_only_under_its_prefix(reg: Registrar) -> None:
+    reg.allocate_prefix(ADMIN, "88.118.8")
     reg.register(OWNER_8, "88.118.8/A", [url()])
     with pytest.raises(PermissionDenied):  # a derived prefix is someone else's to allocate
         reg.register(OWNER_8, "88.118.8.1/A", [url()])
@@ -150,11 +151,19 @@ def test_allocate_prefix_creates_owner_and_admin_record(reg: Registrar) -> None:
     allocation = reg.allocate_prefix(ADMIN, "88.118.8")
     assert allocation.owner == "300:88.118.8/ADMIN"
     assert len(allocation.generated_secret) >= 16
-    stored = reg.store.get_principal(identity_key("300:88.118.8/ADMIN"))
+    stored = reg.credential(identity_key("300:88.118.8/ADMIN"))
     assert stored is not None and verify_secret(allocation.generated_secret, stored.secret_hash)
     owner = stored.principal
-    assert owner.role is Role.PREFIX_OWNER and owner.prefix_key == "88.118.8"
-    assert reg.store.get("88.118.8/admin") is not None
+    assert owner.key == "300:88.118.8/admin" and owner.scope is Scope.FULL
+    admin_record = reg.store.get("88.118.8/admin")
+    assert admin_record is not None
+    assert [(v.index, v.type) for v in admin_record.values] == [(100, "HS_ADMIN"),
+                                                                  (300, "HS_SECKEY")]
+    prefix_handle = reg.store.get("0.na/88.118.8")
+    assert prefix_handle is not None
+    assert [(v.index, v.type) for v in prefix_handle.values] == [(100, "HS_ADMIN"),
+                                                                   (200, "HS_VLIST")]
+    assert {r.key for r in allocation.results} == {"88.118.8/admin", "0.na/88.118.8"}
     with pytest.raises(AlreadyExists):
         reg.allocate_prefix(ADMIN, "88.118.8", "another-long-secret")
     with pytest.raises(PermissionDenied):
@@ -166,8 +175,8 @@ def test_allocate_prefix_creates_owner_and_admin_record(reg: Registrar) -> None:
 def test_the_node_admin_is_created_once_with_a_hashed_secret(reg: Registrar) -> None:
     assert reg.ensure_node_admin("a-long-enough-secret")
     assert not reg.ensure_node_admin("another-long-secret")
-    stored = reg.store.get_principal(identity_key("300:88.118/admin"))
-    assert stored is not None and stored.principal.role is Role.NODE_ADMIN
+    stored = reg.credential(identity_key("300:88.118/admin"))
+    assert stored is not None and stored.principal.key == "300:88.118/admin"
     assert "a-long-enough-secret" not in stored.secret_hash
     assert verify_secret("a-long-enough-secret", stored.secret_hash)
     assert not verify_secret("another-long-secret", stored.secret_hash)

@@ -19,14 +19,14 @@ from node.service.coherence import Coherence
 from node.service.resolve import Resolver
 from node.service.views import ViewSigner
 from node.verify import verify
-from registry.access.principals import Principal, Role
+from registry.access.principals import Principal
 from registry.errors import NotFound, ValuesNotFound
 from registry.identifier import Prefix
 from registry.registrar import Registrar
 from registry.stores.memory import MemoryStore
 from registry.values import Permissions, Value
 
-ADMIN = Principal("300:88.118/ADMIN", Role.NODE_ADMIN, "88.118")
+ADMIN = Principal.of("300:88.118/ADMIN")
 
 
 class CountingStore(MemoryStore):
@@ -125,7 +125,7 @@ def test_private_values_and_filters_are_separate_views() -> None:
     assert [v.index for v in record_of(only).values] == [2]
     with pytest.raises(ValuesNotFound):
         resolver.resolve("88.118.8/P", types=["nothing"])
-    outsider = Principal("300:88.118.9/ADMIN", Role.PREFIX_OWNER, "88.118.9")
+    outsider = Principal.of("300:88.118.9/ADMIN")
     assert [v.index for v in record_of(resolver.resolve("88.118.8/P",
                                                         principal=outsider)).values] == [1]
 
