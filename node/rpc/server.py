@@ -20,9 +20,10 @@ from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from idnode.v1 import record_pb2, registry_pb2, resolver_pb2, sync_pb2
+from idnode.v1 import admin_pb2, record_pb2, registry_pb2, resolver_pb2, sync_pb2
 from node.errors import Unimplemented, mapping_for, public_message
 from node.observe.metrics import Metrics
+from node.rpc.admin import AdminServicer
 from node.rpc.servicers import (
     Malformed,
     RegistryServicer,
@@ -35,7 +36,7 @@ from registry.errors import IdnodeError, NotFound
 
 log = logging.getLogger("idnode.grpc")
 
-SERVICES = ("idnode.v1.Resolver", "idnode.v1.Registry", "idnode.v1.Sync")
+SERVICES = ("idnode.v1.Resolver", "idnode.v1.Registry", "idnode.v1.Sync", "idnode.v1.Admin")
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 REFERRAL_METADATA = "idnode-referral-bin"
 # Unary write methods: a request refused before it reached the core (it did not parse)
@@ -55,6 +56,7 @@ class Services:
                                          access_log_sample_ratio=access_log_sample_ratio)
         self.registry = RegistryServicer(core)
         self.sync = SyncServicer(core)
+        self.admin = AdminServicer(core)
 
     def stop_followers(self) -> None:
         self.core.follow.stop()
@@ -197,8 +199,22 @@ def handlers(services: Services) -> dict[str, dict[str, grpc.RpcMethodHandler[An
             response_serializer=_serialize),
         "GetStats": unary("GetStats", s.get_stats, sync_pb2.GetStatsRequest),
     }
+    a = services.admin
+    admin = {
+        "CreateToken": unary("CreateToken", a.create_token, admin_pb2.CreateTokenRequest),
+        "ListTokens": unary("ListTokens", a.list_tokens, admin_pb2.ListTokensRequest),
+        "RevokeToken": unary("RevokeToken", a.revoke_token, admin_pb2.RevokeTokenRequest),
+        "ApplyPrefix": unary("ApplyPrefix", a.apply_prefix, admin_pb2.ApplyPrefixRequest),
+        "ListApplications": unary("ListApplications", a.list_applications,
+                                  admin_pb2.ListApplicationsRequest),
+        "ApproveApplication": unary("ApproveApplication", a.approve_application,
+                                    admin_pb2.ApproveApplicationRequest),
+        "RejectApplication": unary("RejectApplication", a.reject_application,
+                                   admin_pb2.RejectApplicationRequest),
+        "QueryAudit": unary("QueryAudit", a.query_audit, admin_pb2.QueryAuditRequest),
+    }
     return {"idnode.v1.Resolver": resolver, "idnode.v1.Registry": registry,
-            "idnode.v1.Sync": sync}
+            "idnode.v1.Sync": sync, "idnode.v1.Admin": admin}
 
 
 def build_server(services: Services, *, threads: int, max_concurrent_rpcs: int | None = None,

@@ -29,7 +29,8 @@ from tests.servers import free_port, http_get, wait_port, wait_until
 
 def test_health_is_serving_for_every_service(node: Node, client: Client) -> None:
     stub = health_pb2_grpc.HealthStub(client.channel)
-    for service in ["", "idnode.v1.Resolver", "idnode.v1.Registry", "idnode.v1.Sync"]:
+    for service in ["", "idnode.v1.Resolver", "idnode.v1.Registry", "idnode.v1.Sync",
+                    "idnode.v1.Admin"]:
         status = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5).status
         assert status == health_pb2.HealthCheckResponse.SERVING
 
