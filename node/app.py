@@ -38,6 +38,7 @@ from node.service.coherence import Coherence
 from node.service.core import Core
 from node.service.follow import Follow
 from node.service.resolve import Resolver
+from node.service.tokens import Tokens
 from node.service.views import ViewSigner
 from node.service.writes import Writes
 from node.settings import Settings
@@ -231,7 +232,8 @@ def assemble_core(settings: Settings, store: Store, beacon: Beacon, keys: KeyRin
                          queue=settings.auth_queue,
                          max_failures=settings.auth_max_failures,
                          failure_window_seconds=settings.auth_failure_window_seconds,
-                         backoff_seconds=settings.auth_backoff_seconds)
+                         backoff_seconds=settings.auth_backoff_seconds,
+                         tokens=store.get_token)
     coherence = Coherence(store, l1, beacon, metrics, l2, derived=(registrar.rights, auth))
     views = ViewSigner(keys, metrics, node_id=settings.node_id,
                        signature_validity_seconds=settings.signature_validity_seconds,
@@ -242,6 +244,7 @@ def assemble_core(settings: Settings, store: Store, beacon: Beacon, keys: KeyRin
     writes = Writes(registrar, coherence, auth, metrics)
     follow = Follow(store, registrar.policy, auth, metrics)
     core = Core(registrar, resolver, writes, follow, auth, keys,
+                tokens=Tokens(store, registrar, auth),
                 max_batch_handles=settings.max_batch_handles)
     return core, coherence, auth
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from registry.access.principals import StoredPrincipal
+from registry.access.tokens import StoredToken
 from registry.errors import (
     AlreadyExists,
     IdnodeError,
@@ -159,6 +160,25 @@ class AccessStore(Protocol):
         ...
 
 
+class TokenStore(Protocol):
+    """Bearer tokens (their secrets' hashes, never the secrets)."""
+
+    def add_token(self, token: StoredToken) -> None:
+        """Store a new token; AlreadyExists when its id is taken."""
+        ...
+
+    def get_token(self, token_id: str) -> StoredToken | None:
+        ...
+
+    def list_tokens(self, principal_key: str) -> list[StoredToken]:
+        """The tokens acting for ``principal_key``, oldest first, revoked ones included."""
+        ...
+
+    def revoke_token(self, token_id: str, now: int) -> StoredToken | None:
+        """Mark the token revoked at ``now`` (kept if it already was); None if unknown."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """Writes that commit together or not at all (see :meth:`Store.unit_of_work`).
 
@@ -180,7 +200,7 @@ class UnitOfWork(Protocol):
         ...
 
 
-class Store(RecordStore, ChangeLog, AccessStore, Protocol):
+class Store(RecordStore, ChangeLog, AccessStore, TokenStore, Protocol):
     """Durable state of the node: the union of the concerns above.
 
     Every method is safe to call from several threads. After :meth:`close`, every method

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import grpc
 import typer
 
-from node.cli import bulk
+from node.cli import bulk, tokens
 from node.cli.options import Identity, Secret, Target
 from node.settings import Settings, SettingsError, load
 
@@ -27,6 +27,7 @@ app = typer.Typer(add_completion=True, no_args_is_help=True,
                        "resolution system (Handle-compatible).")
 keys_app = typer.Typer(no_args_is_help=True, help="Signing keys in the key directory.")
 app.add_typer(keys_app, name="keys")
+app.add_typer(tokens.app, name="token")
 
 
 

@@ -7,10 +7,25 @@ Like every servicer it only translates wire ⇄ core; the decisions live in
 from __future__ import annotations
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from idnode.v1 import admin_pb2
 from node.errors import Unimplemented
+from node.rpc.servicers import caller_of
 from node.service.core import Core
+from registry.access.tokens import StoredToken
+
+
+def token_to_wire(token: StoredToken) -> admin_pb2.Token:
+    out = admin_pb2.Token(token_id=token.token_id, principal=token.principal,
+                          scope=token.scope.value, prefix=token.prefix_text,
+                          created_at=Timestamp(seconds=token.created_at),
+                          description=token.description)
+    if token.expires_at is not None:
+        out.expires_at.seconds = token.expires_at
+    if token.revoked_at is not None:
+        out.revoked_at.seconds = token.revoked_at
+    return out
 
 
 class AdminServicer:
@@ -23,15 +38,21 @@ class AdminServicer:
 
     def create_token(self, request: admin_pb2.CreateTokenRequest,
                      context: grpc.ServicerContext) -> admin_pb2.CreateTokenResponse:
-        raise Unimplemented("CreateToken is not implemented by this node yet")
+        expires = request.expires_at.seconds if request.HasField("expires_at") else None
+        token, text = self.core.tokens.create(
+            caller_of(context), request.principal, request.scope, request.prefix, expires,
+            request.description)
+        return admin_pb2.CreateTokenResponse(token=token_to_wire(token), secret=text)
 
     def list_tokens(self, request: admin_pb2.ListTokensRequest,
                     context: grpc.ServicerContext) -> admin_pb2.ListTokensResponse:
-        raise Unimplemented("ListTokens is not implemented by this node yet")
+        tokens = self.core.tokens.list(caller_of(context), request.principal)
+        return admin_pb2.ListTokensResponse(tokens=[token_to_wire(t) for t in tokens])
 
     def revoke_token(self, request: admin_pb2.RevokeTokenRequest,
                      context: grpc.ServicerContext) -> admin_pb2.RevokeTokenResponse:
-        raise Unimplemented("RevokeToken is not implemented by this node yet")
+        token = self.core.tokens.revoke(caller_of(context), request.token_id)
+        return admin_pb2.RevokeTokenResponse(token=token_to_wire(token))
 
     # --- prefix applications -----------------------------------------------------------
 

@@ -16,6 +16,7 @@ from node.security.signing import KeyRing, PublishedKey
 from node.service.caller import Caller
 from node.service.follow import Follow
 from node.service.resolve import Resolver
+from node.service.tokens import Tokens
 from node.service.writes import Authenticate, Writes
 from registry.errors import IdnodeError, InvalidArgument
 from registry.registrar import Registrar
@@ -35,11 +36,12 @@ class Core:
 
     def __init__(self, registrar: Registrar, resolver: Resolver, writes: Writes,
                  follow: Follow, auth: Authenticate, keys: KeyRing, *,
-                 max_batch_handles: int = 100) -> None:
+                 tokens: Tokens, max_batch_handles: int = 100) -> None:
         self.registrar = registrar
         self.resolver = resolver
         self.writes = writes
         self.follow = follow
+        self.tokens = tokens
         self.auth = auth
         self.keys = keys
         self.max_batch_handles = max_batch_handles

@@ -10,12 +10,14 @@ see its records appear one by one, but its change-log entries appear in one step
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from registry.access.principals import StoredPrincipal, identity_key
+from registry.access.tokens import StoredToken
 from registry.errors import AlreadyExists, IdnodeError, Unavailable
 from registry.identifier import Prefix
 from registry.record import Change, Record, Write, WriteResult, etag_of
@@ -99,6 +101,7 @@ class MemoryStore:
         self._requests: dict[tuple[str, str], tuple[str, WriteResult, int]] = {}
         self._principals: dict[str, StoredPrincipal] = {}
         self._prefixes: dict[str, str] = {}  # prefix key -> owner id
+        self._tokens: dict[str, StoredToken] = {}
         self._seq = 0
         self._id = uuid.uuid4().hex
         self._unit_owner: int | None = None  # thread holding an open unit of work
@@ -212,6 +215,33 @@ class MemoryStore:
             unit.add_prefix(prefix, owner.principal.id, now)
             unit.add_principal(owner)
             return unit.apply(admin_record, now)
+
+    # --- tokens --------------------------------------------------------------------------
+
+    def add_token(self, token: StoredToken) -> None:
+        with self._lock:
+            self._check_open()
+            if token.token_id in self._tokens:
+                raise AlreadyExists(f"token {token.token_id} already exists")
+            self._tokens[token.token_id] = token
+
+    def get_token(self, token_id: str) -> StoredToken | None:
+        self._check_open()
+        return self._tokens.get(token_id)
+
+    def list_tokens(self, principal_key: str) -> list[StoredToken]:
+        with self._lock:
+            self._check_open()
+            return sorted((t for t in self._tokens.values() if t.principal_key == principal_key),
+                          key=lambda t: (t.created_at, t.token_id))
+
+    def revoke_token(self, token_id: str, now: int) -> StoredToken | None:
+        with self._lock:
+            self._check_open()
+            token = self._tokens.get(token_id)
+            if token is not None and token.revoked_at is None:
+                token = self._tokens[token_id] = dataclasses.replace(token, revoked_at=now)
+            return token
 
     def has_prefix(self, prefix_key: str) -> bool:
         self._check_open()

@@ -61,6 +61,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout, TooManyRequests
 
 from registry.access.principals import Principal, StoredPrincipal, identity_key
+from registry.access.tokens import StoredToken
 from registry.errors import AlreadyExists, IdnodeError, InvalidArgument, Unavailable
 from registry.identifier import Handle, Prefix
 from registry.record import (
@@ -80,6 +81,7 @@ from registry.store import (
     check_precondition,
     replay_or_conflict,
 )
+from registry.stores import token_rows
 from registry.stores.value_codec import decode_value, encode_value
 from registry.values import Permissions, Value
 
@@ -708,6 +710,31 @@ class PostgresStore:
             unit.add_prefix(prefix, owner.principal.id, now)
             unit.add_principal(owner)
             return unit.apply(admin_record, now)
+
+    # --- tokens --------------------------------------------------------------------------
+
+    def add_token(self, token: StoredToken) -> None:
+        with self._write_tx() as tx:
+            row = tx.conn.execute(
+                token_rows.POSTGRES["insert"], token_rows.to_row(token)).fetchone()
+            if row is None:
+                raise AlreadyExists(f"token {token.token_id} already exists")
+
+    def get_token(self, token_id: str) -> StoredToken | None:
+        rows = self._rows(token_rows.POSTGRES["by_id"],
+                          (token_id,))
+        return token_rows.from_row(rows[0]) if rows else None
+
+    def list_tokens(self, principal_key: str) -> list[StoredToken]:
+        rows = self._rows(token_rows.POSTGRES["by_principal"], (principal_key,))
+        return [token_rows.from_row(r) for r in rows]
+
+    def revoke_token(self, token_id: str, now: int) -> StoredToken | None:
+        with self._write_tx() as tx:
+            tx.conn.execute(token_rows.POSTGRES["revoke"], (now, token_id))
+            row = tx.conn.execute(token_rows.POSTGRES["by_id"],
+                                  (token_id,)).fetchone()
+        return token_rows.from_row(row) if row is not None else None
 
     def has_prefix(self, prefix_key: str) -> bool:
         return bool(self._rows("SELECT 1 FROM prefixes WHERE key = %s", (prefix_key,)))

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 from registry.access.principals import Principal, StoredPrincipal, identity_key
+from registry.access.tokens import StoredToken
 from registry.errors import AlreadyExists, IdnodeError, InvalidArgument, Unavailable
 from registry.identifier import Handle, Prefix
 from registry.record import (
@@ -55,6 +56,7 @@ from registry.store import (
     check_precondition,
     replay_or_conflict,
 )
+from registry.stores import token_rows
 from registry.stores.value_codec import decode_value, encode_value
 from registry.values import Permissions, Value
 
@@ -601,6 +603,36 @@ class SQLiteStore:
             unit.add_prefix(prefix, owner.principal.id, now)
             unit.add_principal(owner)
             return unit.apply(admin_record, now)
+
+    # --- tokens --------------------------------------------------------------------------
+
+    def add_token(self, token: StoredToken) -> None:
+        with self._tx() as conn:
+            try:
+                conn.execute(token_rows.SQLITE["insert"],
+                             token_rows.to_row(token))
+            except sqlite3.IntegrityError as exc:
+                if _is_duplicate(exc):
+                    raise AlreadyExists(f"token {token.token_id} already exists") from None
+                raise
+
+    def get_token(self, token_id: str) -> StoredToken | None:
+        row = self._reader().execute(token_rows.SQLITE["by_id"],
+                                     (token_id,)).fetchone()
+        return token_rows.from_row(row) if row is not None else None
+
+    def list_tokens(self, principal_key: str) -> list[StoredToken]:
+        rows = self._reader().execute(
+            token_rows.SQLITE["by_principal"], (principal_key,)).fetchall()
+        return [token_rows.from_row(r) for r in rows]
+
+    def revoke_token(self, token_id: str, now: int) -> StoredToken | None:
+        with self._tx() as conn:
+            conn.execute(token_rows.SQLITE["revoke"],
+                         (now, token_id))
+            row = conn.execute(token_rows.SQLITE["by_id"],
+                               (token_id,)).fetchone()
+        return token_rows.from_row(row) if row is not None else None
 
     def has_prefix(self, prefix_key: str) -> bool:
         row = self._reader().execute("SELECT 1 FROM prefixes WHERE key = ?",

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from registry.access.principals import Principal, StoredPrincipal
+from registry.access.principals import Principal, Scope, StoredPrincipal
+from registry.access.tokens import StoredToken
 from registry.errors import (
     AlreadyExists,
     InvalidArgument,
@@ -179,6 +180,34 @@ def test_principals_and_prefix_allocation_are_atomic(store: Store) -> None:
     assert not store.has_prefix("88.118.9")
     assert store.get_principal("300:88.118.9/admin") is None
     assert store.counts().prefixes == 1
+
+
+def token(token_id: str, principal: str = "300:88.118.8/ERP", **kw: object) -> StoredToken:
+    fields: dict[str, object] = dict(
+        secret_hash="ab" * 32, principal=principal, principal_key=principal.lower(),
+        scope=Scope.RESOLVE, prefix_key=None, prefix_text="", created_at=NOW,
+        expires_at=None, revoked_at=None, created_by="300:88.118/ADMIN", description="")
+    fields.update(kw)
+    return StoredToken(token_id, **fields)  # type: ignore[arg-type]
+
+
+def test_tokens_are_stored_listed_and_revoked_once(store: Store) -> None:
+    first = token("00000000000000a1", scope=Scope.WRITE, prefix_key="88.118.8",
+                  prefix_text="88.118.8", expires_at=NOW + 60, description="erp 中文")
+    store.add_token(first)
+    store.add_token(token("00000000000000a2", created_at=NOW + 1))
+    store.add_token(token("00000000000000b1", principal="300:88.118.9/ERP"))
+    with pytest.raises(AlreadyExists):
+        store.add_token(token("00000000000000a1"))
+    assert store.get_token("00000000000000a1") == first
+    assert store.get_token("ffffffffffffffff") is None
+    assert [t.token_id for t in store.list_tokens("300:88.118.8/erp")] == [
+        "00000000000000a1", "00000000000000a2"]
+    revoked = store.revoke_token("00000000000000a1", NOW + 5)
+    assert revoked is not None and revoked.revoked_at == NOW + 5
+    again = store.revoke_token("00000000000000a1", NOW + 9)
+    assert again is not None and again.revoked_at == NOW + 5  # the first revocation stays
+    assert store.revoke_token("ffffffffffffffff", NOW) is None
 
 
 def test_concurrent_writers_never_lose_an_update(store: Store) -> None:

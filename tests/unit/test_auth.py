@@ -70,7 +70,7 @@ def test_malformed_credentials_are_unauthenticated_without_hashing(header: str) 
     assert fake.verified == [] and auth.checks_run == 0
 
 
-def test_bearer_tokens_are_not_enabled_yet() -> None:
+def test_bearer_tokens_are_refused_without_a_token_store() -> None:
     with pytest.raises(Unauthenticated, match="bearer tokens are not enabled"):
         Fake().auth().principal("Bearer abc")
 
