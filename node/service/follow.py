@@ -47,7 +47,7 @@ class Follow:
         ends when ``active()`` turns false or the node stops (followers resume by
         sequence).
         """
-        principal = self.auth.principal(caller.authorization)
+        principal = self.auth.principal(caller.authorization, caller.certificate)
         prefix = Prefix.parse(prefix_text) if prefix_text else None
         target = Target.prefix(prefix) if prefix is not None else Target.node()
         self.policy.check(principal, Action.FOLLOW, target)
