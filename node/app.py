@@ -31,9 +31,11 @@ from node.handle.server import HandleServer  # Handle protocol door
 from node.handle.service import SITE_SERIAL, HandleService, site_record
 from node.observe.logs import configure, event
 from node.observe.metrics import Metrics
-from node.rpc.server import SERVICES, Services, build_server
+from node.rpc.server import SERVICES, Services, add_port, build_server
 from node.security.auth import Authenticator
+from node.security.certificates import CertificatePrincipals, Credentials
 from node.security.signing import KeyRing, SigningKeyError
+from node.security.tls import TlsError, TlsFiles
 from node.service.coherence import Coherence
 from node.service.core import Core
 from node.service.follow import Follow
@@ -48,6 +50,7 @@ from node.web.openapi import OpenApi
 from node.web.scan import ScanProxy
 from node.web.server import BindError, HttpServer
 from registry import stores
+from registry.access.principals import Principal
 from registry.errors import IdnodeError
 from registry.registrar import Registrar
 from registry.store import Store
@@ -78,6 +81,7 @@ class Node:
     metrics_http: HttpServer | None = None
     l2: RedisL2 | None = None
     handle: HandleServer | None = None  # the Handle protocol door (RFC 3652, TCP+UDP)
+    tls: TlsFiles | None = None  # the certificate pair of the gRPC and HTTP doors
     _stopped: bool = field(default=False, repr=False)
     _halt: threading.Event = field(default_factory=threading.Event, repr=False)
     _watchdog: threading.Thread | None = field(default=None, repr=False)
@@ -115,6 +119,8 @@ class Node:
                 part.start()
         if self.handle is not None:  # Handle protocol door
             self.handle.start()
+        if self.tls is not None:
+            self.tls.start()
         self._refresh_gauges()
         self._set_health(True)
         self._watchdog = threading.Thread(target=self._watch_store, name="store-watchdog",
@@ -173,6 +179,8 @@ class Node:
             return
         self._stopped = True
         self._halt.set()
+        if self.tls is not None:
+            self.tls.stop()
         self.health.enter_graceful_shutdown()
         self.services.stop_followers()
         grace = self.settings.shutdown_grace_seconds if grace_seconds is None else grace_seconds
@@ -241,12 +249,22 @@ def assemble_core(settings: Settings, store: Store, beacon: Beacon, keys: KeyRin
                        l1_max_ttl_seconds=settings.l1_max_ttl_seconds)
     resolver = Resolver(store, registrar, coherence, views, metrics,
                         negative_ttl_seconds=settings.negative_ttl_seconds)
-    writes = Writes(registrar, coherence, auth, metrics)
-    follow = Follow(store, registrar.policy, auth, metrics)
-    core = Core(registrar, resolver, writes, follow, auth, keys,
-                tokens=Tokens(store, registrar, auth),
+    certificates = None
+    if settings.tls_client_ca_file:
+        certificates = CertificatePrincipals(store.get, _certified_principal)
+    credentials = Credentials(auth, certificates)
+    writes = Writes(registrar, coherence, credentials, metrics)
+    follow = Follow(store, registrar.policy, credentials, metrics)
+    core = Core(registrar, resolver, writes, follow, credentials, keys,
+                tokens=Tokens(store, registrar, credentials),
                 max_batch_handles=settings.max_batch_handles)
     return core, coherence, auth
+
+
+def _certified_principal(identity: str) -> Principal | None:
+    """A certificate whose identity an HS_PUBKEY proved is that principal, with whatever
+    rights HS_ADMIN values give it (none is fine: then it may resolve, as anyone may)."""
+    return Principal.of(identity)
 
 
 def web_routes(core: Core, settings: Settings) -> Routes:
@@ -271,17 +289,19 @@ def build_http(node: Node, settings: Settings, exposed: CollectorRegistry) -> No
                 route, str(status))
         child.inc()
 
-    def http_server(listen: str, endpoints: Endpoints,
-                    routes: Routes | None = None) -> HttpServer:
+    def http_server(listen: str, endpoints: Endpoints, routes: Routes | None = None,
+                    tls: TlsFiles | None = None) -> HttpServer:
         return HttpServer(listen, build_app(endpoints, routes),
                           max_connections=settings.http_max_connections,
-                          idle_timeout_seconds=settings.http_idle_timeout_seconds)
+                          idle_timeout_seconds=settings.http_idle_timeout_seconds,
+                          tls=tls, client_auth=settings.http_tls_client_auth)
 
     try:
         if settings.http_listen:
+            # TLS on the HTTP door; the metrics port stays plaintext (see README).
             node.http = http_server(settings.http_listen,
                                     Endpoints(exposed, node.keys, node.ready, on_http),
-                                    web_routes(node.core, settings))
+                                    web_routes(node.core, settings), node.tls)
         if settings.metrics_listen:
             node.metrics_http = http_server(settings.metrics_listen, Endpoints(
                 exposed, None, node.ready, on_http, metrics_only=True))
@@ -298,6 +318,7 @@ def build(settings: Settings, *, reuse_port: bool = False,
     ``metrics_dir`` is set by the ``--workers`` supervisor: every worker then writes its
     metrics there and the HTTP side exposes the sum over all workers.
     """
+    tls = open_tls(settings)  # first: bad TLS files stop the start before anything opens
     with ExitStack() as cleanup:  # undone in reverse order if any step fails
         store, beacon = open_store(settings)
         cleanup.callback(beacon.close)
@@ -326,19 +347,24 @@ def build(settings: Settings, *, reuse_port: bool = False,
             if created:
                 coherence.invalidate_many([(r.key, r.sequence) for r in created])
                 event(log, "node admin created", principal=f"300:{settings.node_prefix}/ADMIN")
+        require_certificates = settings.grpc_tls_client_auth == "require"
         services = Services(core, metrics,
-                            access_log_sample_ratio=settings.access_log_sample_ratio)
+                            access_log_sample_ratio=settings.access_log_sample_ratio,
+                            client_certificates=require_certificates)
         server, health_servicer = build_server(services, threads=settings.grpc_threads,
                                                reuse_port=reuse_port)
         cleanup.callback(server.stop, 0)
         try:
-            port = server.add_insecure_port(settings.grpc_listen)
+            port = add_port(server, settings.grpc_listen, tls,
+                            require_client_certificate=require_certificates)
         except RuntimeError:
             port = 0
         if port == 0:
             raise StartupError(f"setting grpc_listen: cannot listen on {settings.grpc_listen}")
         node = Node(settings, store, keys, registrar, core.resolver, core, services, metrics,
-                    beacon, server, health_servicer, port, auth=auth, l2=l2)
+                    beacon, server, health_servicer, port, auth=auth, l2=l2, tls=tls)
+        if tls is not None:
+            cleanup.callback(tls.stop)
         # --- Handle protocol door (RFC 3652 on TCP and UDP) ---
         if settings.handle_listen:
             node.handle = build_handle(settings, core, metrics, reuse_port=reuse_port)
@@ -359,6 +385,24 @@ def build(settings: Settings, *, reuse_port: bool = False,
             l2.start(coherence.remote_invalidate, coherence.resync)
         cleanup.pop_all()
     return node
+
+
+def open_tls(settings: Settings) -> TlsFiles | None:
+    """The certificate pair of the gRPC and HTTP doors (None: plaintext), read and
+    checked now; an unusable file is a StartupError naming its setting."""
+    if not settings.tls_cert_file:
+        return None
+    try:
+        tls = TlsFiles(settings.tls_cert_file, settings.tls_key_file,
+                       client_ca_file=settings.tls_client_ca_file,
+                       reload_interval_seconds=settings.tls_reload_interval_seconds)
+    except TlsError as exc:
+        raise StartupError(str(exc)) from None
+    event(log, "TLS on gRPC and HTTP", serial=hex(tls.current.serial),
+          subject=tls.current.subject, not_after=tls.current.not_after,
+          grpc_client_auth=settings.grpc_tls_client_auth,
+          http_client_auth=settings.http_tls_client_auth)
+    return tls
 
 
 def build_handle(settings: Settings, core: Core, metrics: Metrics, *,
@@ -403,7 +447,8 @@ def serve(settings: Settings, *, reuse_port: bool = False, worker: int = 0,
     node.start()
     event(log, "serving", grpc=f"{settings.grpc_listen.rpartition(':')[0]}:{node.grpc_port}",
           http=node.http_port, metrics=node.metrics_port, node_prefix=settings.node_prefix,
-          key_id=node.keys.active.key_id, worker=worker, pid=os.getpid())
+          key_id=node.keys.active.key_id, tls=node.tls is not None, worker=worker,
+          pid=os.getpid())
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -85,6 +85,12 @@ class Settings:
     handle_threads: int = 4
     handle_max_pending_requests: int = 256
     handle_udp_max_answer_bytes: int = 4096
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_client_ca_file: str = ""
+    grpc_tls_client_auth: str = "none"
+    http_tls_client_auth: str = "none"
+    tls_reload_interval_seconds: float = 5.0
 
     @property
     def sqlite_path(self) -> str:
@@ -201,10 +207,12 @@ def _validate(s: Settings) -> Settings:
         ("handle_threads", 1 <= s.handle_threads <= 256),
         ("handle_max_pending_requests", 1 <= s.handle_max_pending_requests <= 100_000),
         ("handle_udp_max_answer_bytes", 512 <= s.handle_udp_max_answer_bytes <= 65_536),
+        ("tls_reload_interval_seconds", 0.1 <= s.tls_reload_interval_seconds <= 3600),
     ]
     for name, ok in checks:
         if not ok:
             raise SettingsError(f"setting {name}: {getattr(s, name)!r} is out of range")
+    _validate_tls(s)
     if s.admin_secret:
         try:
             check_new_secret(s.admin_secret)
@@ -212,6 +220,35 @@ def _validate(s: Settings) -> Settings:
             raise SettingsError(f"setting admin_secret: {exc.message}") from None
     node_id = s.node_id or f"idnode-{prefix.text}"
     return dataclasses.replace(s, node_prefix=prefix.text, node_id=node_id)
+
+
+def _validate_tls(s: Settings) -> None:
+    """The TLS settings agree with each other (the files themselves are read and checked
+    when the node is built: node.security.tls)."""
+    if s.tls_cert_file and not s.tls_key_file:
+        raise SettingsError("setting tls_key_file: required when tls_cert_file is set")
+    if s.tls_key_file and not s.tls_cert_file:
+        raise SettingsError("setting tls_cert_file: required when tls_key_file is set")
+    if s.grpc_tls_client_auth not in {"none", "require"}:
+        # grpcio's server credentials either do not ask for a client certificate or
+        # require one: there is no "optional" on the gRPC door.
+        raise SettingsError(f"setting grpc_tls_client_auth: {s.grpc_tls_client_auth!r} is "
+                            "not none or require")
+    if s.http_tls_client_auth not in {"none", "optional", "require"}:
+        raise SettingsError(f"setting http_tls_client_auth: {s.http_tls_client_auth!r} is "
+                            "not none, optional or require")
+    for name in ("grpc_tls_client_auth", "http_tls_client_auth"):
+        if getattr(s, name) != "none" and not s.tls_client_ca_file:
+            raise SettingsError(f"setting {name}: {getattr(s, name)} needs "
+                                "tls_client_ca_file (the CAs client certificates chain to)")
+    if s.tls_client_ca_file:
+        if not s.tls_cert_file:
+            raise SettingsError("setting tls_client_ca_file: needs tls_cert_file and "
+                                "tls_key_file (client certificates need TLS)")
+        if s.grpc_tls_client_auth == "none" and s.http_tls_client_auth == "none":
+            raise SettingsError("setting tls_client_ca_file: set, but neither "
+                                "grpc_tls_client_auth nor http_tls_client_auth asks for "
+                                "client certificates")
 
 
 def _warn_unknown(key: str) -> None:

@@ -41,10 +41,19 @@ def prepare_multiprocess_metrics(settings: Settings) -> None:
 
 def _prepare_shared_state(settings: Settings) -> None:
     """Migrate the store, create the first key and the admin once, before forking, so
-    workers never race to create them."""
-    from node.app import open_store
+    workers never race to create them; check the TLS files once, so a bad one stops the
+    start instead of a restart loop."""
+    from node.app import StartupError, open_store
     from node.security.signing import KeyRing
+    from node.security.tls import TlsError, TlsFiles
     from registry.registrar import Registrar
+
+    if settings.tls_cert_file:
+        try:
+            TlsFiles(settings.tls_cert_file, settings.tls_key_file,
+                     client_ca_file=settings.tls_client_ca_file)
+        except TlsError as exc:
+            raise StartupError(str(exc)) from None
 
     store, beacon = open_store(settings)
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import ssl
 import time
 import urllib.error
 import urllib.parse
@@ -93,12 +94,13 @@ def _local_host(host: str) -> str:
 
 
 def health_target(settings: Settings) -> tuple[str, str]:
-    """What ``idnode health`` probes: ("http", readyz URL) when HTTP is on, else
-    ("grpc", host:port) for the gRPC health service."""
+    """What ``idnode health`` probes: ("http", readyz URL) when HTTP is on (https:// with
+    TLS), else ("grpc", host:port) for the gRPC health service."""
     if settings.http_listen:
         host, _, port = settings.http_listen.rpartition(":")
         host = _local_host(host)
-        return "http", f"http://{f'[{host}]' if ':' in host else host}:{port}/readyz"
+        scheme = "https" if settings.tls_cert_file else "http"
+        return "http", f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}/readyz"
     host, _, port = settings.grpc_listen.rpartition(":")
     host = _local_host(host)
     return "grpc", f"{f'[{host}]' if ':' in host else host}:{port}"
@@ -107,7 +109,13 @@ def health_target(settings: Settings) -> tuple[str, str]:
 def _probe(kind: str, target: str, timeout_seconds: float) -> tuple[bool, str]:
     if kind == "http":
         # No proxy: an HTTP_PROXY in the environment must not answer for the node.
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        # The probe asks the node on this host whether it is ready, not who it is: the
+        # certificate names the public host, not the loopback, so it is not verified.
+        unverified = ssl.create_default_context()
+        unverified.check_hostname = False
+        unverified.verify_mode = ssl.CERT_NONE
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
+                                             urllib.request.HTTPSHandler(context=unverified))
         try:
             with opener.open(target, timeout=timeout_seconds) as response:
                 return response.status == 200, f"HTTP {response.status}"

@@ -31,6 +31,7 @@ from node.rpc.servicers import (
     SyncServicer,
     caller_of,
 )
+from node.security.tls import KeyPair, TlsFiles
 from node.service.core import Core
 from registry.errors import IdnodeError, NotFound
 
@@ -49,11 +50,13 @@ class Services:
     """The three servicers over one core, and the metrics their wrappers feed."""
 
     def __init__(self, core: Core, metrics: Metrics, *,
-                 access_log_sample_ratio: float = 0.0) -> None:
+                 access_log_sample_ratio: float = 0.0,
+                 client_certificates: bool = False) -> None:
         self.core = core
         self.metrics = metrics
         self.resolver = ResolverServicer(core, metrics,
-                                         access_log_sample_ratio=access_log_sample_ratio)
+                                         access_log_sample_ratio=access_log_sample_ratio,
+                                         client_certificates=client_certificates)
         self.registry = RegistryServicer(core)
         self.sync = SyncServicer(core)
         self.admin = AdminServicer(core)
@@ -242,4 +245,35 @@ def build_server(services: Services, *, threads: int, max_concurrent_rpcs: int |
     return server, health_servicer
 
 
-__all__ = ["Services", "build_server", "handlers"]
+def add_port(server: grpc.Server, listen: str, tls: TlsFiles | None = None, *,
+             require_client_certificate: bool = False) -> int:
+    """Bind ``listen`` (the port, 0 when it cannot be bound): plaintext, or TLS with the
+    pair in ``tls``, which grpcio asks for on every new connection — a reloaded pair is
+    handed over once, so new connections get it and open ones keep theirs. With
+    ``require_client_certificate`` a client must present a certificate chaining to
+    tls_client_ca_file (grpcio offers no "optional": it asks and requires, or never asks).
+    """
+    if tls is None:
+        return server.add_insecure_port(listen)
+    roots = tls.client_ca_pem if require_client_certificate else None
+    handed = [tls.current.generation]
+
+    def configuration(pair: KeyPair) -> grpc.ServerCertificateConfiguration:
+        return grpc.ssl_server_certificate_configuration(
+            [(pair.key_pem, pair.cert_chain_pem)], root_certificates=roots)
+
+    def fetch() -> grpc.ServerCertificateConfiguration | None:
+        pair = tls.current
+        if pair.generation == handed[0]:
+            return None  # unchanged: keep serving the current one
+        handed[0] = pair.generation
+        return configuration(pair)
+
+    credentials = grpc.dynamic_ssl_server_credentials(
+        # grpcio documents None as "no change"; the stubs do not say so.
+        configuration(tls.current), fetch,  # type: ignore[arg-type]
+        require_client_authentication=require_client_certificate)
+    return server.add_secure_port(listen, credentials)
+
+
+__all__ = ["Services", "add_port", "build_server", "handlers"]

@@ -22,6 +22,7 @@ from node.errors import mapping_for
 from node.observe.logs import event
 from node.observe.metrics import Metrics
 from node.rpc.wire import change_to_wire, keys_to_wire, values_from_wire
+from node.security.certificates import ClientCertificate, client_certificate
 from node.service.caller import Caller
 from node.service.core import Core
 from registry.errors import IdnodeError, InvalidArgument
@@ -34,13 +35,21 @@ _UPDATE_MODES = {registry_pb2.UpdateRequest.MODE_UNSPECIFIED: False,
 
 
 def caller_of(context: grpc.ServicerContext) -> Caller:
-    """The caller as the core sees it: the authorization metadata and the peer."""
+    """The caller as the core sees it: the authorization metadata, the peer and the
+    client certificate the TLS handshake verified (mutual TLS), if any."""
     header: str | None = None
     for key, value in context.invocation_metadata():
         if key == "authorization":
             header = value if isinstance(value, str) else value.decode("latin-1")
             break
-    return Caller(header, context.peer(), "grpc")
+    return Caller(header, context.peer(), "grpc", peer_certificate(context))
+
+
+def peer_certificate(context: grpc.ServicerContext) -> ClientCertificate | None:
+    """The verified client certificate of the call's connection (None on plaintext or
+    without mutual TLS: grpcio reports a peer certificate only when it required one)."""
+    pems = context.auth_context().get("x509_pem_cert")
+    return client_certificate(pems[0]) if pems else None
 
 
 def _has_authorization(context: grpc.ServicerContext) -> bool:
@@ -66,9 +75,15 @@ class Malformed:
 
 
 class ResolverServicer:
+    """``client_certificates``: the door requires client certificates (mutual TLS), so
+    every resolve goes through the credential step (a certificate may be a principal
+    who sees private values) instead of the anonymous hot path."""
+
     def __init__(self, core: Core, metrics: Metrics, *,
-                 access_log_sample_ratio: float = 0.0) -> None:
+                 access_log_sample_ratio: float = 0.0,
+                 client_certificates: bool = False) -> None:
         self.core = core
+        self.client_certificates = client_certificates
         self.metrics = metrics
         self._public = core.public
         self._resolve_ok = metrics.resolve_ok
@@ -84,7 +99,7 @@ class ResolverServicer:
         except DecodeError:
             raise Malformed("idnode.v1.ResolveRequest").error() from None
         if not request.nonce and not request.types and not request.indexes \
-                and not _has_authorization(context):
+                and not self.client_certificates and not _has_authorization(context):
             out = self._public(request.handle).response
         else:
             entry = self.core.resolve(caller_of(context), request.handle,

@@ -53,7 +53,7 @@ class Core:
     def resolve(self, caller: Caller, handle: str, *, types: Sequence[str] = (),
                 indexes: Sequence[int] = ()) -> Entry:
         """The view ``caller`` may see, filtered by ``types``/``indexes`` (their union)."""
-        principal = self.auth.principal(caller.authorization)
+        principal = self.auth.principal(caller.authorization, caller.certificate)
         return self.resolver.resolve(handle, principal=principal, types=types,
                                      indexes=indexes)
 
@@ -63,7 +63,7 @@ class Core:
         if len(handles) > self.max_batch_handles:
             raise InvalidArgument(f"BatchResolve takes at most {self.max_batch_handles} "
                                   f"handles, got {len(handles)}")
-        principal = self.auth.principal(caller.authorization)
+        principal = self.auth.principal(caller.authorization, caller.certificate)
         out: list[Entry | IdnodeError] = []
         for text in handles:
             try:
@@ -78,7 +78,7 @@ class Core:
 
     def list_handles(self, caller: Caller, prefix: str, page_size: int = 0,
              page_token: str = "") -> tuple[list[str], str]:
-        principal = self.auth.principal(caller.authorization)
+        principal = self.auth.principal(caller.authorization, caller.certificate)
         return self.registrar.list(principal, prefix, page_size, page_token)
 
     def signing_keys(self) -> list[PublishedKey]:

@@ -49,7 +49,7 @@ class Follow:
         ends when ``active()`` turns false or the node stops (followers resume by
         sequence).
         """
-        principal = self.auth.principal(caller.authorization)
+        principal = self.auth.principal(caller.authorization, caller.certificate)
         prefix = Prefix.parse(prefix_text) if prefix_text else None
         if prefix is None:
             self.policy.require_node_admin(

@@ -49,7 +49,7 @@ class Tokens:
         self.clock = clock
 
     def _caller(self, caller: Caller, doing: str) -> Principal:
-        principal = self.auth.principal(caller.authorization)
+        principal = self.auth.principal(caller.authorization, caller.certificate)
         if principal is None:
             raise Unauthenticated(f"{doing} requires credentials (authorization metadata)")
         if principal.token_id:

@@ -18,6 +18,7 @@ from typing import Protocol
 from node.errors import mapping_for
 from node.observe.logs import AUDIT, event
 from node.observe.metrics import Metrics
+from node.security.certificates import ClientCertificate
 from node.service.caller import Caller
 from node.service.coherence import Coherence
 from registry.access.principals import Principal
@@ -32,9 +33,11 @@ BULK_BATCH_ROWS = 2000
 MAX_BULK_FAILURES_REPORTED = 10_000
 
 class Authenticate(Protocol):
-    """The Authenticator's one method the core needs (credentials → principal)."""
+    """The one method the core needs (credentials → principal): the authorization value,
+    else the verified client certificate (node.security.certificates.Credentials)."""
 
-    def principal(self, header: str | None) -> Principal | None: ...
+    def principal(self, header: str | None,
+                  certificate: ClientCertificate | None = None) -> Principal | None: ...
 
 
 # A registrar call bound to its arguments, given the authenticated principal.
@@ -115,7 +118,7 @@ class Writes:
         started = time.perf_counter()
         try:
             self.coherence.refresh()  # rights other processes changed count from now
-            principal = self.auth.principal(caller.authorization)
+            principal = self.auth.principal(caller.authorization, caller.certificate)
             result = run(principal)
         except IdnodeError as exc:
             self.refused(caller, operation, exc, handle=handle, request_id=request_id,
@@ -137,7 +140,7 @@ class Writes:
         an anonymous or wrong credential fails the whole call, never row by row."""
         try:
             self.coherence.refresh()
-            principal = self.auth.principal(caller.authorization)
+            principal = self.auth.principal(caller.authorization, caller.certificate)
             if principal is None:
                 raise Unauthenticated("bulk registration requires credentials "
                                       "(authorization metadata)")
@@ -151,7 +154,7 @@ class Writes:
     def allocate_prefix(self, caller: Caller, prefix: str, owner_secret: str = "") -> Allocation:
         principal: Principal | None = None
         try:
-            principal = self.auth.principal(caller.authorization)
+            principal = self.auth.principal(caller.authorization, caller.certificate)
             allocation = self.registrar.allocate_prefix(principal, prefix, owner_secret)
         except IdnodeError as exc:
             self.refused(caller, "allocate-prefix", exc, handle=prefix, principal=principal)

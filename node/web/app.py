@@ -22,6 +22,7 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from node.security.certificates import ClientCertificate, client_certificate
 from node.security.signing import KeyRing
 
 log = logging.getLogger("idnode.http")
@@ -50,7 +51,8 @@ class Reply:
 @dataclass(frozen=True, slots=True)
 class Request:
     """One HTTP request as handlers see it. ``path`` is percent-decoded (ASGI),
-    ``raw_path`` is what the client sent; ``query`` keeps repeated and blank keys."""
+    ``raw_path`` is what the client sent; ``query`` keeps repeated and blank keys;
+    ``certificate`` is the client certificate the TLS handshake verified, if any."""
 
     method: str
     path: str
@@ -59,6 +61,7 @@ class Request:
     headers: dict[bytes, bytes]
     body: bytes = b""
     peer: str = ""
+    certificate: ClientCertificate | None = None
 
     def header(self, name: str) -> str | None:
         value = self.headers.get(name.encode("latin-1"))
@@ -201,7 +204,18 @@ def _request(scope: Scope, method: str, path: str, body: bytes) -> Request:
     client = scope.get("client")
     return Request(method, path, scope.get("raw_path") or path.encode(), query,
                    dict(scope.get("headers") or ()), body,
-                   f"{client[0]}:{client[1]}" if client else "")
+                   f"{client[0]}:{client[1]}" if client else "", _certificate(scope))
+
+
+def _certificate(scope: Scope) -> ClientCertificate | None:
+    """The client certificate of the ASGI TLS extension (node.web.server adds it)."""
+    extensions = scope.get("extensions")
+    tls = extensions.get("tls") if extensions else None
+    chain = tls.get("client_cert_chain") if tls else None
+    if not chain:
+        return None
+    pem = chain[0]
+    return client_certificate(pem.encode("ascii") if isinstance(pem, str) else pem)
 
 
 def _call(handler: Handler, request: Request) -> Reply:

@@ -76,7 +76,7 @@ def query_ints(query: dict[str, list[str]], name: str) -> list[int]:
 
 
 def caller_of(request: Request) -> Caller:
-    return Caller(request.header("authorization"), request.peer, "http")
+    return Caller(request.header("authorization"), request.peer, "http", request.certificate)
 
 
 def error_reply(exc: BaseException, handle: str = "") -> Reply:
@@ -107,7 +107,8 @@ def resolve_reply(core: Core, request: Request, text: str) -> Reply:
     types = request.query.get("type", [])
     indexes = query_ints(request.query, "index")
     signed = request.flag("signed")
-    if not types and not indexes and not signed and b"authorization" not in request.headers:
+    if not types and not indexes and not signed and b"authorization" not in request.headers \
+            and request.certificate is None:
         return Reply(200, _rendition(core.public(text)), JSON)
     caller = caller_of(request)
     try:

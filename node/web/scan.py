@@ -52,11 +52,16 @@ import jinja2
 from idnode.v1 import record_pb2
 from node.errors import mapping_for, public_message
 from node.security.signing import PublishedKey
-from node.service.caller import Caller
 from node.service.core import Core
 from node.verify import VerificationError, verify
 from node.web.app import Reply, Request, Route, Routes
-from node.web.handles import error_reply, handle_from_path, query_ints, resolve_reply
+from node.web.handles import (
+    caller_of,
+    error_reply,
+    handle_from_path,
+    query_ints,
+    resolve_reply,
+)
 from node.web.qr import (
     CONTENT_TYPES,
     DEFAULT_SCALE,
@@ -363,7 +368,7 @@ class ScanProxy:
             types, indexes = _filters(request.query)
         except IdnodeError as exc:
             return self._error(request.path[1:], exc)
-        caller = Caller(request.header("authorization"), request.peer, "http")
+        caller = caller_of(request)
         try:
             entry = self.core.resolve(caller, text, types=types, indexes=indexes)
         except IdnodeError as exc:
@@ -455,8 +460,7 @@ class ScanProxy:
         except LabelError as exc:
             return Reply.json(400, {"responseCode": 2, "handle": handle, "message": str(exc)})
         try:
-            entry = self.core.resolve(Caller(request.header("authorization"), request.peer,
-                                             "http"), handle)
+            entry = self.core.resolve(caller_of(request), handle)
             registered = record_pb2.Record.FromString(entry.payload).handle or handle
         except ValuesNotFound:  # it exists; the caller just sees none of its values
             registered = handle

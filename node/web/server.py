@@ -10,19 +10,32 @@ connection must send a complete request head within ``idle_timeout_seconds`` of 
 (or of its previous response): uvicorn's own keep-alive timeout only starts after a first
 response, so a client that connects and says nothing, or trickles its headers, would
 otherwise hold a slot for ever.
+
+With TLS (``tls``: node.security.tls.TlsFiles) uvicorn serves through an SSLContext we
+build and keep (``ssl_context_factory``); a new certificate pair is loaded into that
+context in place, on the server's event loop, so new handshakes get it and open
+connections keep theirs. uvicorn (0.54) does not give the application the client
+certificate, so the protocol below reads it from the connection's SSL object once and
+adds the ASGI TLS extension (``scope["extensions"]["tls"]["client_cert_chain"]``: the
+PEM leaf; the verified chain is not available from Python's ssl module before 3.13).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import socket
+import ssl
 import threading
+from collections.abc import Callable
+from typing import Any
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from node.security.tls import KeyPair, TlsFiles, load_pair
 from node.web.app import ASGIApp
 
 log = logging.getLogger("idnode.http")
@@ -37,10 +50,19 @@ def _protocol(head_timeout_seconds: float) -> type[HttpToolsProtocol]:
         """httptools protocol with a deadline for each request head."""
 
         _head_deadline: asyncio.TimerHandle | None = None
+        _tls: dict[str, Any] | None = None
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
+            self._tls = _tls_extension(transport)
             self._arm()
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            if self._tls is not None:
+                # uvicorn types extensions as dict[object, object]; the ASGI TLS
+                # extension is a plain dict of str keys.
+                self.scope["extensions"] = {"tls": self._tls}  # type: ignore[dict-item]
 
         def _arm(self) -> None:
             if self._head_deadline is None:
@@ -72,6 +94,21 @@ def _protocol(head_timeout_seconds: float) -> type[HttpToolsProtocol]:
     return Protocol
 
 
+def _tls_extension(transport: asyncio.BaseTransport) -> dict[str, Any] | None:
+    """The ASGI TLS extension of a TLS connection (None for plaintext). asyncio calls
+    ``connection_made`` after the handshake, so the peer certificate is known."""
+    ssl_object = transport.get_extra_info("ssl_object")
+    if not isinstance(ssl_object, ssl.SSLObject):
+        return None
+    der = ssl_object.getpeercert(binary_form=True)
+    version = ssl_object.version()
+    return {"server_cert": None,
+            "client_cert_chain": [ssl.DER_cert_to_PEM_cert(der)] if der else [],
+            "client_cert_name": None, "client_cert_error": None,
+            "tls_version": {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}.get(version or ""),
+            "cipher_suite": None}
+
+
 def bind(listen: str, *, reuse_port: bool = False) -> socket.socket:
     """A listening socket on ``host:port`` (IPv6 in brackets); port 0 picks a free one."""
     host, _, port_text = listen.rpartition(":")
@@ -96,25 +133,74 @@ def bind(listen: str, *, reuse_port: bool = False) -> socket.socket:
     return sock
 
 
+def _keep(context: ssl.SSLContext) -> Callable[[uvicorn.Config, Any], ssl.SSLContext]:
+    """uvicorn's ssl_context_factory answering our one context (kept for reloads)."""
+    def factory(config: uvicorn.Config, default: Any) -> ssl.SSLContext:
+        return context
+    return factory
+
+
 class HttpServer:
     """uvicorn in a background thread with its own event loop."""
 
     def __init__(self, listen: str, app: ASGIApp, *, max_connections: int = 1000,
-                 idle_timeout_seconds: float = 10.0) -> None:
+                 idle_timeout_seconds: float = 10.0, tls: TlsFiles | None = None,
+                 client_auth: str = "none") -> None:
         self._sock = bind(listen)
         self.port = int(self._sock.getsockname()[1])
+        self._head_timeout = idle_timeout_seconds
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.ssl_context: ssl.SSLContext | None = None
+        self._tls = tls
+        factory: Callable[[uvicorn.Config, Any], ssl.SSLContext] | None = None
+        if tls is not None:
+            try:
+                context = self.ssl_context = tls.server_context(client_auth)
+            except Exception:
+                self._sock.close()
+                raise
+            tls.add_listener(self._new_pair)
+            factory = _keep(context)
         config = uvicorn.Config(
             app, http=_protocol(idle_timeout_seconds), lifespan="off", ws="none",
             interface="asgi3", log_config=None, access_log=False, server_header=False,
             proxy_headers=False,  # X-Forwarded-* is read where it matters (scan.py)
             date_header=False, limit_concurrency=max_connections,
-            timeout_keep_alive=max(1, int(idle_timeout_seconds)), timeout_graceful_shutdown=2)
+            timeout_keep_alive=max(1, int(idle_timeout_seconds)), timeout_graceful_shutdown=2,
+            ssl_context_factory=factory)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, name=f"http-{self.port}",
                                         daemon=True)
 
+    def _new_pair(self, pair: KeyPair) -> None:
+        """On the TLS watcher's thread: load the newest pair (``pair`` or a later one) on
+        the event loop, between handshakes (an SSLContext is not changed while the loop
+        may be using it)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            self._load_current()  # not serving yet (or any more): nothing races
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(self._load_current)
+
+    def _load_current(self) -> None:
+        if self.ssl_context is not None and self._tls is not None:
+            try:
+                load_pair(self.ssl_context, self._tls.current)
+            except (OSError, ssl.SSLError):
+                log.exception("the HTTP door could not load the new TLS certificate; "
+                              "it keeps the previous one")
+
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
+        if self.ssl_context is not None:
+            # uvicorn passes no handshake timeout (asyncio's default is 60 s), and a
+            # connection counts against max_connections only once its handshake is done:
+            # one that never completes it must not hold a socket longer than a silent
+            # plaintext connection may (the request-head deadline).
+            loop.create_server = functools.partial(  # type: ignore[method-assign]
+                loop.create_server, ssl_handshake_timeout=self._head_timeout)
+        self._loop = loop
         asyncio.set_event_loop(loop)
         try:
             loop.run_until_complete(self._server.serve(sockets=[self._sock]))

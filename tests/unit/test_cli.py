@@ -67,6 +67,8 @@ def test_keys_rotate_help_says_running_nodes_pick_the_key_up_without_a_restart()
     ({"IDNODE_HTTP_LISTEN": "[::]:8080"}, ("http", "http://[::1]:8080/readyz")),
     ({"IDNODE_HTTP_LISTEN": "", "IDNODE_GRPC_LISTEN": "0.0.0.0:50052"},
      ("grpc", "127.0.0.1:50052")),
+    ({"IDNODE_TLS_CERT_FILE": "c.pem", "IDNODE_TLS_KEY_FILE": "k.pem"},
+     ("http", "https://127.0.0.1:8080/readyz")),
 ])
 def test_health_probes_what_the_settings_say(env: dict[str, str],
                                              expected: tuple[str, str]) -> None:

@@ -43,6 +43,32 @@ def test_bad_settings_name_the_setting(env: dict[str, str], name: str) -> None:
         load(env=env)
 
 
+@pytest.mark.parametrize(("env", "name"), [
+    ({"IDNODE_TLS_CERT_FILE": "c.pem"}, "tls_key_file"),
+    ({"IDNODE_TLS_KEY_FILE": "k.pem"}, "tls_cert_file"),
+    ({"IDNODE_TLS_CLIENT_CA_FILE": "ca.pem"}, "tls_client_ca_file"),
+    ({"IDNODE_TLS_CERT_FILE": "c.pem", "IDNODE_TLS_KEY_FILE": "k.pem",
+      "IDNODE_TLS_CLIENT_CA_FILE": "ca.pem"}, "tls_client_ca_file"),
+    ({"IDNODE_TLS_CERT_FILE": "c.pem", "IDNODE_TLS_KEY_FILE": "k.pem",
+      "IDNODE_GRPC_TLS_CLIENT_AUTH": "require"}, "grpc_tls_client_auth"),
+    ({"IDNODE_GRPC_TLS_CLIENT_AUTH": "optional"}, "grpc_tls_client_auth"),
+    ({"IDNODE_HTTP_TLS_CLIENT_AUTH": "maybe"}, "http_tls_client_auth"),
+    ({"IDNODE_TLS_RELOAD_INTERVAL_SECONDS": "0"}, "tls_reload_interval_seconds"),
+])
+def test_tls_settings_must_agree(env: dict[str, str], name: str) -> None:
+    with pytest.raises(SettingsError, match=f"setting {name}"):
+        load(env=env)
+
+
+def test_tls_is_off_by_default_and_mtls_takes_three_settings() -> None:
+    assert load(env={}).tls_cert_file == ""
+    s = load(env={"IDNODE_TLS_CERT_FILE": "c.pem", "IDNODE_TLS_KEY_FILE": "k.pem",
+                  "IDNODE_TLS_CLIENT_CA_FILE": "ca.pem",
+                  "IDNODE_GRPC_TLS_CLIENT_AUTH": "require",
+                  "IDNODE_HTTP_TLS_CLIENT_AUTH": "optional"})
+    assert (s.grpc_tls_client_auth, s.http_tls_client_auth) == ("require", "optional")
+
+
 def test_unknown_or_secret_keys_in_a_file_are_refused(tmp_path: Path) -> None:
     cfg = tmp_path / "c.toml"
     cfg.write_text('colour = "blue"\n')
