@@ -33,7 +33,9 @@ from node.observe.logs import configure, event
 from node.observe.metrics import Metrics
 from node.rpc.server import SERVICES, Services, build_server
 from node.security.auth import Authenticator
+from node.security.ratelimit import RateLimits, build_limits
 from node.security.signing import KeyRing, SigningKeyError
+from node.service.admission import Admission
 from node.service.coherence import Coherence
 from node.service.core import Core
 from node.service.follow import Follow
@@ -239,11 +241,28 @@ def assemble_core(settings: Settings, store: Store, beacon: Beacon, keys: KeyRin
                          max_failures=settings.auth_max_failures,
                          failure_window_seconds=settings.auth_failure_window_seconds,
                          backoff_seconds=settings.auth_backoff_seconds)
-    writes = Writes(registrar, coherence, auth, metrics)
-    follow = Follow(store, registrar.policy, auth, metrics)
+    admission = Admission(auth, rate_limits(settings, metrics), remembered=auth.remembered)
+    writes = Writes(registrar, coherence, auth, metrics, admission=admission)
+    follow = Follow(store, registrar.policy, auth, metrics, admission=admission)
     core = Core(registrar, resolver, writes, follow, auth, keys,
-                max_batch_handles=settings.max_batch_handles)
+                max_batch_handles=settings.max_batch_handles, admission=admission)
     return core, coherence, auth
+
+
+def rate_limits(settings: Settings, metrics: Metrics) -> RateLimits:
+    """The rate limiters the settings ask for, counting refusals in ``metrics``."""
+    return build_limits(
+        resolve_per_address_per_second=settings.rate_resolve_per_address_per_second,
+        resolve_per_principal_per_second=settings.rate_resolve_per_principal_per_second,
+        resolve_burst=settings.rate_resolve_burst,
+        write_per_address_per_second=settings.rate_write_per_address_per_second,
+        write_per_principal_per_second=settings.rate_write_per_principal_per_second,
+        write_burst=settings.rate_write_burst,
+        auth_failures_per_address_per_minute=settings.rate_auth_failures_per_address_per_minute,
+        auth_failures_burst=settings.rate_auth_failures_burst,
+        max_keys=settings.rate_limit_max_keys,
+        exempt_networks=settings.rate_limit_exempt_networks,
+        refused=metrics.refused_by)
 
 
 def web_routes(core: Core, settings: Settings) -> Routes:

@@ -18,6 +18,7 @@ from typing import Protocol
 from node.errors import mapping_for
 from node.observe.logs import AUDIT, event
 from node.observe.metrics import Metrics
+from node.service.admission import Admission
 from node.service.caller import Caller
 from node.service.coherence import Coherence
 from registry.access.principals import Principal
@@ -64,11 +65,13 @@ class Writes:
     """Register, update, delete, bulk-register and allocate prefixes for any door."""
 
     def __init__(self, registrar: Registrar, coherence: Coherence, auth: Authenticate,
-                 metrics: Metrics) -> None:
+                 metrics: Metrics, *, admission: Admission | None = None) -> None:
         self.registrar = registrar
         self.coherence = coherence
         self.auth = auth
         self.metrics = metrics
+        # Rate limits + credentials: every write entry point asks it for the principal.
+        self.admission = admission if admission is not None else Admission(auth)
 
     # --- one identifier ----------------------------------------------------------------
 
@@ -114,7 +117,7 @@ class Writes:
         principal: Principal | None = None
         started = time.perf_counter()
         try:
-            principal = self.auth.principal(caller.authorization)
+            principal = self.admission.writer(caller)
             result = run(principal)
         except IdnodeError as exc:
             self.refused(caller, operation, exc, handle=handle, request_id=request_id,
@@ -135,7 +138,7 @@ class Writes:
         """Start a bulk registration; credentials are checked now, once for the stream:
         an anonymous or wrong credential fails the whole call, never row by row."""
         try:
-            principal = self.auth.principal(caller.authorization)
+            principal = self.admission.writer(caller)
             if principal is None:
                 raise Unauthenticated("bulk registration requires credentials "
                                       "(authorization metadata)")
@@ -149,7 +152,7 @@ class Writes:
     def allocate_prefix(self, caller: Caller, prefix: str, owner_secret: str = "") -> Allocation:
         principal: Principal | None = None
         try:
-            principal = self.auth.principal(caller.authorization)
+            principal = self.admission.writer(caller)
             allocation = self.registrar.allocate_prefix(principal, prefix, owner_secret)
         except IdnodeError as exc:
             self.refused(caller, "allocate-prefix", exc, handle=prefix, principal=principal)
