@@ -34,8 +34,10 @@ from node.observe.metrics import Metrics
 from node.rpc.server import SERVICES, Services, add_port, build_server
 from node.security.auth import Authenticator
 from node.security.certificates import CertificatePrincipals, Credentials
+from node.security.ratelimit import RateLimits, build_limits
 from node.security.signing import KeyRing, SigningKeyError
 from node.security.tls import TlsError, TlsFiles
+from node.service.admission import Admission
 from node.service.coherence import Coherence
 from node.service.core import Core
 from node.service.follow import Follow
@@ -253,11 +255,13 @@ def assemble_core(settings: Settings, store: Store, beacon: Beacon, keys: KeyRin
     if settings.tls_client_ca_file:
         certificates = CertificatePrincipals(store.get, _certified_principal)
     credentials = Credentials(auth, certificates)
-    writes = Writes(registrar, coherence, credentials, metrics)
-    follow = Follow(store, registrar.policy, credentials, metrics)
+    admission = Admission(credentials, rate_limits(settings, metrics),
+                          remembered=auth.remembered)
+    writes = Writes(registrar, coherence, credentials, metrics, admission=admission)
+    follow = Follow(store, registrar.policy, credentials, metrics, admission=admission)
     core = Core(registrar, resolver, writes, follow, credentials, keys,
                 tokens=Tokens(store, registrar, credentials),
-                max_batch_handles=settings.max_batch_handles)
+                max_batch_handles=settings.max_batch_handles, admission=admission)
     return core, coherence, auth
 
 
@@ -265,6 +269,22 @@ def _certified_principal(identity: str) -> Principal | None:
     """A certificate whose identity an HS_PUBKEY proved is that principal, with whatever
     rights HS_ADMIN values give it (none is fine: then it may resolve, as anyone may)."""
     return Principal.of(identity)
+
+
+def rate_limits(settings: Settings, metrics: Metrics) -> RateLimits:
+    """The rate limiters the settings ask for, counting refusals in ``metrics``."""
+    return build_limits(
+        resolve_per_address_per_second=settings.rate_resolve_per_address_per_second,
+        resolve_per_principal_per_second=settings.rate_resolve_per_principal_per_second,
+        resolve_burst=settings.rate_resolve_burst,
+        write_per_address_per_second=settings.rate_write_per_address_per_second,
+        write_per_principal_per_second=settings.rate_write_per_principal_per_second,
+        write_burst=settings.rate_write_burst,
+        auth_failures_per_address_per_minute=settings.rate_auth_failures_per_address_per_minute,
+        auth_failures_burst=settings.rate_auth_failures_burst,
+        max_keys=settings.rate_limit_max_keys,
+        exempt_networks=settings.rate_limit_exempt_networks,
+        refused=metrics.refused_by)
 
 
 def web_routes(core: Core, settings: Settings) -> Routes:

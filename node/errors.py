@@ -4,6 +4,7 @@ No transport is imported here: the gRPC door turns ``status`` into its StatusCod
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from registry import errors as e
@@ -52,6 +53,14 @@ def mapping_for(exc: BaseException) -> Mapping:
                 return Mapping(mapping.status, mapping.code, mapping.http_status, 301)
             return mapping
     return INTERNAL
+
+
+def retry_after(exc: BaseException) -> int | None:
+    """The retry hint of an error in whole seconds (rounded up, at least 1), or None.
+    Doors send it as gRPC ``retry-after`` trailing metadata and HTTP ``Retry-After``."""
+    if isinstance(exc, e.ResourceExhausted) and exc.retry_after_seconds > 0:
+        return max(1, math.ceil(exc.retry_after_seconds))
+    return None
 
 
 def public_message(exc: BaseException) -> str:

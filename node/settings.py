@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from node.security.ratelimit import parse_networks
 from registry.access.principals import check_new_secret
 from registry.errors import IdnodeError
 from registry.identifier import Prefix
@@ -28,6 +29,9 @@ OTHER_ENV_VARIABLES = frozenset({
 })
 
 log = logging.getLogger("idnode.settings")
+
+# The largest rate or burst a rate-limit setting takes (0 for a rate disables it).
+MAX_RATE = 1_000_000
 
 
 class SettingsError(ValueError):
@@ -57,6 +61,17 @@ class Settings:
     auth_max_failures: int = 5
     auth_failure_window_seconds: float = 60.0
     auth_backoff_seconds: float = 10.0
+    # Rate limits (node.security.ratelimit); a rate of 0 disables that limiter.
+    rate_resolve_per_address_per_second: float = 0.0
+    rate_resolve_per_principal_per_second: float = 0.0
+    rate_resolve_burst: int = 500
+    rate_write_per_address_per_second: float = 2000.0
+    rate_write_per_principal_per_second: float = 1000.0
+    rate_write_burst: int = 2000
+    rate_auth_failures_per_address_per_minute: float = 60.0
+    rate_auth_failures_burst: int = 30
+    rate_limit_max_keys: int = 100_000
+    rate_limit_exempt_networks: str = ""
     admin_secret: str = field(default="", repr=False)
     log_format: str = "auto"
     log_level: str = "info"
@@ -155,6 +170,10 @@ def _validate(s: Settings) -> Settings:
             raise SettingsError(f"setting handle_site_address: {s.handle_site_address!r} "
                                 "is not an IP address") from None
     try:
+        parse_networks(s.rate_limit_exempt_networks)
+    except ValueError as exc:
+        raise SettingsError(f"setting rate_limit_exempt_networks: {exc}") from None
+    try:
         prefix = Prefix.parse(s.node_prefix)
     except IdnodeError as exc:
         raise SettingsError(f"setting node_prefix: {exc.message}") from None
@@ -183,6 +202,20 @@ def _validate(s: Settings) -> Settings:
         ("auth_max_failures", 1 <= s.auth_max_failures <= 1000),
         ("auth_failure_window_seconds", 1 <= s.auth_failure_window_seconds <= 86400),
         ("auth_backoff_seconds", 0 <= s.auth_backoff_seconds <= 86400),
+        ("rate_resolve_per_address_per_second",
+         0 <= s.rate_resolve_per_address_per_second <= MAX_RATE),
+        ("rate_resolve_per_principal_per_second",
+         0 <= s.rate_resolve_per_principal_per_second <= MAX_RATE),
+        ("rate_resolve_burst", 1 <= s.rate_resolve_burst <= MAX_RATE),
+        ("rate_write_per_address_per_second",
+         0 <= s.rate_write_per_address_per_second <= MAX_RATE),
+        ("rate_write_per_principal_per_second",
+         0 <= s.rate_write_per_principal_per_second <= MAX_RATE),
+        ("rate_write_burst", 1 <= s.rate_write_burst <= MAX_RATE),
+        ("rate_auth_failures_per_address_per_minute",
+         0 <= s.rate_auth_failures_per_address_per_minute <= MAX_RATE),
+        ("rate_auth_failures_burst", 1 <= s.rate_auth_failures_burst <= MAX_RATE),
+        ("rate_limit_max_keys", 1000 <= s.rate_limit_max_keys <= 10_000_000),
         ("signature_validity_seconds", 60 <= s.signature_validity_seconds <= 366 * 86400),
         ("resign_before_expiry_seconds",
          0 <= s.resign_before_expiry_seconds < s.signature_validity_seconds),

@@ -70,7 +70,16 @@ class PermissionDenied(IdnodeError):
 
 
 class ResourceExhausted(IdnodeError):
-    """A size or rate limit was exceeded, or the node is overloaded."""
+    """A size or rate limit was exceeded, or the node is overloaded.
+
+    ``retry_after_seconds`` (> 0) is when trying again may succeed; every door sends it
+    as its retry hint (gRPC ``retry-after`` trailing metadata, HTTP ``Retry-After``), in
+    whole seconds rounded up. 0 means no hint.
+    """
+
+    def __init__(self, message: str, *, retry_after_seconds: float = 0.0) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
 
 
 class Unavailable(IdnodeError):

@@ -46,6 +46,8 @@ def exercise(m: Metrics) -> None:
         m.store_op(operation).observe(0.0005)
     for operation in WRITE_OPERATIONS:
         m.write(operation).inc()
+    for limiter in node_metrics.RATE_LIMITERS:
+        m.refused_by(limiter).inc()
     # The hot-path children bound in Metrics.__init__.
     for child in (m.resolve_ok, m.l1_hit, m.l1_miss, m.l2_hit, m.l2_miss, m.negative_hit,
                   m.sign_view, m.sign_nonce):

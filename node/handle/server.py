@@ -213,7 +213,7 @@ class HandleServer:
                 if len(data) < c.ENVELOPE_BYTES:
                     continue  # nothing to answer to: no request id
                 env = c.decode_envelope(data)
-                peer = addr[0]
+                peer = f"{addr[0]}:{addr[1]}"  # host:port, as TCP and the other doors
                 if env.truncated or env.sequence or env.length != len(data) - c.ENVELOPE_BYTES:
                     if env.sequence == 0 and len(data) >= c.ENVELOPE_BYTES + 8 \
                             and data[24:28] == b"\0\0\0\0":

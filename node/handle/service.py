@@ -27,7 +27,7 @@ from node.observe.metrics import Metrics
 from node.service.caller import Caller
 from node.service.core import Core
 from node.service.resolve import view_id
-from registry.errors import IdnodeError, ValuesNotFound
+from registry.errors import IdnodeError, ResourceExhausted, ValuesNotFound
 
 log = logging.getLogger("idnode.handle")
 
@@ -39,6 +39,16 @@ _ECHOED_FLAGS = c.FLAG_PUBLIC_ONLY | c.FLAG_KEEP_CONNECTION
 # Opcode OC_RESOLUTION and response code 0: the first 8 bytes of a resolution request.
 _PLAIN_RESOLUTION = b"\0\0\0\x01\0\0\0\0"
 _NOT_PLAIN = object()
+_ADMITTED = object()  # not plain after all, and already counted by the rate limit
+
+
+def handle_code(exc: IdnodeError) -> int:
+    """The Handle response code of an error: the one table's, except that a refusal for
+    load or rate (RESOURCE_EXHAUSTED) is RC_SERVER_TOO_BUSY, which Handle clients know
+    to retry (the REST API keeps the table's responseCode 2)."""
+    if isinstance(exc, ResourceExhausted):
+        return c.RC_SERVER_TOO_BUSY
+    return mapping_for(exc).handle_code
 
 
 def record_values(payload: bytes) -> list[c.HandleValue]:
@@ -95,6 +105,7 @@ class HandleService:
         self.site_record = site_record + c.NO_CREDENTIAL
         self.site_serial = site_serial
         self._public = core.public
+        self._admit = core.admit_public  # None unless the per-address resolve limit is on
         self._resolver = core.resolver
         # (operation, transport, code) → (counter child, histogram child), bound once.
         self._bound: dict[tuple[str, str, int], tuple[Any, Any]] = {}
@@ -125,11 +136,13 @@ class HandleService:
         the caller runs it again on a worker thread. :data:`DROP`: no answer at all.
         """
         started = time.perf_counter()
+        admitted = False  # whether this request has been counted by the rate limit
         if msg[:8] == _PLAIN_RESOLUTION and len(msg) >= 36 and env.major == c.MAJOR_VERSION \
                 and not env.flags & (c.ENV_COMPRESSED | c.ENV_ENCRYPTED):
-            out = self._plain(env, msg, transport, may_block, started)
-            if out is not _NOT_PLAIN:
+            out = self._plain(env, msg, transport, peer, may_block, started)
+            if out is not _NOT_PLAIN and out is not _ADMITTED:
                 return out  # type: ignore[return-value]
+            admitted = out is _ADMITTED
         try:
             c.check_envelope(env)
             m = c.decode_message(msg)
@@ -156,12 +169,12 @@ class HandleService:
             if not may_block and self.would_block(req):
                 return None
             try:
-                body = self.resolution(req, peer)
+                body = self.resolution(req, peer, admitted=admitted)
             except IdnodeError as exc:
-                mapping = mapping_for(exc)
-                self._count(operation, transport, mapping.handle_code, started)
-                return self.error(env, h.opcode, h.op_flags, h.recursion, digest,
-                                  mapping.handle_code, public_message(exc))
+                code = handle_code(exc)
+                self._count(operation, transport, code, started)
+                return self.error(env, h.opcode, h.op_flags, h.recursion, digest, code,
+                                  public_message(exc))
             except Exception:
                 log.exception("handle resolution failed (peer %s)", peer)
                 self._count(operation, transport, c.RC_ERROR, started)
@@ -178,11 +191,12 @@ class HandleService:
         self._count(operation, transport, c.RC_SUCCESS, started)
         return out
 
-    def _plain(self, env: c.Envelope, msg: bytes, transport: str, may_block: bool,
-               started: float) -> bytes | object | None:
+    def _plain(self, env: c.Envelope, msg: bytes, transport: str, peer: str,
+               may_block: bool, started: float) -> bytes | object | None:
         """The hot path: an unfiltered resolution (optionally with the SDKs' empty
         authBytes) without a request digest, read with a few slices instead of the
-        general decoder. Anything else is :data:`_NOT_PLAIN` (the general path)."""
+        general decoder. Anything else is :data:`_NOT_PLAIN` (the general path), or
+        :data:`_ADMITTED` when the rate limit already counted it."""
         n = int.from_bytes(msg[24:28], "big")
         end = 28 + n
         body_length = int.from_bytes(msg[20:24], "big")
@@ -198,10 +212,19 @@ class HandleService:
             return _NOT_PLAIN
         if not may_block and self._public_would_block(text):
             return None
+        if self._admit is not None:
+            try:
+                self._admit(peer)
+            except IdnodeError as exc:
+                code = handle_code(exc)
+                self._count("resolution", transport, code, started)
+                return self.error(env, c.OC_RESOLUTION, op_flags, msg[18], b"", code,
+                                  public_message(exc))
         try:
             body = rendition(self._public(text))
         except IdnodeError:
-            return _NOT_PLAIN  # errors are answered by the general path
+            # Errors are answered by the general path (which must not count it again).
+            return _NOT_PLAIN if self._admit is None else _ADMITTED
         out = self.frame(env, c.OC_RESOLUTION, c.RC_SUCCESS, op_flags, msg[18], b"", body)
         self._count("resolution", transport, c.RC_SUCCESS, started)
         return out
@@ -258,9 +281,13 @@ class HandleService:
 
     # --- resolution through the core ----------------------------------------------------
 
-    def resolution(self, req: c.ResolutionRequest, peer: str) -> bytes:
-        """The answer body (and empty credential) for ``req``, from the core's entry."""
+    def resolution(self, req: c.ResolutionRequest, peer: str, *,
+                   admitted: bool = False) -> bytes:
+        """The answer body (and empty credential) for ``req``, from the core's entry.
+        ``admitted``: the per-address rate limit has counted this request already."""
         if not req.indexes and not req.types:
+            if self._admit is not None and not admitted:
+                self._admit(peer)
             return rendition(self._public(req.handle))
         exact = [t for t in req.types if not t.endswith(".")]
         prefixes = [t for t in req.types if t.endswith(".")]
@@ -323,5 +350,5 @@ def expand_prefixes(payload: bytes, prefixes: Sequence[str]) -> list[str]:
     return sorted({v.type for v in record.values if v.type.startswith(tuple(prefixes))})
 
 
-__all__ = ["DROP", "SITE_SERIAL", "HandleService", "expand_prefixes", "record_values",
-           "rendition", "site_record"]
+__all__ = ["DROP", "SITE_SERIAL", "HandleService", "expand_prefixes", "handle_code",
+           "record_values", "rendition", "site_record"]

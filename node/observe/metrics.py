@@ -35,6 +35,10 @@ HANDLE_TRANSPORTS = ("tcp", "udp")
 HANDLE_CODES = ("SUCCESS", "ERROR", "SERVER_TOO_BUSY", "PROTOCOL_ERROR",
                 "OPERATION_NOT_SUPPORTED", "HANDLE_NOT_FOUND", "INVALID_HANDLE",
                 "VALUES_NOT_FOUND", "SERVER_NOT_RESP", "AUTHENTICATION_NEEDED")
+# The rate limiters (node.security.ratelimit): the class limited and what it is keyed by.
+# Never an address or a principal as a label value.
+RATE_LIMITERS = ("resolve_address", "resolve_principal", "write_address", "write_principal",
+                 "auth_failures_address")
 
 
 class _Noop:
@@ -143,7 +147,13 @@ class Metrics:
         self.handle_connections = Gauge(
             "idnode_handle_tcp_connections", "Open Handle protocol TCP connections.",
             registry=r, multiprocess_mode="sum")
+        self.ratelimit_refused = Counter(
+            "idnode_ratelimit_refused_total",
+            "Requests refused by a rate limit (RESOURCE_EXHAUSTED / HTTP 429), by limiter.",
+            ["limiter"], registry=r)
         if enabled:
+            for limiter in RATE_LIMITERS:
+                self.ratelimit_refused.labels(limiter)
             # Every series exists from the start (a fixed, small set): dashboards see
             # zeros rather than gaps, and the first request pays no child creation.
             for operation in HANDLE_OPERATIONS:
@@ -192,6 +202,12 @@ class Metrics:
     def handle_duration(self, operation: str, transport: str) -> Any:
         return self.handle_request_duration.labels(operation, transport) if self.enabled \
             else NOOP
+
+    def refused_by(self, limiter: str) -> Any:
+        """The refusal counter child of one rate limiter (a name in RATE_LIMITERS)."""
+        if limiter not in RATE_LIMITERS:
+            raise ValueError(f"unknown rate limiter {limiter!r}")
+        return self.ratelimit_refused.labels(limiter) if self.enabled else NOOP
 
     def store_op(self, operation: str) -> Any:
         return self.store_duration.labels(operation) if self.enabled else NOOP

@@ -21,7 +21,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from idnode.v1 import admin_pb2, record_pb2, registry_pb2, resolver_pb2, sync_pb2
-from node.errors import Unimplemented, mapping_for, public_message
+from node.errors import Unimplemented, mapping_for, public_message, retry_after
 from node.observe.metrics import Metrics
 from node.rpc.admin import AdminServicer
 from node.rpc.servicers import (
@@ -40,6 +40,8 @@ log = logging.getLogger("idnode.grpc")
 SERVICES = ("idnode.v1.Resolver", "idnode.v1.Registry", "idnode.v1.Sync", "idnode.v1.Admin")
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 REFERRAL_METADATA = "idnode-referral-bin"
+# Seconds (a whole number, rounded up) after which a RESOURCE_EXHAUSTED call may succeed.
+RETRY_AFTER_METADATA = "retry-after"
 # Unary write methods: a request refused before it reached the core (it did not parse)
 # is audited here, since the core never saw it.
 _WRITES = {"Register": "register", "Update": "update", "Delete": "delete",
@@ -69,7 +71,8 @@ class Services:
 
     def failed(self, method: str, exc: BaseException,
                context: grpc.ServicerContext) -> NoReturn:
-        """Count, log internal errors, attach a referral, answer with the mapped status."""
+        """Count, log internal errors, attach a referral or a retry hint, answer with the
+        mapped status."""
         mapping = mapping_for(exc)
         self.metrics.request(method, mapping.status).inc()
         if not isinstance(exc, IdnodeError):
@@ -78,6 +81,10 @@ class Services:
             referral = record_pb2.Referral(prefix=exc.referral_prefix)
             context.set_trailing_metadata(((REFERRAL_METADATA,
                                             referral.SerializeToString()),))
+        else:
+            seconds = retry_after(exc)
+            if seconds is not None:
+                context.set_trailing_metadata(((RETRY_AFTER_METADATA, str(seconds)),))
         context.abort(grpc.StatusCode[mapping.status], public_message(exc))
         raise AssertionError("unreachable")  # pragma: no cover
 

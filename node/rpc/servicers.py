@@ -86,6 +86,7 @@ class ResolverServicer:
         self.client_certificates = client_certificates
         self.metrics = metrics
         self._public = core.public
+        self._admit = core.admit_public  # None unless the per-address resolve limit is on
         self._resolve_ok = metrics.resolve_ok
         self._resolve_duration = metrics.resolve_grpc_duration
         self._resolve_latency = metrics.resolve_latency
@@ -100,6 +101,8 @@ class ResolverServicer:
             raise Malformed("idnode.v1.ResolveRequest").error() from None
         if not request.nonce and not request.types and not request.indexes \
                 and not self.client_certificates and not _has_authorization(context):
+            if self._admit is not None:
+                self._admit(context.peer())
             out = self._public(request.handle).response
         else:
             entry = self.core.resolve(caller_of(context), request.handle,

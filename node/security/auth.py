@@ -229,6 +229,16 @@ class Authenticator:
             self._granted_by_handle.clear()
             self._granted.clear()
 
+    def remembered(self, header: str) -> Principal | None:
+        """The principal of a header whose check succeeded recently, without checking
+        anything now (None: it would need a check). The per-address limit of failed
+        authentications lets such a login through: it costs no hashing."""
+        if not header or len(header) > MAX_HEADER_CHARS:
+            return None
+        digest = hashlib.sha256(header.encode("utf-8", "surrogatepass")).digest()
+        with self._lock:
+            return self._granted.get(digest, self._clock())
+
     def close(self) -> None:
         """Stop the verification threads (checks after this are Unavailable)."""
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -261,7 +271,7 @@ class Authenticator:
         wait = self._blocked_for(strike_key, self._clock())
         if wait > 0:
             raise ResourceExhausted(f"too many failed attempts for this identity, retry in "
-                                    f"{math.ceil(wait)} s")
+                                    f"{math.ceil(wait)} s", retry_after_seconds=wait)
         if not self._slots.acquire(blocking=False):
             with self._lock:
                 self.checks_refused_busy += 1

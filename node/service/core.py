@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from node.cache.l1 import Entry
 from node.security.signing import KeyRing, PublishedKey
+from node.service.admission import Admission
 from node.service.caller import Caller
 from node.service.follow import Follow
 from node.service.resolve import Resolver
@@ -36,7 +37,8 @@ class Core:
 
     def __init__(self, registrar: Registrar, resolver: Resolver, writes: Writes,
                  follow: Follow, auth: Authenticate, keys: KeyRing, *,
-                 tokens: Tokens, max_batch_handles: int = 100) -> None:
+                 tokens: Tokens, max_batch_handles: int = 100,
+                 admission: Admission | None = None) -> None:
         self.registrar = registrar
         self.resolver = resolver
         self.writes = writes
@@ -45,15 +47,20 @@ class Core:
         self.auth = auth
         self.keys = keys
         self.max_batch_handles = max_batch_handles
+        # Rate limits and credentials, asked before every use case (node.service.admission).
+        self.admission = admission if admission is not None else Admission(auth)
         # The hot path, bound once: an anonymous, unfiltered resolve of one identifier.
+        # ``public`` itself admits nothing: a door calls ``admit_public(peer)`` first when
+        # it is not None (the per-address resolve limit is on).
         self.public = resolver.public
+        self.admit_public = self.admission.public
 
     # --- reads -------------------------------------------------------------------------
 
     def resolve(self, caller: Caller, handle: str, *, types: Sequence[str] = (),
                 indexes: Sequence[int] = ()) -> Entry:
         """The view ``caller`` may see, filtered by ``types``/``indexes`` (their union)."""
-        principal = self.auth.principal(caller.authorization, caller.certificate)
+        principal = self.admission.reader(caller)
         return self.resolver.resolve(handle, principal=principal, types=types,
                                      indexes=indexes)
 
@@ -63,7 +70,7 @@ class Core:
         if len(handles) > self.max_batch_handles:
             raise InvalidArgument(f"BatchResolve takes at most {self.max_batch_handles} "
                                   f"handles, got {len(handles)}")
-        principal = self.auth.principal(caller.authorization, caller.certificate)
+        principal = self.admission.reader(caller, max(1, len(handles)))
         out: list[Entry | IdnodeError] = []
         for text in handles:
             try:
@@ -78,7 +85,7 @@ class Core:
 
     def list_handles(self, caller: Caller, prefix: str, page_size: int = 0,
              page_token: str = "") -> tuple[list[str], str]:
-        principal = self.auth.principal(caller.authorization, caller.certificate)
+        principal = self.admission.reader(caller)
         return self.registrar.list(principal, prefix, page_size, page_token)
 
     def signing_keys(self) -> list[PublishedKey]:

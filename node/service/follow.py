@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from node.observe.metrics import Metrics
+from node.service.admission import Admission
 from node.service.caller import Caller
 from node.service.writes import Authenticate
 from registry.access.policy import AccessPolicy, Permission
@@ -31,10 +32,12 @@ class Follow:
     """Changes after a sequence, then new ones as they commit, until told to stop."""
 
     def __init__(self, store: Store, policy: AccessPolicy, auth: Authenticate,
-                 metrics: Metrics, *, max_followers: int = 8) -> None:
+                 metrics: Metrics, *, max_followers: int = 8,
+                 admission: Admission | None = None) -> None:
         self.store = store
         self.policy = policy
         self.auth = auth
+        self.admission = admission if admission is not None else Admission(auth)
         self.metrics = metrics
         self.max_followers = max_followers
         self._followers = 0
@@ -49,7 +52,7 @@ class Follow:
         ends when ``active()`` turns false or the node stops (followers resume by
         sequence).
         """
-        principal = self.auth.principal(caller.authorization, caller.certificate)
+        principal = self.admission.authenticate(caller)
         prefix = Prefix.parse(prefix_text) if prefix_text else None
         if prefix is None:
             self.policy.require_node_admin(

@@ -19,6 +19,7 @@ from node.errors import mapping_for
 from node.observe.logs import AUDIT, event
 from node.observe.metrics import Metrics
 from node.security.certificates import ClientCertificate
+from node.service.admission import Admission
 from node.service.caller import Caller
 from node.service.coherence import Coherence
 from registry.access.principals import Principal
@@ -67,11 +68,13 @@ class Writes:
     """Register, update, delete, bulk-register and allocate prefixes for any door."""
 
     def __init__(self, registrar: Registrar, coherence: Coherence, auth: Authenticate,
-                 metrics: Metrics) -> None:
+                 metrics: Metrics, *, admission: Admission | None = None) -> None:
         self.registrar = registrar
         self.coherence = coherence
         self.auth = auth
         self.metrics = metrics
+        # Rate limits + credentials: every write entry point asks it for the principal.
+        self.admission = admission if admission is not None else Admission(auth)
 
     # --- one identifier ----------------------------------------------------------------
 
@@ -118,7 +121,7 @@ class Writes:
         started = time.perf_counter()
         try:
             self.coherence.refresh()  # rights other processes changed count from now
-            principal = self.auth.principal(caller.authorization, caller.certificate)
+            principal = self.admission.writer(caller)
             result = run(principal)
         except IdnodeError as exc:
             self.refused(caller, operation, exc, handle=handle, request_id=request_id,
@@ -140,7 +143,7 @@ class Writes:
         an anonymous or wrong credential fails the whole call, never row by row."""
         try:
             self.coherence.refresh()
-            principal = self.auth.principal(caller.authorization, caller.certificate)
+            principal = self.admission.writer(caller)
             if principal is None:
                 raise Unauthenticated("bulk registration requires credentials "
                                       "(authorization metadata)")
@@ -154,7 +157,7 @@ class Writes:
     def allocate_prefix(self, caller: Caller, prefix: str, owner_secret: str = "") -> Allocation:
         principal: Principal | None = None
         try:
-            principal = self.auth.principal(caller.authorization, caller.certificate)
+            principal = self.admission.writer(caller)
             allocation = self.registrar.allocate_prefix(principal, prefix, owner_secret)
         except IdnodeError as exc:
             self.refused(caller, "allocate-prefix", exc, handle=prefix, principal=principal)

@@ -33,7 +33,7 @@ import re
 import urllib.parse
 from typing import Any
 
-from node.errors import UnsupportedMediaType, mapping_for, public_message
+from node.errors import UnsupportedMediaType, mapping_for, public_message, retry_after
 from node.service.caller import Caller
 from node.service.core import Core
 from node.web.app import JSON, Reply, Request, Route, Routes
@@ -85,7 +85,14 @@ def error_reply(exc: BaseException, handle: str = "") -> Reply:
     body: dict[str, Any] = {"responseCode": mapping.handle_code, "handle": handle,
                             "message": public_message(exc)}
     return Reply.json(mapping.http_status, body,
-                      _UNAUTHENTICATED if mapping.http_status == 401 else ())
+                      _UNAUTHENTICATED if mapping.http_status == 401 else error_headers(exc))
+
+
+def error_headers(exc: BaseException) -> tuple[tuple[bytes, bytes], ...]:
+    """The headers an error answer carries whatever its body: ``Retry-After`` (seconds)
+    when the error says when to try again."""
+    seconds = retry_after(exc)
+    return ((b"retry-after", str(seconds).encode()),) if seconds is not None else ()
 
 
 def _rendition(entry: Any) -> bytes:
@@ -109,6 +116,8 @@ def resolve_reply(core: Core, request: Request, text: str) -> Reply:
     signed = request.flag("signed")
     if not types and not indexes and not signed and b"authorization" not in request.headers \
             and request.certificate is None:
+        if core.admit_public is not None:  # the per-address resolve limit is on
+            core.admit_public(request.peer)
         return Reply(200, _rendition(core.public(text)), JSON)
     caller = caller_of(request)
     try:
@@ -210,5 +219,6 @@ class HandleApi:
         return Reply.json(200, body)
 
 
-__all__ = ["HandleApi", "error_reply", "handle_from_path", "query_ints", "resolve_reply"]
+__all__ = ["HandleApi", "error_headers", "error_reply", "handle_from_path", "query_ints",
+           "resolve_reply"]
 

@@ -40,8 +40,9 @@ _ERROR_TEXT = {
     409: "Identifier or value already exists with overwrite=false (responseCode 101)",
     413: "Request body over the limit (4 MiB)",
     415: "PUT body that is not JSON",
-    429: "Over a limit or overloaded (credential checks queue full, back-off after failed "
-         "logins)",
+    429: "Over a limit or overloaded: a rate limit (the message names the setting), the "
+         "credential checks queue full, or a back-off after failed logins; Retry-After "
+         "says in how many seconds to try again",
     503: "A dependency is down and the node cannot answer",
 }
 
@@ -181,12 +182,20 @@ _SCHEMAS: dict[str, Any] = {
 }
 
 
+_ERROR_HEADERS: dict[int, dict[str, Any]] = {
+    401: {"WWW-Authenticate": {"schema": {"type": "string"}}},
+    429: {"Retry-After": {"description": "Seconds (a whole number) after which a retry "
+                                         "may succeed",
+                          "schema": {"type": "integer", "minimum": 1}}},
+}
+
+
 def _responses() -> dict[str, Any]:
     out: dict[str, Any] = {}
     for status, text in _ERROR_TEXT.items():
         response: dict[str, Any] = {"description": text, "content": _json_content(_ERROR_REF)}
-        if status == 401:
-            response["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}}}
+        if status in _ERROR_HEADERS:
+            response["headers"] = _ERROR_HEADERS[status]
         out[f"E{status}"] = response
     return out
 
@@ -253,10 +262,13 @@ def _qr(kind: str, media: str) -> dict[str, Any]:
     }}
 
 
-def _html_or_json_error(text: str) -> dict[str, Any]:
-    return {"description": text, "content": {
+def _html_or_json_error(status: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"description": _ERROR_TEXT[status], "content": {
         "text/html": {"schema": {"type": "string"}},
         JSON: {"schema": _ERROR_REF}}}
+    if status == 429:
+        out["headers"] = _ERROR_HEADERS[status]
+    return out
 
 
 def build_document(version: str = __version__) -> dict[str, Any]:
@@ -385,12 +397,12 @@ def build_document(version: str = __version__) -> dict[str, Any]:
                         "headers": {"Location": {"required": True,
                                                  "schema": {"type": "string"}}},
                         "content": {"text/html": {"schema": {"type": "string"}}}},
-                "400": _html_or_json_error(_ERROR_TEXT[400]),
-                "401": _html_or_json_error(_ERROR_TEXT[401]),
-                "403": _html_or_json_error(_ERROR_TEXT[403]),
-                "404": _html_or_json_error(_ERROR_TEXT[404]),
-                "429": _html_or_json_error(_ERROR_TEXT[429]),
-                "503": _html_or_json_error(_ERROR_TEXT[503]),
+                "400": _html_or_json_error(400),
+                "401": _html_or_json_error(401),
+                "403": _html_or_json_error(403),
+                "404": _html_or_json_error(404),
+                "429": _html_or_json_error(429),
+                "503": _html_or_json_error(503),
             },
         }},
         "/": {"get": {

@@ -57,6 +57,7 @@ from node.verify import VerificationError, verify
 from node.web.app import Reply, Request, Route, Routes
 from node.web.handles import (
     caller_of,
+    error_headers,
     error_reply,
     handle_from_path,
     query_ints,
@@ -417,8 +418,11 @@ class ScanProxy:
             return self._render(mapping.http_status, "not_found.html",
                                 values_missing=isinstance(exc, ValuesNotFound) and filtered,
                                 referral=exc.referral_prefix, **context)
-        return self._render(mapping.http_status, "error.html",
+        page = self._render(mapping.http_status, "error.html",
                             invalid=isinstance(exc, InvalidIdentifier), **context)
+        extra = error_headers(exc)  # Retry-After on a 429
+        return Reply(page.status, page.body, page.content_type, page.headers + extra) \
+            if extra else page
 
     def _render(self, status: int, template: str, **context: object) -> Reply:
         body = self.templates[template].render(css_url=self.css_url, node_id=self.node_id,
