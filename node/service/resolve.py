@@ -23,13 +23,18 @@ from node.observe.metrics import Metrics
 from node.service.coherence import Coherence
 from node.service.views import ViewSigner
 from registry.access.principals import Principal
-from registry.errors import NotFound, ValuesNotFound
+from registry.access.rights import is_secret
+from registry.errors import NotFound, PermissionDenied, Unauthenticated, ValuesNotFound
 from registry.identifier import Handle
 from registry.registrar import Registrar
 from registry.store import Store
 from registry.views import visible
 
 MAX_ALIASES = 200_000
+# Ends the message of a filtered answer whose only matches are values the caller may not
+# read: refused (Unauthenticated / PermissionDenied), not "values not found". A message,
+# not a flag, so the verdict survives the shared cache's encoding.
+_PRIVATE_ONLY = " are private: reading them needs read_value on it"
 _FLIGHT_TIMEOUT_SECONDS = 30.0
 
 
@@ -122,7 +127,11 @@ class Resolver:
         else:
             self.metrics.l1_hit.inc()
         if entry.response is None:
-            if entry.etag:  # the identifier exists, the filter matched nothing
+            if entry.etag:  # the identifier exists, the filter matched nothing visible
+                if entry.message.endswith(_PRIVATE_ONLY):
+                    if principal is None:
+                        raise Unauthenticated(entry.message)
+                    raise PermissionDenied(f"{principal.id}: {entry.message}")
                 raise ValuesNotFound(entry.message)
             raise NotFound(entry.message)
         return entry
@@ -211,9 +220,12 @@ class Resolver:
             return entry
         values = visible(record.values, private_ok=private_ok, types=types, indexes=indexes)
         if (types or indexes) and not values:
-            entry = Entry(None, mono + self.negative_ttl, etag=record.etag,
-                          message=f"{record.handle} has no values of the requested "
-                                  "types or indexes")
+            hidden = not private_ok and any(
+                not v.permissions.public_read and (v.type in types or v.index in indexes)
+                and not is_secret(v) for v in record.values)
+            message = (f"the requested values of {record.handle}{_PRIVATE_ONLY}" if hidden
+                       else f"{record.handle} has no values of the requested types or indexes")
+            entry = Entry(None, mono + self.negative_ttl, etag=record.etag, message=message)
             self._keep(l2, handle.key, view, entry, record.sequence, read_started,
                        generation)
             return entry
