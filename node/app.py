@@ -34,6 +34,7 @@ from node.observe.metrics import Metrics
 from node.rpc.server import SERVICES, Services, build_server
 from node.security.auth import Authenticator
 from node.security.signing import KeyRing, SigningKeyError
+from node.service.applications import Applications
 from node.service.coherence import Coherence
 from node.service.core import Core
 from node.service.follow import Follow
@@ -242,7 +243,8 @@ def assemble_core(settings: Settings, store: Store, beacon: Beacon, keys: KeyRin
     writes = Writes(registrar, coherence, auth, metrics)
     follow = Follow(store, registrar.policy, auth, metrics)
     core = Core(registrar, resolver, writes, follow, auth, keys,
-                max_batch_handles=settings.max_batch_handles)
+                max_batch_handles=settings.max_batch_handles,
+                applications=Applications(registrar, writes, auth, store))
     return core, coherence, auth
 
 
