@@ -38,6 +38,7 @@ from node.security.ratelimit import RateLimits, build_limits
 from node.security.signing import KeyRing, SigningKeyError
 from node.security.tls import TlsError, TlsFiles
 from node.service.admission import Admission
+from node.service.applications import Applications
 from node.service.coherence import Coherence
 from node.service.core import Core
 from node.service.follow import Follow
@@ -261,7 +262,8 @@ def assemble_core(settings: Settings, store: Store, beacon: Beacon, keys: KeyRin
     follow = Follow(store, registrar.policy, credentials, metrics, admission=admission)
     core = Core(registrar, resolver, writes, follow, credentials, keys,
                 tokens=Tokens(store, registrar, credentials),
-                max_batch_handles=settings.max_batch_handles, admission=admission)
+                max_batch_handles=settings.max_batch_handles, admission=admission,
+                applications=Applications(registrar, writes, credentials, store))
     return core, coherence, auth
 
 

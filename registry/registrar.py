@@ -68,7 +68,7 @@ from registry.record import (
     parse_etag,
     values_to_json,
 )
-from registry.store import Store
+from registry.store import Store, UnitOfWork
 from registry.values import (
     ADMIN_TYPE,
     DEFAULT_TTL_SECONDS,
@@ -497,9 +497,14 @@ class Registrar:
         who = self.policy.require_node_admin(principal, doing="allocate prefixes")
         return self.allocate(who, prefix_text, owner_secret)
 
-    def allocate(self, by: Principal, prefix_text: str, owner_secret: str = "") -> Allocation:
+    def allocate(self, by: Principal, prefix_text: str, owner_secret: str = "", *,
+                 also: Callable[[UnitOfWork, int], object] | None = None) -> Allocation:
         """The allocation itself, for callers that already decided ``by`` may (the node
-        admin's AllocatePrefix, a reviewer's approval of an application)."""
+        admin's AllocatePrefix, a reviewer's approval of an application).
+
+        ``also(unit, now)`` runs first inside the allocation's unit of work, so what it
+        writes (an approval records its decision) commits with the allocation or not at
+        all; an error it raises leaves nothing written."""
         prefix = Prefix.parse(prefix_text)
         if prefix.key == self.node_prefix.key or not self.node_prefix.contains(prefix.key):
             raise InvalidArgument(
@@ -515,6 +520,8 @@ class Registrar:
             raise AlreadyExists(f"prefix {prefix.text} is already allocated")
         writes = self._admin_records(prefix, owner_secret, by.id, now)
         with self.store.unit_of_work() as unit:
+            if also is not None:
+                also(unit, now)
             unit.add_prefix(prefix, owner_id, now)
             results = tuple(unit.apply(w, now) for w in writes)
         return Allocation(prefix.text, owner_id, generated, results)

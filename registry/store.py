@@ -11,6 +11,7 @@ change follower needs :class:`ChangeLog`, not the principals):
 - :class:`RecordStore` — identifiers and their values;
 - :class:`ChangeLog` — the ordered log mirrors and the top-level node follow;
 - :class:`AccessStore` — principals and allocated prefixes;
+- :class:`ApplicationStore` — enterprises' applications for prefixes and their review;
 - :class:`Store` — all of the above, plus the store's identity, units of work and
   ``close``. Existing callers keep typing against ``Store``.
 
@@ -30,6 +31,7 @@ from typing import Protocol
 
 from registry.access.principals import StoredPrincipal
 from registry.access.tokens import StoredToken
+from registry.applications import Application, ApplicationState
 from registry.errors import (
     AlreadyExists,
     IdnodeError,
@@ -179,6 +181,40 @@ class TokenStore(Protocol):
         ...
 
 
+class ApplicationStore(Protocol):
+    """Applications for prefixes (registry/applications.py): submitted by enterprises,
+    decided once by a reviewer. Newest first is the order of :attr:`Application.sequence`,
+    which the store assigns at :meth:`add_application` in commit order."""
+
+    def add_application(self, application: Application) -> Application:
+        """Store a new pending application and return it with its sequence; in order:
+
+        - a ``request_id`` seen before returns that stored application (in whatever state
+          it is now) when the fingerprints match, else InvalidArgument;
+        - AlreadyExists when the prefix is allocated already, or has a pending
+          application (one pending application per prefix);
+        - AlreadyExists when the id is taken.
+        """
+        ...
+
+    def get_application(self, application_id: str) -> Application | None:
+        """The application with this id."""
+        ...
+
+    def list_applications(self, state: ApplicationState | None, before: int,
+                          limit: int) -> list[Application]:
+        """At most ``limit`` applications in ``state`` (None: every state), newest first,
+        with a sequence below ``before`` (0: from the newest)."""
+        ...
+
+    def decide_application(self, application_id: str, state: ApplicationState,
+                           reviewer: str, reason: str, now: int) -> Application:
+        """Move a pending application to ``state`` (approved or rejected) and return it.
+        NotFound when there is no such application; StaleEtag when it was decided already
+        (a decision is taken once, so of two concurrent ones exactly one succeeds)."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """Writes that commit together or not at all (see :meth:`Store.unit_of_work`).
 
@@ -199,8 +235,13 @@ class UnitOfWork(Protocol):
         """Record ``prefix`` as allocated to ``owner_id``; AlreadyExists when it is."""
         ...
 
+    def decide_application(self, application_id: str, state: ApplicationState,
+                           reviewer: str, reason: str, now: int) -> Application:
+        """As :meth:`ApplicationStore.decide_application`, inside the unit (an approval
+        commits together with the allocation it makes)."""
+        ...
 
-class Store(RecordStore, ChangeLog, AccessStore, TokenStore, Protocol):
+class Store(RecordStore, ChangeLog, AccessStore, TokenStore, ApplicationStore, Protocol):
     """Durable state of the node: the union of the concerns above.
 
     Every method is safe to call from several threads. After :meth:`close`, every method
@@ -244,6 +285,34 @@ def check_precondition(current: Record | None, write: Write) -> None:
         raise StaleEtag(
             f"etag is stale: {name} was changed since (now version {current.version}, "
             f"etag {current.etag})")
+
+
+def replay_application(new: Application, stored: Application) -> Application:
+    """A request id seen before: the stored application for the same content, else an
+    error (every backend answers a repeated ApplyPrefix the same way)."""
+    if stored.fingerprint != new.fingerprint:
+        raise InvalidArgument(f"request_id {new.request_id!r} was already used for a "
+                              "different application")
+    return stored
+
+
+def application_conflict(prefix: Prefix, *, allocated: bool) -> AlreadyExists:
+    """Why a new application for ``prefix`` is refused (the same words on every backend)."""
+    if allocated:
+        return AlreadyExists(f"prefix {prefix.text} is already allocated")
+    return AlreadyExists(f"prefix {prefix.text} already has a pending application: it is "
+                         "decided before another one can be made")
+
+
+def check_pending(application: Application | None, application_id: str) -> Application:
+    """The application a decision may apply to, else the error every backend reports."""
+    if application is None:
+        raise NotFound(f"application {application_id} not found")
+    if application.state is not ApplicationState.PENDING:
+        raise StaleEtag(f"application {application.id} was already "
+                        f"{application.state.value} by {application.reviewer or 'a reviewer'}"
+                        ": an application is decided once")
+    return application
 
 
 def replay_or_conflict(write: Write, fingerprint: str, result: WriteResult) -> WriteResult:

@@ -14,6 +14,8 @@ from node.errors import Unimplemented
 from node.rpc.servicers import caller_of
 from node.service.core import Core
 from registry.access.tokens import StoredToken
+from registry.applications import Application, ApplicationState, Enterprise
+from registry.errors import InvalidArgument
 
 
 def token_to_wire(token: StoredToken) -> admin_pb2.Token:
@@ -25,6 +27,45 @@ def token_to_wire(token: StoredToken) -> admin_pb2.Token:
         out.expires_at.seconds = token.expires_at
     if token.revoked_at is not None:
         out.revoked_at.seconds = token.revoked_at
+    return out
+
+
+
+_WIRE_STATES: dict[ApplicationState, admin_pb2.Application.State] = {
+    ApplicationState.PENDING: admin_pb2.Application.STATE_PENDING,
+    ApplicationState.APPROVED: admin_pb2.Application.STATE_APPROVED,
+    ApplicationState.REJECTED: admin_pb2.Application.STATE_REJECTED,
+}
+_STATES: dict[int, ApplicationState] = {n: state for state, n in _WIRE_STATES.items()}
+
+
+def enterprise_from_wire(e: admin_pb2.Enterprise) -> Enterprise:
+    return Enterprise(e.name, e.credit_code, e.contact_name, e.contact_phone,
+                      e.contact_email, e.industry, e.address)
+
+
+def state_from_wire(number: int) -> ApplicationState | None:
+    """None for STATE_UNSPECIFIED (every state)."""
+    if number == admin_pb2.Application.STATE_UNSPECIFIED:
+        return None
+    state = _STATES.get(number)
+    if state is None:
+        raise InvalidArgument(f"state {number} is not one of STATE_UNSPECIFIED (0), "
+                              "STATE_PENDING (1), STATE_APPROVED (2) or STATE_REJECTED (3)")
+    return state
+
+
+def application_to_wire(a: Application) -> admin_pb2.Application:
+    e = a.enterprise
+    out = admin_pb2.Application(
+        application_id=a.id, prefix=a.prefix.text, state=_WIRE_STATES[a.state],
+        enterprise=admin_pb2.Enterprise(
+            name=e.name, credit_code=e.credit_code, contact_name=e.contact_name,
+            contact_phone=e.contact_phone, contact_email=e.contact_email,
+            industry=e.industry, address=e.address),
+        submitted_at=Timestamp(seconds=a.submitted_at), reviewer=a.reviewer, reason=a.reason)
+    if a.decided_at:
+        out.decided_at.CopyFrom(Timestamp(seconds=a.decided_at))
     return out
 
 
@@ -58,21 +99,35 @@ class AdminServicer:
 
     def apply_prefix(self, request: admin_pb2.ApplyPrefixRequest,
                      context: grpc.ServicerContext) -> admin_pb2.ApplyPrefixResponse:
-        raise Unimplemented("ApplyPrefix is not implemented by this node yet")
+        application = self.core.applications.apply(
+            caller_of(context), request.prefix, enterprise_from_wire(request.enterprise),
+            request.request_id)
+        return admin_pb2.ApplyPrefixResponse(application=application_to_wire(application))
 
     def list_applications(self, request: admin_pb2.ListApplicationsRequest,
                           context: grpc.ServicerContext) -> admin_pb2.ListApplicationsResponse:
-        raise Unimplemented("ListApplications is not implemented by this node yet")
+        page, token = self.core.applications.list(
+            caller_of(context), state_from_wire(request.state), request.page_size,
+            request.page_token)
+        return admin_pb2.ListApplicationsResponse(
+            applications=[application_to_wire(a) for a in page], next_page_token=token)
 
     def approve_application(
             self, request: admin_pb2.ApproveApplicationRequest,
             context: grpc.ServicerContext) -> admin_pb2.ApproveApplicationResponse:
-        raise Unimplemented("ApproveApplication is not implemented by this node yet")
+        approval = self.core.applications.approve(caller_of(context), request.application_id,
+                                                  request.note)
+        return admin_pb2.ApproveApplicationResponse(
+            application=application_to_wire(approval.application),
+            owner=approval.allocation.owner,
+            owner_secret=approval.allocation.generated_secret)
 
     def reject_application(
             self, request: admin_pb2.RejectApplicationRequest,
             context: grpc.ServicerContext) -> admin_pb2.RejectApplicationResponse:
-        raise Unimplemented("RejectApplication is not implemented by this node yet")
+        rejected = self.core.applications.reject(caller_of(context), request.application_id,
+                                                 request.reason)
+        return admin_pb2.RejectApplicationResponse(application=application_to_wire(rejected))
 
     # --- audit -------------------------------------------------------------------------
 

@@ -45,7 +45,9 @@ RETRY_AFTER_METADATA = "retry-after"
 # Unary write methods: a request refused before it reached the core (it did not parse)
 # is audited here, since the core never saw it.
 _WRITES = {"Register": "register", "Update": "update", "Delete": "delete",
-           "AllocatePrefix": "allocate-prefix"}
+           "AllocatePrefix": "allocate-prefix", "ApplyPrefix": "apply-prefix",
+           "ApproveApplication": "approve-application",
+           "RejectApplication": "reject-application"}
 
 
 class Services:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from node.cache.l1 import Entry
 from node.security.signing import KeyRing, PublishedKey
 from node.service.admission import Admission
+from node.service.applications import Applications
 from node.service.caller import Caller
 from node.service.follow import Follow
 from node.service.resolve import Resolver
@@ -37,13 +38,15 @@ class Core:
 
     def __init__(self, registrar: Registrar, resolver: Resolver, writes: Writes,
                  follow: Follow, auth: Authenticate, keys: KeyRing, *,
-                 tokens: Tokens, max_batch_handles: int = 100,
+                 tokens: Tokens, applications: Applications,
+                 max_batch_handles: int = 100,
                  admission: Admission | None = None) -> None:
         self.registrar = registrar
         self.resolver = resolver
         self.writes = writes
         self.follow = follow
         self.tokens = tokens
+        self.applications = applications  # prefix applications and their review
         self.auth = auth
         self.keys = keys
         self.max_batch_handles = max_batch_handles

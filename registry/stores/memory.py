@@ -2,10 +2,11 @@
 throw-away nodes. Nothing survives the process.
 
 Every write goes through a unit of work: a private overlay (records, change rows, request
-ids, principals, prefixes) built under the store lock and merged into the store at
-commit, so an exception discards it. Readers take no lock (as SQLite readers never wait
-for the writer) and see nothing of a unit before its commit; during the commit they may
-see its records appear one by one, but its change-log entries appear in one step.
+ids, principals, prefixes, application decisions) built under the store lock and merged
+into the store at commit, so an exception discards it. Readers take no lock (as SQLite
+readers never wait for the writer) and see nothing of a unit before its commit; during
+the commit they may see its records appear one by one, but its change-log entries appear
+in one step.
 """
 
 from __future__ import annotations
@@ -15,16 +16,21 @@ import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 
 from registry.access.principals import StoredPrincipal, identity_key
 from registry.access.tokens import StoredToken
+from registry.applications import Application, ApplicationState
 from registry.errors import AlreadyExists, IdnodeError, Unavailable
 from registry.identifier import Prefix
 from registry.record import Change, Record, Write, WriteResult, etag_of
 from registry.store import (
     REQUEST_RETENTION_SECONDS,
     Counts,
+    application_conflict,
+    check_pending,
     check_precondition,
+    replay_application,
     replay_or_conflict,
 )
 
@@ -42,6 +48,7 @@ class MemoryUnitOfWork:
         self._requests: dict[tuple[str, str], tuple[str, WriteResult, int]] = {}
         self._principals: dict[str, StoredPrincipal] = {}
         self._prefixes: dict[str, str] = {}
+        self._applications: dict[str, Application] = {}
         self._seq = store._seq
 
     def _record(self, key: str) -> Record | None:
@@ -89,6 +96,14 @@ class MemoryUnitOfWork:
             raise AlreadyExists(f"prefix {prefix.text} is already allocated")
         self._prefixes[prefix.key] = owner_id
 
+    def decide_application(self, application_id: str, state: ApplicationState,
+                           reviewer: str, reason: str, now: int) -> Application:
+        current = self._applications.get(application_id) or \
+            self._store._applications.get(application_id)
+        decided = check_pending(current, application_id).decided(state, reviewer, reason, now)
+        self._applications[application_id] = decided
+        return decided
+
 
 class MemoryStore:
     """See :class:`registry.store.Store`."""
@@ -102,6 +117,8 @@ class MemoryStore:
         self._principals: dict[str, StoredPrincipal] = {}
         self._prefixes: dict[str, str] = {}  # prefix key -> owner id
         self._tokens: dict[str, StoredToken] = {}
+        self._applications: dict[str, Application] = {}  # id -> application
+        self._application_seq = 0
         self._seq = 0
         self._id = uuid.uuid4().hex
         self._unit_owner: int | None = None  # thread holding an open unit of work
@@ -141,6 +158,7 @@ class MemoryStore:
         self._requests.update(unit._requests)
         self._principals.update(unit._principals)
         self._prefixes.update(unit._prefixes)
+        self._applications.update(unit._applications)
         if unit._changes:
             self._changes.extend(unit._changes)
             self._seq = unit._seq
@@ -246,6 +264,48 @@ class MemoryStore:
     def has_prefix(self, prefix_key: str) -> bool:
         self._check_open()
         return prefix_key in self._prefixes
+
+    # --- applications --------------------------------------------------------------------
+
+    def add_application(self, application: Application) -> Application:
+        with self._lock:
+            self._check_open()
+            items = list(self._applications.values())
+            if application.request_id:
+                for seen in items:
+                    if seen.request_id == application.request_id:
+                        return replay_application(application, seen)
+            prefix = application.prefix
+            if prefix.key in self._prefixes:
+                raise application_conflict(prefix, allocated=True)
+            if any(a.prefix.key == prefix.key and a.state is ApplicationState.PENDING
+                   for a in items):
+                raise application_conflict(prefix, allocated=False)
+            if application.id in self._applications:
+                raise AlreadyExists(f"application {application.id} already exists")
+            self._application_seq += 1
+            stored = replace(application, sequence=self._application_seq)
+            self._applications[stored.id] = stored
+            return stored
+
+    def get_application(self, application_id: str) -> Application | None:
+        self._check_open()
+        return self._applications.get(application_id)
+
+    def list_applications(self, state: ApplicationState | None, before: int,
+                          limit: int) -> list[Application]:
+        self._check_open()
+        items = list(self._applications.values())  # one atomic copy, as list_keys
+        found = sorted((a for a in items
+                        if (state is None or a.state is state)
+                        and (before <= 0 or a.sequence < before)),
+                       key=lambda a: a.sequence, reverse=True)
+        return found[:max(limit, 0)]
+
+    def decide_application(self, application_id: str, state: ApplicationState,
+                           reviewer: str, reason: str, now: int) -> Application:
+        with self.unit_of_work() as unit:
+            return unit.decide_application(application_id, state, reviewer, reason, now)
 
     def close(self) -> None:
         with self._lock:

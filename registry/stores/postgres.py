@@ -52,6 +52,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import replace
 from importlib import resources
 from typing import Any, ParamSpec, TypeVar
 
@@ -62,6 +63,7 @@ from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout, TooManyRequest
 
 from registry.access.principals import Principal, StoredPrincipal, identity_key
 from registry.access.tokens import StoredToken
+from registry.applications import Application, ApplicationState
 from registry.errors import AlreadyExists, IdnodeError, InvalidArgument, Unavailable
 from registry.identifier import Handle, Prefix
 from registry.record import (
@@ -78,10 +80,19 @@ from registry.store import (
     REQUEST_RETENTION_SECONDS,
     Counts,
     StoreDefect,
+    application_conflict,
+    check_pending,
     check_precondition,
+    replay_application,
     replay_or_conflict,
 )
 from registry.stores import token_rows
+from registry.stores.application_rows import (
+    COLUMNS,
+    INSERT_COLUMNS,
+    application_from_row,
+    application_row,
+)
 from registry.stores.value_codec import decode_value, encode_value
 from registry.values import Permissions, Value
 
@@ -232,12 +243,19 @@ def migrations() -> list[tuple[int, str]]:
 KNOWN_VERSION = max(v for v, _ in migrations())
 
 
-def _schema_version(conn: psycopg.Connection[Any]) -> int:
+def _applied(conn: psycopg.Connection[Any]) -> set[int]:
+    """The versions recorded in ``schema_version`` (none before the first migration)."""
     exists = conn.execute("SELECT to_regclass('schema_version')").fetchone()
     if exists is None or exists[0] is None:
-        return 0
-    row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
-    return int(row[0] or 0) if row else 0
+        return set()
+    return {int(r[0]) for r in conn.execute("SELECT version FROM schema_version").fetchall()}
+
+
+def _pending(applied: set[int]) -> list[tuple[int, str]]:
+    """Every shipped migration not recorded, in order: a number left free by another
+    branch and shipped later (0003 after 0004) is applied when it arrives instead of
+    being skipped as "older than the schema"."""
+    return [(v, sql) for v, sql in migrations() if v not in applied]
 
 
 def _refuse_newer(version: int) -> None:
@@ -253,23 +271,22 @@ def migrate(conn: psycopg.Connection[Any]) -> int:
     rights can open it); otherwise an advisory lock makes concurrent openers migrate once.
     A migration file is sent whole (several statements, dollar-quoted bodies): the
     server splits it, so the runner needs no SQL parser."""
-    current = _schema_version(conn)
-    _refuse_newer(current)
-    if current == KNOWN_VERSION:
-        return current
+    applied = _applied(conn)
+    _refuse_newer(max(applied, default=0))
+    if not _pending(applied):
+        return max(applied)
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
         conn.execute("CREATE TABLE IF NOT EXISTS schema_version ("
                      "version integer PRIMARY KEY, applied_at timestamptz NOT NULL "
                      "DEFAULT now())")
-        current = _schema_version(conn)  # again, under the lock
-        _refuse_newer(current)
-        for version, sql in migrations():
-            if version > current:
-                conn.execute(sql.encode())  # bytes: no parameters, so no %-escaping
-                conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
-                current = version
-    return current
+        applied = _applied(conn)  # again, under the lock
+        _refuse_newer(max(applied, default=0))
+        for version, sql in _pending(applied):
+            conn.execute(sql.encode())  # bytes: no parameters, so no %-escaping
+            conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
+            applied.add(version)
+    return max(applied)
 
 
 # --- rows ----------------------------------------------------------------------------------
@@ -286,6 +303,24 @@ _INSERT_VALUE = ("INSERT INTO record_values (key, idx, type, kind, data, ttl, ts
 _INSERT_CHANGE = ("INSERT INTO changes (seq, op, key, handle, version, values_json, principal, "
                   "request_id, at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)")
 _SET_COUNTER = "UPDATE change_counter SET seq = %s, records = %s"
+
+
+def _load_application(conn: psycopg.Connection[Any],
+                      application_id: str) -> Application | None:
+    row = conn.execute(f"SELECT {COLUMNS} FROM applications WHERE id = %s",  # noqa: S608
+                       (application_id,)).fetchone()
+    return application_from_row(row) if row is not None else None
+
+
+def _decide(conn: psycopg.Connection[Any], application_id: str, state: ApplicationState,
+            reviewer: str, reason: str, now: int) -> Application:
+    """Under the counter lock (every write transaction holds it), so the check is
+    authoritative: of two concurrent decisions the second sees the first's."""
+    current = check_pending(_load_application(conn, application_id), application_id)
+    conn.execute("UPDATE applications SET state = %s, reviewer = %s, reason = %s, "
+                 "decided_at = %s WHERE id = %s AND state = 'pending'",
+                 (state.value, reviewer, reason, now, application_id))
+    return current.decided(state, reviewer, reason, now)
 
 
 class _Tx:
@@ -327,6 +362,10 @@ class PostgresUnitOfWork:
             (prefix.key, prefix.text, owner_id, now)).fetchone()
         if row is None:
             raise AlreadyExists(f"prefix {prefix.text} is already allocated")
+
+    def decide_application(self, application_id: str, state: ApplicationState,
+                           reviewer: str, reason: str, now: int) -> Application:
+        return _decide(self._tx.conn, application_id, state, reviewer, reason, now)
 
 
 @_errors_mapped
@@ -738,6 +777,58 @@ class PostgresStore:
 
     def has_prefix(self, prefix_key: str) -> bool:
         return bool(self._rows("SELECT 1 FROM prefixes WHERE key = %s", (prefix_key,)))
+
+    # --- applications ------------------------------------------------------------------
+
+    def add_application(self, application: Application) -> Application:
+        """Under the counter lock like every write, so the checks are authoritative and
+        ``seq`` (an identity column) is assigned in commit order."""
+        a = application
+        with self._write_tx() as tx:
+            conn = tx.conn
+            if a.request_id:
+                row = conn.execute(
+                    f"SELECT {COLUMNS} FROM applications WHERE request_id = %s",  # noqa: S608
+                    (a.request_id,)).fetchone()
+                if row is not None:
+                    return replay_application(a, application_from_row(row))
+            if conn.execute("SELECT 1 FROM prefixes WHERE key = %s",
+                            (a.prefix.key,)).fetchone() is not None:
+                raise application_conflict(a.prefix, allocated=True)
+            if conn.execute("SELECT 1 FROM applications WHERE prefix_key = %s AND "
+                            "state = 'pending'", (a.prefix.key,)).fetchone() is not None:
+                raise application_conflict(a.prefix, allocated=False)
+            fields = application_row(a)
+            inserted = conn.execute(
+                f"INSERT INTO applications ({INSERT_COLUMNS}) VALUES "  # noqa: S608
+                f"({', '.join(['%s'] * len(fields))}) ON CONFLICT DO NOTHING RETURNING seq",
+                fields).fetchone()
+            if inserted is None:
+                raise AlreadyExists(f"application {a.id} already exists")
+            return replace(a, sequence=int(inserted[0]))
+
+    def get_application(self, application_id: str) -> Application | None:
+        rows = self._rows(f"SELECT {COLUMNS} FROM applications WHERE id = %s",  # noqa: S608
+                          (application_id,))
+        return application_from_row(rows[0]) if rows else None
+
+    def list_applications(self, state: ApplicationState | None, before: int,
+                          limit: int) -> list[Application]:
+        where = ["seq < %s"]
+        params: list[object] = [before if before > 0 else 2**63 - 1]
+        if state is not None:
+            where.append("state = %s")
+            params.append(state.value)
+        rows = self._rows(
+            f"SELECT {COLUMNS} FROM applications "  # noqa: S608
+            f"WHERE {' AND '.join(where)} ORDER BY seq DESC LIMIT %s",
+            (*params, max(limit, 0)))
+        return [application_from_row(r) for r in rows]
+
+    def decide_application(self, application_id: str, state: ApplicationState,
+                           reviewer: str, reason: str, now: int) -> Application:
+        with self._write_tx() as tx:
+            return _decide(tx.conn, application_id, state, reviewer, reason, now)
 
     def close(self) -> None:
         self._closed = True

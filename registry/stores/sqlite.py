@@ -31,12 +31,14 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 from registry.access.principals import Principal, StoredPrincipal, identity_key
 from registry.access.tokens import StoredToken
+from registry.applications import Application, ApplicationState
 from registry.errors import AlreadyExists, IdnodeError, InvalidArgument, Unavailable
 from registry.identifier import Handle, Prefix
 from registry.record import (
@@ -53,10 +55,19 @@ from registry.store import (
     REQUEST_RETENTION_SECONDS,
     Counts,
     StoreDefect,
+    application_conflict,
+    check_pending,
     check_precondition,
+    replay_application,
     replay_or_conflict,
 )
 from registry.stores import token_rows
+from registry.stores.application_rows import (
+    COLUMNS,
+    INSERT_COLUMNS,
+    application_from_row,
+    application_row,
+)
 from registry.stores.value_codec import decode_value, encode_value
 from registry.values import Permissions, Value
 
@@ -205,6 +216,23 @@ def _value_row(key: str, v: Value) -> tuple[object, ...]:
     return (key, v.index, v.type, *encode_value(v), v.ttl, v.timestamp, v.permissions.to_bits())
 
 
+# --- applications ------------------------------------------------------------------------------
+
+def _load_application(conn: sqlite3.Connection, application_id: str) -> Application | None:
+    row = conn.execute(f"SELECT {COLUMNS} FROM applications "  # noqa: S608
+                       "WHERE id = ?", (application_id,)).fetchone()
+    return application_from_row(row) if row is not None else None
+
+
+def _decide(conn: sqlite3.Connection, application_id: str, state: ApplicationState,
+            reviewer: str, reason: str, now: int) -> Application:
+    current = check_pending(_load_application(conn, application_id), application_id)
+    conn.execute("UPDATE applications SET state = ?, reviewer = ?, reason = ?, decided_at = ? "
+                 "WHERE id = ? AND state = 'pending'",
+                 (state.value, reviewer, reason, now, application_id))
+    return current.decided(state, reviewer, reason, now)
+
+
 def _create_private(path: str) -> None:
     """Create an empty database file with mode 0600 unless it exists. SQLite then
     creates the -wal and -shm files with the database's mode."""
@@ -247,6 +275,10 @@ class SQLiteUnitOfWork:
             if _is_duplicate(exc):
                 raise AlreadyExists(f"prefix {prefix.text} is already allocated") from None
             raise
+
+    def decide_application(self, application_id: str, state: ApplicationState,
+                           reviewer: str, reason: str, now: int) -> Application:
+        return _decide(self._conn, application_id, state, reviewer, reason, now)
 
 
 @_errors_mapped
@@ -366,13 +398,15 @@ class SQLiteStore:
 
     @staticmethod
     def _pending(conn: sqlite3.Connection) -> list[tuple[int, str]]:
+        """Every shipped migration without its row in ``schema_version``, in order: a
+        number left free by another branch and shipped later (0004 after 0005) is applied
+        when it arrives instead of being skipped as "older than the schema"."""
         exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
                               "AND name = 'schema_version'").fetchone()
-        current = 0
+        applied: set[int] = set()
         if exists is not None:
-            row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
-            current = int(row[0] or 0)
-        return [(v, sql) for v, sql in _migrations() if v > current]
+            applied = {int(r[0]) for r in conn.execute("SELECT version FROM schema_version")}
+        return [(v, sql) for v, sql in _migrations() if v not in applied]
 
     def schema_version(self) -> int:
         row = self._reader().execute("SELECT max(version) FROM schema_version").fetchone()
@@ -638,6 +672,55 @@ class SQLiteStore:
         row = self._reader().execute("SELECT 1 FROM prefixes WHERE key = ?",
                                      (prefix_key,)).fetchone()
         return row is not None
+
+    # --- applications ------------------------------------------------------------------
+
+    def add_application(self, application: Application) -> Application:
+        a = application
+        with self._tx() as conn:
+            if a.request_id:
+                row = conn.execute(
+                    f"SELECT {COLUMNS} FROM applications "  # noqa: S608
+                    "WHERE request_id = ?", (a.request_id,)).fetchone()
+                if row is not None:
+                    return replay_application(a, application_from_row(row))
+            if conn.execute("SELECT 1 FROM prefixes WHERE key = ?",
+                            (a.prefix.key,)).fetchone() is not None:
+                raise application_conflict(a.prefix, allocated=True)
+            if conn.execute("SELECT 1 FROM applications WHERE prefix_key = ? AND "
+                            "state = 'pending'", (a.prefix.key,)).fetchone() is not None:
+                raise application_conflict(a.prefix, allocated=False)
+            fields = application_row(a)
+            try:
+                cur = conn.execute(
+                    f"INSERT INTO applications ({INSERT_COLUMNS}) VALUES "  # noqa: S608
+                    f"({', '.join('?' * len(fields))})", fields)
+            except sqlite3.IntegrityError as exc:
+                if _is_duplicate(exc):
+                    raise AlreadyExists(f"application {a.id} already exists") from None
+                raise
+            return replace(a, sequence=int(cur.lastrowid or 0))
+
+    def get_application(self, application_id: str) -> Application | None:
+        return _load_application(self._reader(), application_id)
+
+    def list_applications(self, state: ApplicationState | None, before: int,
+                          limit: int) -> list[Application]:
+        where = ["seq < ?"]
+        params: list[object] = [before if before > 0 else 2**63 - 1]
+        if state is not None:
+            where.append("state = ?")
+            params.append(state.value)
+        rows = self._reader().execute(
+            f"SELECT {COLUMNS} FROM applications "  # noqa: S608
+            f"WHERE {' AND '.join(where)} ORDER BY seq DESC LIMIT ?",
+            (*params, max(limit, 0))).fetchall()
+        return [application_from_row(r) for r in rows]
+
+    def decide_application(self, application_id: str, state: ApplicationState,
+                           reviewer: str, reason: str, now: int) -> Application:
+        with self._tx() as conn:
+            return _decide(conn, application_id, state, reviewer, reason, now)
 
     def close(self) -> None:
         self._closed = True

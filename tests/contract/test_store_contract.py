@@ -11,12 +11,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from registry.access.principals import Principal, Scope, StoredPrincipal
 from registry.access.tokens import StoredToken
+from registry.applications import Application, ApplicationState, Enterprise, new_application
 from registry.errors import (
     AlreadyExists,
     InvalidArgument,
@@ -26,11 +28,11 @@ from registry.errors import (
 )
 from registry.identifier import Handle, Prefix
 from registry.record import Change, Operation, Precondition, RequestKey, Write
-from registry.store import Store
+from registry.registrar import Allocation, Registrar
+from registry.store import Store, UnitOfWork
 from registry.stores.memory import MemoryStore
 from registry.stores.postgres import PostgresStore
-from registry.stores.sqlite import SQLiteStore
-from registry.stores.sqlite import _migrations as sqlite_migrations
+from registry.stores.sqlite import SQLiteStore, _migrations
 from registry.values import AdminRef, Permissions, Value, ValueList, ValueRef
 
 NOW = 1_700_000_000
@@ -252,7 +254,7 @@ def test_sqlite_keeps_everything_across_reopen_and_records_its_schema(tmp_path: 
     s2 = SQLiteStore(path)
     try:
         assert s2.get("88.118.8/keep") is not None
-        assert s2.schema_version() == max(v for v, _ in sqlite_migrations())
+        assert s2.schema_version() == max(v for v, _ in _migrations())
         assert s2.last_sequence() == 1
         assert s2.store_id() == first_id
     finally:
@@ -521,3 +523,163 @@ def test_closing_the_store_ends_a_wait(store: Store) -> None:
     waiter.join(10)
     assert not waiter.is_alive() and time.monotonic() - started < 5.0
     assert len(outcome) == 1 and type(outcome[0]) is Unavailable
+
+
+# --- prefix applications -------------------------------------------------------------------
+
+ACME = Enterprise("某某机械有限公司", "91350100M000100Y43", "张三", "13800138000",
+                  "zhang@example.com", "C34 通用设备制造业", "福州市")
+
+
+def application(prefix: str, *, submitted_at: int = NOW, request_id: str = "",
+                enterprise: Enterprise = ACME) -> Application:
+    return new_application(Prefix.parse(prefix), enterprise, submitted_at, request_id)
+
+
+def test_applications_are_stored_whole_and_listed_newest_first_in_pages(
+        store: Store) -> None:
+    added = [store.add_application(application(f"88.118.{n}", submitted_at=NOW + n))
+             for n in range(1, 6)]
+    assert [a.sequence for a in added] == sorted({a.sequence for a in added})
+    got = store.get_application(added[0].id)
+    assert got == added[0] and got.enterprise == ACME and got.prefix.text == "88.118.1"
+    assert (got.state, got.decided_at, got.reviewer, got.reason) == (
+        ApplicationState.PENDING, 0, "", "")
+    assert store.get_application("no-such-id") is None
+    store.decide_application(added[1].id, ApplicationState.REJECTED, "300:88.118/ADMIN",
+                             "no licence", NOW + 10)
+    newest_first = [a.id for a in reversed(added)]
+    first = store.list_applications(None, 0, 2)
+    assert [a.id for a in first] == newest_first[:2]
+    rest = store.list_applications(None, first[-1].sequence, 10)
+    assert [a.id for a in first + rest] == newest_first
+    pending = store.list_applications(ApplicationState.PENDING, 0, 10)
+    assert [a.id for a in pending] == [i for i in newest_first if i != added[1].id]
+    assert [a.id for a in store.list_applications(ApplicationState.PENDING,
+                                                  pending[1].sequence, 10)] == \
+        [a.id for a in pending[2:]]
+    rejected = store.list_applications(ApplicationState.REJECTED, 0, 10)
+    assert [(a.id, a.reason, a.reviewer, a.decided_at) for a in rejected] == [
+        (added[1].id, "no licence", "300:88.118/ADMIN", NOW + 10)]
+    assert store.list_applications(ApplicationState.APPROVED, 0, 10) == []
+
+
+def test_an_application_is_decided_once(store: Store) -> None:
+    added = store.add_application(application("88.118.8"))
+    approved = store.decide_application(added.id, ApplicationState.APPROVED,
+                                        "300:88.118/ADMIN", "", NOW + 1)
+    assert (approved.state, approved.decided_at) == (ApplicationState.APPROVED, NOW + 1)
+    for state in (ApplicationState.REJECTED, ApplicationState.APPROVED):
+        with pytest.raises(StaleEtag, match="already approved"):
+            store.decide_application(added.id, state, "300:88.118/OTHER", "late", NOW + 2)
+    got = store.get_application(added.id)
+    assert got is not None and (got.state, got.reviewer, got.reason) == (
+        ApplicationState.APPROVED, "300:88.118/ADMIN", "")
+    with pytest.raises(NotFound):
+        store.decide_application("no-such-id", ApplicationState.REJECTED, "r", "x", NOW)
+
+
+def test_concurrent_decisions_of_one_application_let_exactly_one_win(store: Store) -> None:
+    added = store.add_application(application("88.118.8"))
+    outcomes: list[object] = []
+    barrier = threading.Barrier(4)
+
+    def decide(n: int) -> None:
+        barrier.wait(10)
+        try:
+            outcomes.append(store.decide_application(
+                added.id, ApplicationState.APPROVED, f"300:88.118/R{n}", "", NOW))
+        except StaleEtag as exc:
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=decide, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    won = [o for o in outcomes if isinstance(o, Application)]
+    assert len(outcomes) == 4 and len(won) == 1
+    got = store.get_application(added.id)
+    assert got is not None and got.reviewer == won[0].reviewer
+
+
+def test_a_prefix_has_one_pending_application_and_none_once_allocated(store: Store) -> None:
+    first = store.add_application(application("88.118.8"))
+    with pytest.raises(AlreadyExists, match="pending application"):
+        store.add_application(application("88.118.8"))
+    with pytest.raises(AlreadyExists, match="pending application"):
+        store.add_application(application("88.118.8", enterprise=replace(ACME, name="别家")))
+    store.add_application(application("88.118.9"))  # another prefix is independent
+    store.decide_application(first.id, ApplicationState.REJECTED, "r", "incomplete", NOW)
+    again = store.add_application(application("88.118.8"))  # decided: may apply again
+    assert again.state is ApplicationState.PENDING and again.sequence > first.sequence
+    with store.unit_of_work() as unit:
+        unit.add_prefix(Prefix.parse("88.118.10"), "300:88.118.10/ADMIN", NOW)
+    with pytest.raises(AlreadyExists, match="already allocated"):
+        store.add_application(application("88.118.10"))
+    assert len(store.list_applications(None, 0, 10)) == 3
+
+
+def test_an_application_request_id_returns_the_first_or_refuses_other_content(
+        store: Store) -> None:
+    first = store.add_application(application("88.118.8", request_id="apply-1"))
+    again = store.add_application(application("88.118.8", request_id="apply-1"))
+    assert again == first  # the same application, not a second one
+    store.decide_application(first.id, ApplicationState.APPROVED, "r", "", NOW)
+    later = store.add_application(application("88.118.8", request_id="apply-1"))
+    assert later.id == first.id and later.state is ApplicationState.APPROVED
+    with pytest.raises(InvalidArgument, match="request_id 'apply-1'"):
+        store.add_application(application("88.118.9", request_id="apply-1"))
+    assert len(store.list_applications(None, 0, 10)) == 1
+
+
+def test_an_approval_commits_with_its_allocation_or_not_at_all(store: Store) -> None:
+    added = store.add_application(application("88.118.8"))
+    with pytest.raises(RuntimeError, match="crash"), store.unit_of_work() as unit:
+        unit.decide_application(added.id, ApplicationState.APPROVED, "r", "", NOW)
+        unit.add_prefix(Prefix.parse("88.118.8"), "300:88.118.8/ADMIN", NOW)
+        raise RuntimeError("crash")  # between the decision and the commit
+    got = store.get_application(added.id)
+    assert got is not None and got.state is ApplicationState.PENDING
+    assert not store.has_prefix("88.118.8")
+    with store.unit_of_work() as unit:
+        decided = unit.decide_application(added.id, ApplicationState.APPROVED, "r", "ok",
+                                          NOW)
+        assert decided.state is ApplicationState.APPROVED
+        with pytest.raises(StaleEtag):  # the unit sees its own decision
+            unit.decide_application(added.id, ApplicationState.REJECTED, "r", "", NOW)
+        unit.add_prefix(Prefix.parse("88.118.8"), "300:88.118.8/ADMIN", NOW)
+    got = store.get_application(added.id)
+    assert got is not None and got.state is ApplicationState.APPROVED
+    assert store.has_prefix("88.118.8")
+
+
+def test_concurrent_approvals_allocate_the_prefix_exactly_once(store: Store) -> None:
+    # What ApproveApplication does: Registrar.allocate with the decision inside its unit.
+    registrar = Registrar(store, Prefix.parse("88.118"))
+    added = store.add_application(application("88.118.8"))
+    outcomes: list[object] = []
+    barrier = threading.Barrier(3)
+
+    def approve(n: int) -> None:
+        def record(unit: UnitOfWork, now: int) -> None:
+            unit.decide_application(added.id, ApplicationState.APPROVED, f"300:88.118/R{n}",
+                                    "", now)
+        barrier.wait(10)
+        try:
+            outcomes.append(registrar.allocate(Principal.of(f"300:88.118/R{n}"), "88.118.8",
+                                               also=record))
+        except (StaleEtag, AlreadyExists) as exc:
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=approve, args=(n,)) for n in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    won = [o for o in outcomes if isinstance(o, Allocation)]
+    assert len(outcomes) == 3 and len(won) == 1
+    got = store.get_application(added.id)
+    assert got is not None and got.state is ApplicationState.APPROVED
+    assert store.has_prefix("88.118.8") and store.counts().prefixes == 1
+    assert store.get("0.na/88.118.8") is not None and store.get("88.118.8/admin") is not None
