@@ -125,6 +125,14 @@ class Registrar:
     def _now(self) -> int:
         return int(self._clock())
 
+    def _apply(self, write: Write, now: int) -> WriteResult:
+        """Store one write; the rights book forgets the identifier at once (the node's
+        coherence layer does too, for every process, after commit)."""
+        try:
+            return self.store.apply(write, now)
+        finally:
+            self.rights.forget((write.handle.key,))
+
     # --- who may do what -----------------------------------------------------------------
 
     def serves(self, prefix_key: str) -> bool:
@@ -181,9 +189,11 @@ class Registrar:
         check_new_secret(secret)
         now = self._now()
         with self.store.unit_of_work() as unit:
-            return [unit.apply(w, now) for w in self._admin_records(
+            created = [unit.apply(w, now) for w in self._admin_records(
                 self.node_prefix, secret, identity, now, admin_exists=self.store.get(
                     Handle.parse(f"{self.node_prefix.text}/{ADMIN_SUFFIX}").key) is not None)]
+        self.rights.forget([r.key for r in created])
+        return created
 
     def _admin_records(self, prefix: Prefix, secret: str, by: str, now: int, *,
                        admin_exists: bool = False) -> list[Write]:
@@ -243,7 +253,7 @@ class Registrar:
                                     _content(incoming))
         now = self._now()
         vals = self._new_record(who, handle, incoming, now)
-        return self.store.apply(Write(Operation.REGISTER, handle, vals,
+        return self._apply(Write(Operation.REGISTER, handle, vals,
                                       Precondition(absent=True), who.id, request), now)
 
     def register_many(self, principal: Principal | None,
@@ -264,7 +274,11 @@ class Registrar:
             writes.append(Write(Operation.REGISTER, handle, vals, ABSENT, who.id))
             positions.append(i)
         if writes:
-            for i, result in zip(positions, self.store.apply_many(writes, now), strict=True):
+            try:
+                results = self.store.apply_many(writes, now)
+            finally:
+                self.rights.forget([w.handle.key for w in writes])
+            for i, result in zip(positions, results, strict=True):
                 out[i] = result
         return out
 
@@ -314,7 +328,7 @@ class Registrar:
         new_values = _merged(current.values, fresh) if merge else _replaced(current.values,
                                                                            fresh)
         self._changed(who, current, new_values, doing)
-        return self.store.apply(Write(Operation.UPDATE, handle, new_values,
+        return self._apply(Write(Operation.UPDATE, handle, new_values,
                                       Precondition(sequence=sequence), who.id, request), now)
 
     def delete(self, principal: Principal | None, handle_text: str, etag: str | None,
@@ -331,7 +345,7 @@ class Registrar:
                 raise PermissionDenied(f"{current.handle} is a prefix handle: it goes only "
                                        "with its prefix")
             self.policy.require(who, Permission.DELETE_HANDLE, handle, doing=doing)
-            return self.store.apply(Write(Operation.DELETE, handle, None,
+            return self._apply(Write(Operation.DELETE, handle, None,
                                           Precondition(sequence=sequence), who.id, request),
                                     self._now())
         present = {v.index for v in current.values}
@@ -343,7 +357,7 @@ class Registrar:
             raise InvalidArgument("deleting every value would leave an empty record; "
                                   "delete the identifier instead (no indexes)")
         self._changed(who, current, kept, f"delete values of {handle}")
-        return self.store.apply(Write(Operation.UPDATE, handle, kept,
+        return self._apply(Write(Operation.UPDATE, handle, kept,
                                       Precondition(sequence=sequence), who.id, request),
                                 self._now())
 
@@ -390,7 +404,7 @@ class Registrar:
         new_values = _merged(current.values, fresh) if partial else _replaced(current.values,
                                                                              fresh)
         self._changed(principal, current, new_values, f"write {current.handle}")
-        return self.store.apply(Write(Operation.UPDATE, current.handle, new_values,
+        return self._apply(Write(Operation.UPDATE, current.handle, new_values,
                                       Precondition(sequence=current.sequence), principal.id),
                                 now)
 
@@ -524,6 +538,7 @@ class Registrar:
                 also(unit, now)
             unit.add_prefix(prefix, owner_id, now)
             results = tuple(unit.apply(w, now) for w in writes)
+        self.rights.forget([r.key for r in results])
         return Allocation(prefix.text, owner_id, generated, results)
 
 
