@@ -238,8 +238,7 @@ class Registrar:
         if governed_prefix(handle) is not None:
             raise PermissionDenied(f"{handle} is a prefix handle: it is created by allocating "
                                    "its prefix, not registered")
-        self.policy.require(principal, Permission.ADD_HANDLE, handle,
-                            doing=f"register {handle}")
+        self.policy.require(principal, _ADD_HANDLE, handle, doing=f"register {handle}")
         vals = _seal(stamp(validate_values(values), now))
         self._check_references(handle, (), vals)
         return vals
@@ -548,18 +547,27 @@ def change_bits(old: Sequence[Value], new: Sequence[Value]) -> int:
     write that changes nothing still needs modify_value."""
     before = {v.index: v for v in old}
     after = {v.index: v for v in new}
-    bits = 0
+    bits = 0  # plain int: IntFlag arithmetic is slow
     for index in before.keys() | after.keys():
         was, now = before.get(index), after.get(index)
         admin = (was is not None and was.type == ADMIN_TYPE) or \
             (now is not None and now.type == ADMIN_TYPE)
         if was is None:
-            bits |= Permission.ADD_ADMIN if admin else Permission.ADD_VALUE
+            bits |= _ADD_ADMIN if admin else _ADD_VALUE
         elif now is None:
-            bits |= Permission.REMOVE_ADMIN if admin else Permission.REMOVE_VALUE
+            bits |= _REMOVE_ADMIN if admin else _REMOVE_VALUE
         elif not _same(was, now):
-            bits |= Permission.MODIFY_ADMIN if admin else Permission.MODIFY_VALUE
-    return bits or Permission.MODIFY_VALUE
+            bits |= _MODIFY_ADMIN if admin else _MODIFY_VALUE
+    return bits or _MODIFY_VALUE
+
+
+_ADD_HANDLE = int(Permission.ADD_HANDLE)
+_ADD_VALUE, _REMOVE_VALUE, _MODIFY_VALUE = (int(Permission.ADD_VALUE),
+                                            int(Permission.REMOVE_VALUE),
+                                            int(Permission.MODIFY_VALUE))
+_ADD_ADMIN, _REMOVE_ADMIN, _MODIFY_ADMIN = (int(Permission.ADD_ADMIN),
+                                            int(Permission.REMOVE_ADMIN),
+                                            int(Permission.MODIFY_ADMIN))
 
 
 def _same(a: Value | None, b: Value) -> bool:
