@@ -34,6 +34,7 @@ from node.observe.metrics import Metrics
 from node.rpc.server import SERVICES, Services, build_server
 from node.security.auth import Authenticator
 from node.security.signing import KeyRing, SigningKeyError
+from node.service.audit import Audit, RefusalRecorder
 from node.service.coherence import Coherence
 from node.service.core import Core
 from node.service.follow import Follow
@@ -185,6 +186,8 @@ class Node:
             self.auth.close()
         if self.l2 is not None:
             self.l2.close()
+        if self.core.audit.recorder is not None:
+            self.core.audit.recorder.close()  # refusals still queued, before the store goes
         self.store.close()
         self.beacon.close()
 
@@ -239,10 +242,12 @@ def assemble_core(settings: Settings, store: Store, beacon: Beacon, keys: KeyRin
                        l1_max_ttl_seconds=settings.l1_max_ttl_seconds)
     resolver = Resolver(store, registrar, coherence, views, metrics,
                         negative_ttl_seconds=settings.negative_ttl_seconds)
-    writes = Writes(registrar, coherence, auth, metrics)
+    recorder = RefusalRecorder(store, metrics)
+    writes = Writes(registrar, coherence, auth, metrics, recorder)
     follow = Follow(store, registrar.policy, auth, metrics)
     core = Core(registrar, resolver, writes, follow, auth, keys,
-                max_batch_handles=settings.max_batch_handles)
+                max_batch_handles=settings.max_batch_handles,
+                audit=Audit(store, registrar.policy, auth, recorder))
     return core, coherence, auth
 
 

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import grpc
 import typer
 
-from node.cli import bulk
+from node.cli import audit, bulk
 from node.cli.options import Identity, Secret, Target
 from node.settings import Settings, SettingsError, load
 
@@ -446,6 +446,7 @@ def keys_rotate(data_dir: Annotated[str | None, typer.Option()] = None,
 
 
 bulk.register(app)  # import, export, list, update, delete: node/cli/bulk.py
+audit.register(app)  # audit: node/cli/audit.py
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from node.cache.l1 import Entry
 from node.security.signing import KeyRing, PublishedKey
+from node.service.audit import Audit
 from node.service.caller import Caller
 from node.service.follow import Follow
 from node.service.resolve import Resolver
@@ -31,11 +32,11 @@ class Stats:
 
 
 class Core:
-    """Resolve, write, follow and administer, for any front door."""
+    """Resolve, write, follow and administer (``audit``: QueryAudit), for any front door."""
 
     def __init__(self, registrar: Registrar, resolver: Resolver, writes: Writes,
                  follow: Follow, auth: Authenticate, keys: KeyRing, *,
-                 max_batch_handles: int = 100) -> None:
+                 max_batch_handles: int = 100, audit: Audit | None = None) -> None:
         self.registrar = registrar
         self.resolver = resolver
         self.writes = writes
@@ -43,6 +44,7 @@ class Core:
         self.auth = auth
         self.keys = keys
         self.max_batch_handles = max_batch_handles
+        self.audit = audit or Audit(registrar.store, registrar.policy, auth, writes.recorder)
         # The hot path, bound once: an anonymous, unfiltered resolve of one identifier.
         self.public = resolver.public
 

@@ -171,7 +171,7 @@ def test_a_database_from_before_the_store_id_is_upgraded_in_place(path: Path) ->
     conn.close()
     store = SQLiteStore(path)
     try:
-        assert store.schema_version() == 3
+        assert store.schema_version() == max(v for v, _ in _migrations())
         store_id = store.store_id()
         assert len(store_id) == 32
         store.apply(register("88.118.8/A"), NOW)
@@ -183,7 +183,7 @@ def test_a_database_from_before_the_store_id_is_upgraded_in_place(path: Path) ->
         assert again.get("88.118.8/a") is not None
         versions = [r[0] for r in again._reader().execute(
             "SELECT version FROM schema_version ORDER BY version")]
-        assert versions == [1, 2, 3]  # one row per migration, as before
+        assert versions == [v for v, _ in _migrations()]  # one row per migration
     finally:
         again.close()
 
