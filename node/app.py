@@ -39,6 +39,7 @@ from node.security.signing import KeyRing, SigningKeyError
 from node.security.tls import TlsError, TlsFiles
 from node.service.admission import Admission
 from node.service.applications import Applications
+from node.service.audit import Audit, RefusalRecorder
 from node.service.coherence import Coherence
 from node.service.core import Core
 from node.service.follow import Follow
@@ -197,6 +198,8 @@ class Node:
             self.auth.close()
         if self.l2 is not None:
             self.l2.close()
+        if self.core.audit.recorder is not None:
+            self.core.audit.recorder.close()  # refusals still queued, before the store goes
         self.store.close()
         self.beacon.close()
 
@@ -258,12 +261,14 @@ def assemble_core(settings: Settings, store: Store, beacon: Beacon, keys: KeyRin
     credentials = Credentials(auth, certificates)
     admission = Admission(credentials, rate_limits(settings, metrics),
                           remembered=auth.remembered)
-    writes = Writes(registrar, coherence, credentials, metrics, admission=admission)
+    recorder = RefusalRecorder(store, metrics)
+    writes = Writes(registrar, coherence, credentials, metrics, recorder, admission=admission)
     follow = Follow(store, registrar.policy, credentials, metrics, admission=admission)
     core = Core(registrar, resolver, writes, follow, credentials, keys,
                 tokens=Tokens(store, registrar, credentials),
                 max_batch_handles=settings.max_batch_handles, admission=admission,
-                applications=Applications(registrar, writes, credentials, store))
+                applications=Applications(registrar, writes, credentials, store),
+                audit=Audit(store, registrar.policy, credentials, recorder))
     return core, coherence, auth
 
 

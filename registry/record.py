@@ -74,8 +74,24 @@ class RequestKey:
     fingerprint: str
 
 
+@dataclass(frozen=True, slots=True)
+class AuditContext:
+    """What the audit row of a write records beyond the write itself: the client's
+    address, the front door it came through, and the action the caller asked for (empty:
+    the write's operation, e.g. an HTTP PUT that turned into a register)."""
+
+    peer: str = ""
+    door: str = ""
+    action: str = ""
+
+
+NO_AUDIT_CONTEXT = AuditContext()
+
+
 class Write(NamedTuple):
-    """One atomic write: the new values (``None`` deletes the identifier)."""
+    """One atomic write: the new values (``None`` deletes the identifier). The store
+    commits its audit row with it (see :mod:`registry.audit`) from ``principal``,
+    ``request`` and ``audit``."""
 
     operation: Operation
     handle: Handle
@@ -83,6 +99,7 @@ class Write(NamedTuple):
     precondition: Precondition
     principal: str
     request: RequestKey | None = None
+    audit: AuditContext | None = None
 
 
 class WriteResult(NamedTuple):
@@ -109,6 +126,8 @@ class Change:
     committed_at: int
     principal: str
     request_id: str
+    client_address: str = ""
+    door: str = ""
 
 
 # --- a compact JSON codec for change-log snapshots ---------------------------------------

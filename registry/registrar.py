@@ -59,6 +59,7 @@ from registry.errors import (
 from registry.identifier import Handle, Prefix
 from registry.record import (
     ABSENT,
+    AuditContext,
     Operation,
     Precondition,
     Record,
@@ -196,7 +197,8 @@ class Registrar:
         return created
 
     def _admin_records(self, prefix: Prefix, secret: str, by: str, now: int, *,
-                       admin_exists: bool = False) -> list[Write]:
+                       admin_exists: bool = False,
+                       audit: AuditContext | None = None) -> list[Write]:
         """``<prefix>/ADMIN`` (its own HS_ADMIN and the HS_SECKEY at 300) and the prefix
         handle ``0.NA/<prefix>`` (HS_ADMIN at 100 naming the group at 200, which holds
         ``300:<prefix>/ADMIN``)."""
@@ -214,9 +216,11 @@ class Registrar:
             Value(ADMIN_GROUP_INDEX, VLIST_TYPE, members, DEFAULT_TTL_SECONDS, now))
         writes = []
         if not admin_exists:
-            writes.append(Write(Operation.REGISTER, admin_handle, admin_values, ABSENT, by))
+            writes.append(Write(Operation.REGISTER, admin_handle, admin_values, ABSENT, by,
+                                audit=audit))
         if self.store.get(handle.key) is None:
-            writes.append(Write(Operation.REGISTER, handle, prefix_values, ABSENT, by))
+            writes.append(Write(Operation.REGISTER, handle, prefix_values, ABSENT, by,
+                                audit=audit))
         return writes
 
     # --- writes --------------------------------------------------------------------------
@@ -244,7 +248,8 @@ class Registrar:
         return vals
 
     def register(self, principal: Principal | None, handle_text: str,
-                 values: Iterable[Value], request_id: str = "") -> WriteResult:
+                 values: Iterable[Value], request_id: str = "",
+                 audit: AuditContext | None = None) -> WriteResult:
         handle = Handle.parse(handle_text)
         who = self._writer(principal, handle, f"register {handle}")
         incoming = validate_values(values)
@@ -253,10 +258,10 @@ class Registrar:
         now = self._now()
         vals = self._new_record(who, handle, incoming, now)
         return self._apply(Write(Operation.REGISTER, handle, vals,
-                                      Precondition(absent=True), who.id, request), now)
+                                      Precondition(absent=True), who.id, request, audit), now)
 
-    def register_many(self, principal: Principal | None,
-                      rows: Sequence[BulkRow]) -> list[WriteResult | IdnodeError]:
+    def register_many(self, principal: Principal | None, rows: Sequence[BulkRow],
+                      audit: AuditContext | None = None) -> list[WriteResult | IdnodeError]:
         """Register rows in one transaction; a bad row fails alone, never the batch."""
         now = self._now()
         writes: list[Write] = []
@@ -270,7 +275,7 @@ class Registrar:
             except IdnodeError as exc:
                 out[i] = exc
                 continue
-            writes.append(Write(Operation.REGISTER, handle, vals, ABSENT, who.id))
+            writes.append(Write(Operation.REGISTER, handle, vals, ABSENT, who.id, audit=audit))
             positions.append(i)
         if writes:
             try:
@@ -314,7 +319,8 @@ class Registrar:
         return new_values
 
     def update(self, principal: Principal | None, handle_text: str, values: Iterable[Value],
-               etag: str, *, merge: bool = False, request_id: str = "") -> WriteResult:
+               etag: str, *, merge: bool = False, request_id: str = "",
+               audit: AuditContext | None = None) -> WriteResult:
         handle = Handle.parse(handle_text)
         doing = f"update {handle}"
         who = self._writer(principal, handle, doing)
@@ -328,10 +334,12 @@ class Registrar:
                                                                            fresh)
         self._changed(who, current, new_values, doing)
         return self._apply(Write(Operation.UPDATE, handle, new_values,
-                                      Precondition(sequence=sequence), who.id, request), now)
+                                      Precondition(sequence=sequence), who.id, request, audit),
+                                now)
 
     def delete(self, principal: Principal | None, handle_text: str, etag: str | None,
-               indexes: Iterable[int] = (), request_id: str = "") -> WriteResult:
+               indexes: Iterable[int] = (), request_id: str = "",
+               audit: AuditContext | None = None) -> WriteResult:
         handle = Handle.parse(handle_text)
         doing = f"delete {handle}"
         who = self._writer(principal, handle, doing)
@@ -345,8 +353,8 @@ class Registrar:
                                        "with its prefix")
             self.policy.require(who, Permission.DELETE_HANDLE, handle, doing=doing)
             return self._apply(Write(Operation.DELETE, handle, None,
-                                          Precondition(sequence=sequence), who.id, request),
-                                    self._now())
+                                          Precondition(sequence=sequence), who.id, request,
+                                          audit), self._now())
         present = {v.index for v in current.values}
         missing = sorted(drop - present)
         if missing:
@@ -357,11 +365,12 @@ class Registrar:
                                   "delete the identifier instead (no indexes)")
         self._changed(who, current, kept, f"delete values of {handle}")
         return self._apply(Write(Operation.UPDATE, handle, kept,
-                                      Precondition(sequence=sequence), who.id, request),
+                                      Precondition(sequence=sequence), who.id, request, audit),
                                 self._now())
 
     def put(self, principal: Principal | None, handle_text: str, values: Iterable[Value], *,
-            overwrite: bool = True, indexes: Iterable[int] = ()) -> tuple[WriteResult, bool]:
+            overwrite: bool = True, indexes: Iterable[int] = (),
+            audit: AuditContext | None = None) -> tuple[WriteResult, bool]:
         """Create or replace, the Handle REST way (``PUT /api/handles/{handle}``); returns
         the result and whether the identifier was created.
 
@@ -383,14 +392,16 @@ class Registrar:
             current = self.store.get(handle.key)
             if current is None:
                 with contextlib.suppress(AlreadyExists):
-                    return self.register(who, handle_text, picked), True
+                    return self.register(who, handle_text, picked, audit=audit), True
                 continue
             with contextlib.suppress(StaleEtag, NotFound):
-                return self._replace(who, current, picked, overwrite, bool(chosen)), False
+                return self._replace(who, current, picked, overwrite, bool(chosen),
+                                     audit), False
         raise Unavailable(f"identifier {handle} is being written concurrently; retry")
 
     def _replace(self, principal: Principal, current: Record, values: tuple[Value, ...],
-                 overwrite: bool, partial: bool) -> WriteResult:
+                 overwrite: bool, partial: bool,
+                 audit: AuditContext | None = None) -> WriteResult:
         if not overwrite:
             if not partial:
                 raise AlreadyExists(f"identifier {current.handle} already exists")
@@ -404,8 +415,8 @@ class Registrar:
                                                                              fresh)
         self._changed(principal, current, new_values, f"write {current.handle}")
         return self._apply(Write(Operation.UPDATE, current.handle, new_values,
-                                      Precondition(sequence=current.sequence), principal.id),
-                                now)
+                                      Precondition(sequence=current.sequence), principal.id,
+                                      audit=audit), now)
 
     # --- references ----------------------------------------------------------------------
 
@@ -504,13 +515,15 @@ class Registrar:
     # --- prefixes ------------------------------------------------------------------------
 
     def allocate_prefix(self, principal: Principal | None, prefix_text: str,
-                        owner_secret: str = "") -> Allocation:
+                        owner_secret: str = "",
+                        audit: AuditContext | None = None) -> Allocation:
         """Allocate an enterprise prefix (node admin only): the prefix, its admin identity
         ``300:<prefix>/ADMIN`` and its prefix handle ``0.NA/<prefix>``, in one commit."""
         who = self.policy.require_node_admin(principal, doing="allocate prefixes")
-        return self.allocate(who, prefix_text, owner_secret)
+        return self.allocate(who, prefix_text, owner_secret, audit)
 
-    def allocate(self, by: Principal, prefix_text: str, owner_secret: str = "", *,
+    def allocate(self, by: Principal, prefix_text: str, owner_secret: str = "",
+                 audit: AuditContext | None = None, *,
                  also: Callable[[UnitOfWork, int], object] | None = None) -> Allocation:
         """The allocation itself, for callers that already decided ``by`` may (the node
         admin's AllocatePrefix, a reviewer's approval of an application).
@@ -531,7 +544,7 @@ class Registrar:
         now = self._now()
         if self.store.has_prefix(prefix.key):
             raise AlreadyExists(f"prefix {prefix.text} is already allocated")
-        writes = self._admin_records(prefix, owner_secret, by.id, now)
+        writes = self._admin_records(prefix, owner_secret, by.id, now, audit=audit)
         with self.store.unit_of_work() as unit:
             if also is not None:
                 also(unit, now)

@@ -12,6 +12,7 @@ change follower needs :class:`ChangeLog`, not the principals):
 - :class:`ChangeLog` — the ordered log mirrors and the top-level node follow;
 - :class:`AccessStore` — principals and allocated prefixes;
 - :class:`ApplicationStore` — enterprises' applications for prefixes and their review;
+- :class:`AuditLog` — who wrote what from where, and every refused attempt;
 - :class:`Store` — all of the above, plus the store's identity, units of work and
   ``close``. Existing callers keep typing against ``Store``.
 
@@ -32,6 +33,7 @@ from typing import Protocol
 from registry.access.principals import StoredPrincipal
 from registry.access.tokens import StoredToken
 from registry.applications import Application, ApplicationState
+from registry.audit import AuditEntry, AuditPage, AuditQuery
 from registry.errors import (
     AlreadyExists,
     IdnodeError,
@@ -66,7 +68,8 @@ class RecordStore(Protocol):
         ...
 
     def apply(self, write: Write, now: int) -> WriteResult:
-        """Apply one write atomically together with its change-log row (one transaction).
+        """Apply one write atomically together with its change-log row and its audit
+        entry (one transaction).
 
         Raises AlreadyExists / NotFound / StaleEtag when the precondition fails, and
         InvalidArgument when ``write.request`` repeats a request id with other content.
@@ -75,7 +78,8 @@ class RecordStore(Protocol):
         ...
 
     def apply_many(self, writes: Sequence[Write], now: int) -> list[WriteResult | IdnodeError]:
-        """Apply independent writes in one transaction; a failed check fails that row only."""
+        """Apply independent writes in one transaction; a failed check fails that row only.
+        The applied ones get compact audit entries (:func:`registry.audit.bulk_rows`)."""
         ...
 
     def list_keys(self, prefix_key: str, after_key: str, limit: int) -> list[tuple[str, str]]:
@@ -212,6 +216,24 @@ class ApplicationStore(Protocol):
         """Move a pending application to ``state`` (approved or rejected) and return it.
         NotFound when there is no such application; StaleEtag when it was decided already
         (a decision is taken once, so of two concurrent ones exactly one succeeds)."""
+class AuditLog(Protocol):
+    """The audit log (see :mod:`registry.audit`).
+
+    Accepted writes need no call here: ``apply`` and :meth:`UnitOfWork.apply` insert one
+    entry per applied write, and ``apply_many`` one compact entry per prefix and caller
+    (:func:`registry.audit.bulk_rows`), in the writes' own transaction (none for a
+    replayed request id), so an acknowledged write always has its entry and a failed or
+    rolled-back one never has an accepted entry.
+    """
+
+    def record_refusal(self, *entries: AuditEntry) -> None:
+        """Insert entries of refused attempts (``outcome`` not ``ok``) in one transaction
+        of their own; their ``id`` is assigned here. Raises Unavailable like any write
+        (the caller decides that a failed audit insert must not fail its request)."""
+        ...
+
+    def audit_entries(self, query: AuditQuery) -> AuditPage:
+        """Entries matching ``query``, newest (highest id) first, at most ``query.limit``."""
         ...
 
 
@@ -241,7 +263,8 @@ class UnitOfWork(Protocol):
         commits together with the allocation it makes)."""
         ...
 
-class Store(RecordStore, ChangeLog, AccessStore, TokenStore, ApplicationStore, Protocol):
+class Store(RecordStore, ChangeLog, AccessStore, TokenStore, ApplicationStore, AuditLog,
+            Protocol):
     """Durable state of the node: the union of the concerns above.
 
     Every method is safe to call from several threads. After :meth:`close`, every method

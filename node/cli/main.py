@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import grpc
 import typer
 
-from node.cli import bulk, prefix, tokens
+from node.cli import audit, bulk, prefix, tokens
 from node.cli.options import Identity, Secret, Target
 from node.settings import Settings, SettingsError, load
 
@@ -456,6 +456,7 @@ def keys_rotate(data_dir: Annotated[str | None, typer.Option()] = None,
 
 bulk.register(app)  # import, export, list, update, delete: node/cli/bulk.py
 prefix.register(app)  # prefix apply, list, approve, reject: node/cli/prefix.py
+audit.register(app)  # audit: node/cli/audit.py
 
 
 def main() -> None:

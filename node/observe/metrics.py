@@ -136,6 +136,11 @@ class Metrics:
         self.prefixes = Gauge(
             "idnode_registry_prefixes", "Enterprise prefixes allocated.", registry=r,
             multiprocess_mode="max")
+        self.audit_refusals_dropped = Counter(
+            "idnode_audit_refusals_dropped_total",
+            "Refused attempts left out of the audit log (rate limit per client address, "
+            "full queue, or the store failed); their log lines are still written.",
+            registry=r)
         self.handle_requests = Counter(
             "idnode_handle_requests_total",
             "Handle protocol (RFC 3652) requests answered, by operation, transport and "

@@ -10,8 +10,9 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from idnode.v1 import admin_pb2
-from node.errors import Unimplemented
 from node.rpc.servicers import caller_of
+from node.rpc.wire import audit_entry_to_wire
+from node.service.audit import AuditFilter
 from node.service.core import Core
 from registry.access.tokens import StoredToken
 from registry.applications import Application, ApplicationState, Enterprise
@@ -133,7 +134,22 @@ class AdminServicer:
 
     def query_audit(self, request: admin_pb2.QueryAuditRequest,
                     context: grpc.ServicerContext) -> admin_pb2.QueryAuditResponse:
-        raise Unimplemented("QueryAudit is not implemented by this node yet")
+        filters = AuditFilter(
+            request.prefix, request.principal,
+            _seconds(request.since, up=False) if request.HasField("since") else None,
+            _seconds(request.until, up=True) if request.HasField("until") else None,
+            request.outcome)
+        answer = self.core.audit.query(caller_of(context), filters, request.page_size,
+                                       request.page_token)
+        return admin_pb2.QueryAuditResponse(
+            entries=[audit_entry_to_wire(e) for e in answer.entries],
+            next_page_token=answer.next_page_token)
+
+
+def _seconds(ts: Timestamp, *, up: bool) -> int:
+    """Whole seconds (entries are stamped in seconds): a bound with a fraction keeps the
+    second it falls in (``since`` rounds down, ``until`` up)."""
+    return ts.seconds + (1 if up and ts.nanos > 0 else 0)
 
 
 __all__ = ["AdminServicer"]

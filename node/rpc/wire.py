@@ -6,9 +6,10 @@ from collections.abc import Iterable
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from idnode.v1 import record_pb2, sync_pb2
+from idnode.v1 import admin_pb2, record_pb2, sync_pb2
 from node.security.signing import PublishedKey
 from node.service.payload import record_to_wire, value_to_wire
+from registry.audit import AuditEntry
 from registry.errors import InvalidValue
 from registry.record import Change, Operation
 from registry.values import (
@@ -70,11 +71,21 @@ _OPERATIONS = {
 def change_to_wire(change: Change) -> sync_pb2.Change:
     msg = sync_pb2.Change(sequence=change.sequence, operation=_OPERATIONS[change.operation],
                           handle=change.handle, version=change.version,
-                          committed_at=Timestamp(seconds=change.committed_at))
+                          committed_at=Timestamp(seconds=change.committed_at),
+                          principal=change.principal, request_id=change.request_id,
+                          client_address=change.client_address, door=change.door)
     for v in change.values:
         value_to_wire(v, msg.values.add())
     return msg
 
 
-__all__ = ["change_to_wire", "keys_to_wire", "record_to_wire", "value_from_wire",
-           "value_to_wire", "values_from_wire"]
+def audit_entry_to_wire(entry: AuditEntry) -> admin_pb2.AuditEntry:
+    return admin_pb2.AuditEntry(
+        id=entry.id, time=Timestamp(seconds=entry.at), principal=entry.principal,
+        action=entry.action, target=entry.target, request_id=entry.request_id,
+        outcome=entry.outcome, client_address=entry.client_address, sequence=entry.sequence,
+        door=entry.door, message=entry.message)
+
+
+__all__ = ["audit_entry_to_wire", "change_to_wire", "keys_to_wire", "record_to_wire",
+           "value_from_wire", "value_to_wire", "values_from_wire"]

@@ -145,8 +145,9 @@ class Applications:
                     app_id, ApplicationState.APPROVED, reviewer.id, text, now))
 
             try:
-                allocation = self.registrar.allocate(reviewer, application.prefix.text,
-                                                     also=record)
+                allocation = self.registrar.allocate(
+                    reviewer, application.prefix.text,
+                    audit=self.writes.context(caller, "approve_application"), also=record)
             except AlreadyExists as exc:
                 raise self._allocation_refused(application, exc) from None
         except IdnodeError as exc:

@@ -9,6 +9,7 @@ over it (node.security.certificates).
 
 from __future__ import annotations
 
+import urllib.parse
 from dataclasses import dataclass
 
 from node.security.certificates import ClientCertificate
@@ -28,7 +29,30 @@ class Caller:
     def anonymous(self) -> bool:
         return not self.authorization and self.certificate is None
 
+    @property
+    def address(self) -> str:
+        """The client's address without its port (see :func:`client_address`)."""
+        return client_address(self.peer)
+
+
+def client_address(peer: str) -> str:
+    """The address part of a peer as the doors spell it: gRPC's ``ipv4:127.0.0.1:5000``
+    and ``ipv6:[::1]:5000`` (or ``ipv6:%5B::1%5D:5000``), HTTP's ``127.0.0.1:5000`` and
+    ``::1:5000`` (host and port, always with a port) → ``127.0.0.1``, ``::1``. Anything
+    else (``unix:/path``, empty) is kept as it is."""
+    scheme, sep, rest = peer.partition(":")
+    if sep and scheme in ("ipv4", "ipv6"):
+        rest = urllib.parse.unquote(rest)
+    elif sep and scheme == "unix":
+        return peer
+    else:
+        rest = peer
+    host, sep, port = rest.rpartition(":")
+    if not sep or not port.isdigit():
+        return rest
+    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
+
 
 ANONYMOUS = Caller()
 
-__all__ = ["ANONYMOUS", "Caller"]
+__all__ = ["ANONYMOUS", "Caller", "client_address"]

@@ -15,6 +15,7 @@ from node.cache.l1 import Entry
 from node.security.signing import KeyRing, PublishedKey
 from node.service.admission import Admission
 from node.service.applications import Applications
+from node.service.audit import Audit
 from node.service.caller import Caller
 from node.service.follow import Follow
 from node.service.resolve import Resolver
@@ -34,13 +35,13 @@ class Stats:
 
 
 class Core:
-    """Resolve, write, follow and administer, for any front door."""
+    """Resolve, write, follow and administer (``audit``: QueryAudit), for any front door."""
 
     def __init__(self, registrar: Registrar, resolver: Resolver, writes: Writes,
                  follow: Follow, auth: Authenticate, keys: KeyRing, *,
                  tokens: Tokens, applications: Applications,
                  max_batch_handles: int = 100,
-                 admission: Admission | None = None) -> None:
+                 admission: Admission | None = None, audit: Audit | None = None) -> None:
         self.registrar = registrar
         self.resolver = resolver
         self.writes = writes
@@ -52,6 +53,7 @@ class Core:
         self.max_batch_handles = max_batch_handles
         # Rate limits and credentials, asked before every use case (node.service.admission).
         self.admission = admission if admission is not None else Admission(auth)
+        self.audit = audit or Audit(registrar.store, registrar.policy, auth, writes.recorder)
         # The hot path, bound once: an anonymous, unfiltered resolve of one identifier.
         # ``public`` itself admits nothing: a door calls ``admit_public(peer)`` first when
         # it is not None (the per-address resolve limit is on).

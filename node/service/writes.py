@@ -1,10 +1,13 @@
 """Writes with every effect that must follow a commit, whichever door they came through.
 
-A write is acknowledged only after (1) the store committed it with its change-log row,
-(2) every cache layer dropped the old answer (L2 delete + publish, L1, the host beacon),
-(3) the metrics moved and (4) one audit line was written. A refused write gets an audit
-line too. A front door that called :class:`registry.registrar.Registrar` directly would
-skip (2)–(4); front doors call this instead.
+A write is acknowledged only after (1) the store committed it with its change-log row
+and its audit entry (who, what, from which address and door: the
+:class:`~registry.record.AuditContext` built here), (2) every cache layer dropped the old
+answer (L2 delete + publish, L1, the host beacon), (3) the metrics moved and (4) one
+audit line was written. A refused write gets an audit line too, and an audit entry
+through the :class:`~node.service.audit.RefusalRecorder` (bounded, never failing the
+request). A front door that called :class:`registry.registrar.Registrar` directly would
+skip all of this; front doors call this instead.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from node.errors import mapping_for
 from node.observe.logs import AUDIT, event
@@ -24,9 +27,12 @@ from node.service.caller import Caller
 from node.service.coherence import Coherence
 from registry.access.principals import Principal
 from registry.errors import IdnodeError, Unauthenticated
-from registry.record import WriteResult
+from registry.record import AuditContext, WriteResult
 from registry.registrar import Allocation, BulkRow, Registrar
 from registry.values import Value
+
+if TYPE_CHECKING:
+    from node.service.audit import RefusalRecorder
 
 audit = logging.getLogger(AUDIT)
 
@@ -68,27 +74,37 @@ class Writes:
     """Register, update, delete, bulk-register and allocate prefixes for any door."""
 
     def __init__(self, registrar: Registrar, coherence: Coherence, auth: Authenticate,
-                 metrics: Metrics, *, admission: Admission | None = None) -> None:
+                 metrics: Metrics, recorder: RefusalRecorder | None = None, *,
+                 admission: Admission | None = None) -> None:
         self.registrar = registrar
         self.coherence = coherence
         self.auth = auth
         self.metrics = metrics
         # Rate limits + credentials: every write entry point asks it for the principal.
         self.admission = admission if admission is not None else Admission(auth)
+        self.recorder = recorder  # None: refused attempts are only logged
+
+    @staticmethod
+    def context(caller: Caller, action: str = "") -> AuditContext:
+        """What the store's audit entry of a write by ``caller`` records beyond the write
+        (``action`` empty: the write's operation)."""
+        return AuditContext(caller.address, caller.door, action)
 
     # --- one identifier ----------------------------------------------------------------
 
     def register(self, caller: Caller, handle: str, values: Sequence[Value],
                  request_id: str = "") -> WriteResult:
         def run(principal: Principal | None) -> WriteResult:
-            return self.registrar.register(principal, handle, values, request_id)
+            return self.registrar.register(principal, handle, values, request_id,
+                                           audit=self.context(caller, "register"))
         return self._one(caller, "register", handle, request_id, run)
 
     def update(self, caller: Caller, handle: str, values: Sequence[Value], etag: str, *,
                merge: bool = False, request_id: str = "") -> WriteResult:
         def run(principal: Principal | None) -> WriteResult:
             return self.registrar.update(principal, handle, values, etag, merge=merge,
-                                         request_id=request_id)
+                                         request_id=request_id,
+                                         audit=self.context(caller, "update"))
         return self._one(caller, "update", handle, request_id, run)
 
     def delete(self, caller: Caller, handle: str, etag: str | None,
@@ -97,7 +113,8 @@ class Writes:
         drop = tuple(indexes)
 
         def run(principal: Principal | None) -> WriteResult:
-            return self.registrar.delete(principal, handle, etag, drop, request_id)
+            return self.registrar.delete(principal, handle, etag, drop, request_id,
+                                         audit=self.context(caller, "delete"))
         return self._one(caller, "delete", handle, request_id, run)
 
     def put(self, caller: Caller, handle: str, values: Sequence[Value], *,
@@ -108,8 +125,10 @@ class Writes:
         chosen = tuple(indexes)
 
         def run(principal: Principal | None) -> WriteResult:
+            # No action: the entry says what the PUT turned into (register or update).
             result, was_created = self.registrar.put(principal, handle, values,
-                                                     overwrite=overwrite, indexes=chosen)
+                                                     overwrite=overwrite, indexes=chosen,
+                                                     audit=self.context(caller))
             created.append(was_created)
             return result
         result = self._one(caller, "put", handle, "", run)
@@ -158,7 +177,8 @@ class Writes:
         principal: Principal | None = None
         try:
             principal = self.admission.writer(caller)
-            allocation = self.registrar.allocate_prefix(principal, prefix, owner_secret)
+            allocation = self.registrar.allocate_prefix(
+                principal, prefix, owner_secret, audit=self.context(caller, "allocate_prefix"))
         except IdnodeError as exc:
             self.refused(caller, "allocate-prefix", exc, handle=prefix, principal=principal)
             raise
@@ -196,11 +216,15 @@ class Writes:
     def refused(self, caller: Caller, operation: str, exc: IdnodeError, *, handle: str = "",
                 request_id: str = "", principal: Principal | None = None) -> None:
         """One audit line per refused write, with what the caller sent (escaped by the
-        log formatter) and why."""
+        log formatter) and why; and an audit entry, within the recorder's bounds (the
+        action spelled with ``_``: ``allocate_prefix``, ``bulk_register``)."""
         event(audit, "write refused", logging.WARNING, method=operation,
               code=mapping_for(exc).status, reason=exc.message, handle=handle,
               request_id=request_id, principal=principal.id if principal else "",
               peer=caller.peer, door=caller.door)
+        if self.recorder is not None:
+            self.recorder.record(caller, operation.replace("-", "_"), exc, target=handle,
+                                 request_id=request_id, principal=principal)
 
 
 class BulkSession:
@@ -241,8 +265,9 @@ class BulkSession:
             return
         batch, self._batch = self._batch, []
         started = time.perf_counter()
-        results = self._writes.registrar.register_many(self._principal,
-                                                       [item for _, item in batch])
+        results = self._writes.registrar.register_many(
+            self._principal, [item for _, item in batch],
+            audit=Writes.context(self._caller, "bulk_register"))
         self._writes.metrics.store_op("register_many").observe(time.perf_counter() - started)
         committed: list[WriteResult] = []
         for (row, item), result in zip(batch, results, strict=True):
@@ -259,11 +284,31 @@ class BulkSession:
             self.flush()
         else:
             self._batch.clear()
+        self._audit_refusals(error)
         event(audit, "bulk-register", principal=self._principal.id, rows=self.outcome.rows,
               accepted=self.outcome.accepted, failed=len(self.outcome.failures)
               + self.outcome.failures_dropped,
               broken=error.message if error else "", door=self._caller.door)
         return self.outcome
+
+    def _audit_refusals(self, error: IdnodeError | None) -> None:
+        """Rows refused alone make one audit entry per stream (a re-import of a million
+        existing rows is one entry, not a million), outcome and target from the first;
+        a stream that broke makes one more."""
+        recorder = self._writes.recorder
+        if recorder is None:
+            return
+        failed = len(self.outcome.failures) + self.outcome.failures_dropped
+        if self.outcome.failures:
+            first = self.outcome.failures[0]
+            recorder.record(
+                self._caller, "bulk_register", first.error, target=first.handle,
+                principal=self._principal,
+                message=f"{failed} of {self.outcome.rows} rows refused (each alone; "
+                        f"{self.outcome.accepted} stored); the first, row {first.row}: "
+                        f"{first.error.message}")
+        if error is not None:
+            recorder.record(self._caller, "bulk_register", error, principal=self._principal)
 
 
 __all__ = ["BulkOutcome", "BulkSession", "RowFailure", "Writes"]

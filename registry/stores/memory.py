@@ -18,9 +18,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 
+from registry import audit
 from registry.access.principals import StoredPrincipal, identity_key
 from registry.access.tokens import StoredToken
 from registry.applications import Application, ApplicationState
+from registry.audit import AuditEntry, AuditPage, AuditQuery
 from registry.errors import AlreadyExists, IdnodeError, Unavailable
 from registry.identifier import Prefix
 from registry.record import Change, Record, Write, WriteResult, etag_of
@@ -49,6 +51,7 @@ class MemoryUnitOfWork:
         self._principals: dict[str, StoredPrincipal] = {}
         self._prefixes: dict[str, str] = {}
         self._applications: dict[str, Application] = {}
+        self._audit: list[AuditEntry] = []
         self._seq = store._seq
 
     def _record(self, key: str) -> Record | None:
@@ -56,7 +59,8 @@ class MemoryUnitOfWork:
             return self._records[key]
         return self._store._records.get(key)
 
-    def apply(self, write: Write, now: int) -> WriteResult:
+    def apply(self, write: Write, now: int, *, audit_row: bool = True) -> WriteResult:
+        """``audit_row=False``: the write's audit row is the caller's (apply_many)."""
         if write.request is not None:
             rk = (write.request.scope, write.request.request_id)
             seen = self._requests.get(rk) or self._store._requests.get(rk)
@@ -76,9 +80,12 @@ class MemoryUnitOfWork:
             version = current.version + 1 if current is not None else 1
             self._records[key] = Record(handle, write.values, version, seq, now)
             result = WriteResult(str(handle), version, etag_of(seq), seq, key=key)
+        entry = audit.accepted(write, str(handle), seq, now)
         self._changes.append(Change(
             seq, write.operation, str(handle), key, result.version, write.values or (), now,
-            write.principal, write.request.request_id if write.request else ""))
+            write.principal, entry.request_id, entry.client_address, entry.door))
+        if audit_row:
+            self._audit.append(entry)
         if write.request is not None:
             self._requests[(write.request.scope, write.request.request_id)] = (
                 write.request.fingerprint, result, now)
@@ -119,6 +126,7 @@ class MemoryStore:
         self._tokens: dict[str, StoredToken] = {}
         self._applications: dict[str, Application] = {}  # id -> application
         self._application_seq = 0
+        self._audit: list[AuditEntry] = []  # in id order; ids are 1..n
         self._seq = 0
         self._id = uuid.uuid4().hex
         self._unit_owner: int | None = None  # thread holding an open unit of work
@@ -159,6 +167,7 @@ class MemoryStore:
         self._principals.update(unit._principals)
         self._prefixes.update(unit._prefixes)
         self._applications.update(unit._applications)
+        self._add_audit(unit._audit)
         if unit._changes:
             self._changes.extend(unit._changes)
             self._seq = unit._seq
@@ -176,12 +185,19 @@ class MemoryStore:
 
     def apply_many(self, writes: Sequence[Write], now: int) -> list[WriteResult | IdnodeError]:
         out: list[WriteResult | IdnodeError] = []
+        applied: list[tuple[Write, str, int]] = []
         with self.unit_of_work() as unit:
             for write in writes:
                 try:
-                    out.append(unit.apply(write, now))
+                    result = unit.apply(write, now, audit_row=False)
                 except IdnodeError as exc:
                     out.append(exc)
+                    continue
+                out.append(result)
+                if not result.replayed:
+                    applied.append((write, result.handle, result.sequence))
+            unit._audit.extend(AuditEntry.from_row((0, *row))
+                               for row in audit.bulk_rows(applied, now))
         return out
 
     def list_keys(self, prefix_key: str, after_key: str, limit: int) -> list[tuple[str, str]]:
@@ -216,6 +232,33 @@ class MemoryStore:
                                    max(timeout_seconds, 0.0))
             self._check_open()  # closed while waiting
             return self._seq > after_sequence
+
+    # --- audit log ---------------------------------------------------------------------
+
+    def _add_audit(self, entries: Sequence[AuditEntry]) -> None:
+        """Number and publish ``entries`` (the store lock is held)."""
+        if entries:
+            start = len(self._audit) + 1
+            # One extend (one step under the GIL): readers see all of them or none.
+            numbered = [replace(e, id=start + i) for i, e in enumerate(entries)]
+            self._audit.extend(numbered)
+
+    def record_refusal(self, *entries: AuditEntry) -> None:
+        with self._lock:
+            self._check_open()
+            self._add_audit(entries)
+
+    def audit_entries(self, query: AuditQuery) -> AuditPage:
+        self._check_open()
+        entries = self._audit  # one atomic read: readers never take the lock
+        end = len(entries) if query.before_id <= 0 else min(query.before_id - 1, len(entries))
+        found: list[AuditEntry] = []
+        for i in range(end - 1, -1, -1):
+            if audit.matches(entries[i], query):
+                found.append(entries[i])
+                if len(found) > query.limit:
+                    break
+        return audit.page_of(found, query.limit)
 
     # --- principals and prefixes -------------------------------------------------------
 

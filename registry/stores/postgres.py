@@ -61,12 +61,15 @@ import psycopg.errors
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout, TooManyRequests
 
+from registry import audit
 from registry.access.principals import Principal, StoredPrincipal, identity_key
 from registry.access.tokens import StoredToken
 from registry.applications import Application, ApplicationState
+from registry.audit import AuditEntry, AuditPage, AuditQuery
 from registry.errors import AlreadyExists, IdnodeError, InvalidArgument, Unavailable
 from registry.identifier import Handle, Prefix
 from registry.record import (
+    NO_AUDIT_CONTEXT,
     Change,
     Operation,
     Record,
@@ -300,8 +303,15 @@ def _value_row(key: str, v: Value) -> tuple[object, ...]:
 
 _INSERT_VALUE = ("INSERT INTO record_values (key, idx, type, kind, data, ttl, ts, perms) "
                  "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)")
+_CHANGE_COLUMNS = ("seq, op, key, handle, version, values_json, principal, request_id, at, "
+                   "client_address, door")
 _INSERT_CHANGE = ("INSERT INTO changes (seq, op, key, handle, version, values_json, principal, "
-                  "request_id, at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)")
+                  "request_id, at, client_address, door) "
+                  "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)")
+# audit.COLUMNS, in order
+_INSERT_AUDIT = ("INSERT INTO audit (at, principal, principal_key, action, target, prefix_key, "
+                 "request_id, outcome, client_address, door, message, seq) "
+                 "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)")
 _SET_COUNTER = "UPDATE change_counter SET seq = %s, records = %s"
 
 
@@ -516,11 +526,20 @@ class PostgresStore:
             if all(w.operation is Operation.REGISTER and w.precondition.absent
                    and w.request is None and w.values is not None for w in writes):
                 return self._register_many(tx, writes, now)
+            applied: list[tuple[Write, str, int]] = []
             for write in writes:
                 try:  # checks run before anything is written: a failure writes nothing
-                    out.append(self._apply(tx, write, now))
+                    result = self._apply(tx, write, now, audit_row=False)
                 except IdnodeError as exc:
                     out.append(exc)
+                    continue
+                out.append(result)
+                if not result.replayed:
+                    applied.append((write, result.handle, result.sequence))
+            rows = audit.bulk_rows(applied, now)
+            if rows:
+                with tx.conn.cursor() as cur:
+                    cur.executemany(_INSERT_AUDIT, rows)
         return out
 
     @staticmethod
@@ -536,6 +555,7 @@ class PostgresStore:
         changes: list[tuple[object, ...]] = []
         records: list[tuple[object, ...]] = []
         rows: list[tuple[object, ...]] = []
+        applied: list[tuple[Write, str, int]] = []
         seq = tx.seq
         for write in writes:
             key = write.handle.key
@@ -546,19 +566,22 @@ class PostgresStore:
             seq += 1
             display = str(write.handle)
             values = write.values or ()
+            ctx = write.audit or NO_AUDIT_CONTEXT
             changes.append((seq, Operation.REGISTER.value, key, display, 1,
-                            values_to_json(values), write.principal, "", now))
+                            values_to_json(values), write.principal, "", now,
+                            ctx.peer, ctx.door))
             records.append((key, display, write.handle.prefix_key, 1, seq, now))
             rows.extend(_value_row(key, v) for v in values)
+            applied.append((write, display, seq))
             out.append(WriteResult(display, 1, etag_of(seq), seq, key=key))
         if not records:
             return out
         with conn.cursor() as cur:
             for table, columns, data in (
-                    ("changes", "seq, op, key, handle, version, values_json, principal, "
-                                "request_id, at", changes),
+                    ("changes", _CHANGE_COLUMNS, changes),
                     ("records", "key, handle, prefix_key, version, seq, updated_at", records),
-                    ("record_values", "key, idx, type, kind, data, ttl, ts, perms", rows)):
+                    ("record_values", "key, idx, type, kind, data, ttl, ts, perms", rows),
+                    ("audit", audit.COLUMNS, audit.bulk_rows(applied, now))):
                 with cur.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
                     for item in data:
                         copy.write_row(item)
@@ -570,9 +593,10 @@ class PostgresStore:
         return out
 
     @staticmethod
-    def _apply(tx: _Tx, write: Write, now: int) -> WriteResult:
+    def _apply(tx: _Tx, write: Write, now: int, *, audit_row: bool = True) -> WriteResult:
         """One write under the counter lock: checks first (they write nothing), then every
-        row in one pipelined round trip."""
+        row in one pipelined round trip (``audit_row=False``: its audit row is the
+        caller's, apply_many)."""
         conn = tx.conn
         key = write.handle.key
         if write.request is not None:
@@ -594,11 +618,14 @@ class PostgresStore:
         version = current.version + 1 if current is not None else 1
         values = write.values if write.values is not None else ()
         records = tx.records + (current is None) - (write.values is None)
+        row = audit.accepted_row(write, display, seq, now)
         with conn.pipeline():
             conn.execute(_INSERT_CHANGE, (
                 seq, write.operation.value, key, display,
                 version if write.values is not None else 0, values_to_json(values),
-                write.principal, write.request.request_id if write.request else "", now))
+                write.principal, row[6], now, row[8], row[9]))
+            if audit_row:
+                conn.execute(_INSERT_AUDIT, row)
             if current is not None:
                 conn.execute("DELETE FROM record_values WHERE key = %s", (key,))
             if write.values is None:
@@ -656,10 +683,11 @@ class PostgresStore:
 
     def changes_since(self, sequence: int, limit: int) -> list[Change]:
         rows = self._rows(
-            "SELECT seq, op, handle, key, version, values_json, at, principal, request_id "
-            "FROM changes WHERE seq > %s ORDER BY seq LIMIT %s", (sequence, max(limit, 0)))
+            "SELECT seq, op, handle, key, version, values_json, at, principal, request_id, "
+            "client_address, door FROM changes WHERE seq > %s ORDER BY seq LIMIT %s",
+            (sequence, max(limit, 0)))
         return [Change(r[0], Operation(r[1]), r[2], r[3], r[4], values_from_json(r[5]), r[6],
-                       r[7], r[8]) for r in rows]
+                       r[7], r[8], r[9], r[10]) for r in rows]
 
     def last_sequence(self) -> int:
         # The counter holds the highest committed sequence (a rollback rolls it back).
@@ -717,6 +745,24 @@ class PostgresStore:
             while not self._closed and time.monotonic() < deadline:
                 time.sleep(0.05)
             backoff = min(backoff * 2, 2.0)
+
+    # --- audit log ---------------------------------------------------------------------
+
+    def record_refusal(self, *entries: AuditEntry) -> None:
+        """A transaction of its own that does not take the counter lock: refusals never
+        wait for writers, nor writers for them."""
+        if not entries:
+            return
+        with self._check_open().connection() as conn, conn.transaction(), \
+                conn.cursor() as cur:
+            cur.executemany(_INSERT_AUDIT, [e.row() for e in entries])
+
+    def audit_entries(self, query: AuditQuery) -> AuditPage:
+        where, params = audit.sql_filter(query, "%s")
+        rows = self._rows(
+            f"SELECT id, {audit.COLUMNS} FROM audit WHERE {where} "  # noqa: S608
+            "ORDER BY id DESC LIMIT %s", [*params, query.limit + 1])
+        return audit.page_of([AuditEntry.from_row(r) for r in rows], query.limit)
 
     # --- principals and prefixes --------------------------------------------------------
 

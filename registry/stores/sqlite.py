@@ -36,12 +36,15 @@ from importlib import resources
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
+from registry import audit
 from registry.access.principals import Principal, StoredPrincipal, identity_key
 from registry.access.tokens import StoredToken
 from registry.applications import Application, ApplicationState
+from registry.audit import AuditEntry, AuditPage, AuditQuery
 from registry.errors import AlreadyExists, IdnodeError, InvalidArgument, Unavailable
 from registry.identifier import Handle, Prefix
 from registry.record import (
+    NO_AUDIT_CONTEXT,
     Change,
     Operation,
     Record,
@@ -209,6 +212,15 @@ def _blank(text: str) -> bool:
 
 _INSERT_VALUE = ("INSERT INTO record_values (key, idx, type, kind, data, ttl, ts, perms) "
                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+
+
+_INSERT_CHANGE = ("INSERT INTO changes (seq, op, key, handle, version, values_json, principal, "
+                  "request_id, at, client_address, door) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+# audit.COLUMNS, in order
+_INSERT_AUDIT = ("INSERT INTO audit (at, principal, principal_key, action, target, prefix_key, "
+                 "request_id, outcome, client_address, door, message, seq) "
+                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
 
 def _value_row(key: str, v: Value) -> tuple[object, ...]:
@@ -459,11 +471,17 @@ class SQLiteStore:
                    and w.request is None and w.values is not None for w in writes):
                 out = self._register_many(conn, writes, now)
             else:
+                applied: list[tuple[Write, str, int]] = []
                 for write in writes:
                     try:
-                        out.append(self._apply(conn, write, now))
+                        result = self._apply(conn, write, now, audit_row=False)
                     except IdnodeError as exc:
                         out.append(exc)
+                        continue
+                    out.append(result)
+                    if not result.replayed:
+                        applied.append((write, result.handle, result.sequence))
+                conn.executemany(_INSERT_AUDIT, audit.bulk_rows(applied, now))
         self._after_writes(len(writes), now)
         return out
 
@@ -486,6 +504,7 @@ class SQLiteStore:
         changes: list[tuple[object, ...]] = []
         records: list[tuple[object, ...]] = []
         rows: list[tuple[object, ...]] = []
+        applied: list[tuple[Write, str, int]] = []
         for write in writes:
             key = write.handle.key
             if key in existing:
@@ -495,21 +514,25 @@ class SQLiteStore:
             seq += 1
             display = str(write.handle)
             values = write.values or ()
+            ctx = write.audit or NO_AUDIT_CONTEXT
             changes.append((seq, Operation.REGISTER.value, key, display, 1,
-                            values_to_json(values), write.principal, "", now))
+                            values_to_json(values), write.principal, "", now,
+                            ctx.peer, ctx.door))
             records.append((key, display, write.handle.prefix_key, 1, seq, now))
             rows.extend(_value_row(key, v) for v in values)
+            applied.append((write, display, seq))
             out.append(WriteResult(display, 1, etag_of(seq), seq, key=key))
-        conn.executemany(
-            "INSERT INTO changes (seq, op, key, handle, version, values_json, principal, "
-            "request_id, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", changes)
+        conn.executemany(_INSERT_CHANGE, changes)
         conn.executemany(
             "INSERT INTO records (key, handle, prefix_key, version, seq, updated_at) "
             "VALUES (?, ?, ?, ?, ?, ?)", records)
         conn.executemany(_INSERT_VALUE, rows)
+        conn.executemany(_INSERT_AUDIT, audit.bulk_rows(applied, now))
         return out
 
-    def _apply(self, conn: sqlite3.Connection, write: Write, now: int) -> WriteResult:
+    def _apply(self, conn: sqlite3.Connection, write: Write, now: int, *,
+               audit_row: bool = True) -> WriteResult:
+        """One write; ``audit_row=False``: its audit row is the caller's (apply_many)."""
         key = write.handle.key
         if write.request is not None:
             row = conn.execute(
@@ -529,13 +552,14 @@ class SQLiteStore:
         display = str(current.handle) if current is not None else str(write.handle)
         version = current.version + 1 if current is not None else 1
         values = write.values if write.values is not None else ()
-        cur = conn.execute(
-            "INSERT INTO changes (op, key, handle, version, values_json, principal, request_id, "
-            "at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (write.operation.value, key, display, version if write.values is not None else 0,
-             values_to_json(values), write.principal,
-             write.request.request_id if write.request else "", now))
+        row = audit.accepted_row(write, display, 0, now)
+        cur = conn.execute(_INSERT_CHANGE, (
+            None, write.operation.value, key, display,
+            version if write.values is not None else 0, values_to_json(values),
+            write.principal, row[6], now, row[8], row[9]))
         seq = int(cur.lastrowid or 0)
+        if audit_row:
+            conn.execute(_INSERT_AUDIT, (*row[:-1], seq))
         if current is not None:
             conn.execute("DELETE FROM record_values WHERE key = ?", (key,))
         if write.values is None:
@@ -582,10 +606,11 @@ class SQLiteStore:
 
     def changes_since(self, sequence: int, limit: int) -> list[Change]:
         rows = self._reader().execute(
-            "SELECT seq, op, handle, key, version, values_json, at, principal, request_id "
-            "FROM changes WHERE seq > ? ORDER BY seq LIMIT ?", (sequence, limit)).fetchall()
+            "SELECT seq, op, handle, key, version, values_json, at, principal, request_id, "
+            "client_address, door FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
+            (sequence, limit)).fetchall()
         return [Change(r[0], Operation(r[1]), r[2], r[3], r[4], values_from_json(r[5]), r[6],
-                       r[7], r[8]) for r in rows]
+                       r[7], r[8], r[9], r[10]) for r in rows]
 
     def last_sequence(self) -> int:
         row = self._reader().execute("SELECT max(seq) FROM changes").fetchone()
@@ -603,6 +628,21 @@ class SQLiteStore:
                 if remaining <= 0:
                     return False
                 self._committed.wait(min(_POLL_SECONDS, remaining))
+
+    # --- audit log ---------------------------------------------------------------------
+
+    def record_refusal(self, *entries: AuditEntry) -> None:
+        if not entries:
+            return
+        with self._tx() as conn:
+            conn.executemany(_INSERT_AUDIT, [e.row() for e in entries])
+
+    def audit_entries(self, query: AuditQuery) -> AuditPage:
+        where, params = audit.sql_filter(query, "?")
+        rows = self._reader().execute(
+            f"SELECT id, {audit.COLUMNS} FROM audit WHERE {where} "  # noqa: S608
+            "ORDER BY id DESC LIMIT ?", [*params, query.limit + 1]).fetchall()
+        return audit.page_of([AuditEntry.from_row(r) for r in rows], query.limit)
 
     # --- principals and prefixes --------------------------------------------------------
 

@@ -8,6 +8,7 @@ session's server (tests/pg_server.py), each on a fresh database.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,9 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from registry import audit
 from registry.access.principals import Principal, Scope, StoredPrincipal
 from registry.access.tokens import StoredToken
 from registry.applications import Application, ApplicationState, Enterprise, new_application
+from registry.audit import AuditEntry, AuditQuery
 from registry.errors import (
     AlreadyExists,
     InvalidArgument,
@@ -27,7 +30,15 @@ from registry.errors import (
     Unavailable,
 )
 from registry.identifier import Handle, Prefix
-from registry.record import Change, Operation, Precondition, RequestKey, Write
+from registry.record import (
+    AuditContext,
+    Change,
+    Operation,
+    Precondition,
+    RequestKey,
+    Write,
+    WriteResult,
+)
 from registry.registrar import Allocation, Registrar
 from registry.store import Store, UnitOfWork
 from registry.stores.memory import MemoryStore
@@ -683,3 +694,217 @@ def test_concurrent_approvals_allocate_the_prefix_exactly_once(store: Store) -> 
     assert got is not None and got.state is ApplicationState.APPROVED
     assert store.has_prefix("88.118.8") and store.counts().prefixes == 1
     assert store.get("0.na/88.118.8") is not None and store.get("88.118.8/admin") is not None
+# --- the audit log -------------------------------------------------------------------------
+
+GRPC_CALL = AuditContext("127.0.0.1", "grpc", "register")
+
+
+def audit_of(store: Store, query: AuditQuery | None = None) -> list[AuditEntry]:
+    """Every entry matching ``query``, newest first, across as many pages as it takes."""
+    query = query or AuditQuery()
+    out: list[AuditEntry] = []
+    while True:
+        page = store.audit_entries(query)
+        out.extend(page.entries)
+        if not page.next_before_id:
+            return out
+        query = dataclasses.replace(query, before_id=page.next_before_id)
+
+
+def refusal(target: str, *, at: int = NOW, principal: str = "300:88.118.8/ADMIN",
+            outcome: str = "PERMISSION_DENIED") -> AuditEntry:
+    return audit.refused(at=at, principal=principal, action="update", target=target,
+                         outcome=outcome, message="300:88.118.8/ADMIN may not update it",
+                         request_id="r-9", client_address="192.0.2.7", door="http")
+
+
+def test_every_write_applied_alone_has_exactly_one_audit_entry_with_its_sequence(
+        store: Store) -> None:
+    h = Handle.parse("88.118.8/Doc")
+    first = store.apply(register("88.118.8/Doc", request=RequestKey("t", "req-1", "f"))
+                        ._replace(audit=GRPC_CALL), NOW)
+    second = store.apply(Write(Operation.UPDATE, h, (Value(1, "URL", "v2"),),
+                               Precondition(sequence=first.sequence), "300:88.118.8/ADMIN",
+                               None, AuditContext("::1", "http")), NOW + 1)
+    third = store.apply(Write(Operation.DELETE, h, None, Precondition(sequence=second.sequence),
+                              "300:88.118.8/ADMIN", None, AuditContext("10.0.0.1", "grpc",
+                                                                       "delete")), NOW + 2)
+    with store.unit_of_work() as unit:
+        fourth = unit.apply(register("88.118.8/IN-UNIT"), NOW + 3)
+        fifth = unit.apply(register("0.NA/88.118.8"), NOW + 3)
+    results = [first, second, third, fourth, fifth]
+    entries = audit_of(store)
+    by_sequence = {e.sequence: e for e in entries}
+    assert len(entries) == len(by_sequence) == len(results)
+    assert sorted(by_sequence) == [r.sequence for r in results]
+    assert [e.id for e in entries] == sorted((e.id for e in entries), reverse=True)
+    assert all(e.accepted and e.outcome == "ok" and e.message == "" for e in entries)
+    got = by_sequence[first.sequence]
+    assert (got.at, got.principal, got.action, got.target, got.request_id, got.client_address,
+            got.door, got.prefix_key) == (NOW, "tester", "register", "88.118.8/Doc", "req-1",
+                                          "127.0.0.1", "grpc", "88.118.8")
+    # No action in the context: the write's operation.
+    assert (by_sequence[second.sequence].action, by_sequence[second.sequence].door,
+            by_sequence[second.sequence].client_address) == ("update", "http", "::1")
+    assert by_sequence[third.sequence].action == "delete"
+    assert by_sequence[fourth.sequence].target == "88.118.8/IN-UNIT"
+    # A prefix handle's entries belong to the prefix it governs.
+    assert by_sequence[fifth.sequence].prefix_key == "88.118.8"
+
+
+def test_apply_many_records_one_compact_entry_per_prefix_and_caller(store: Store) -> None:
+    store.apply(register("88.118.8/TAKEN"), NOW)
+    bulk = AuditContext("127.0.0.1", "grpc", "bulk_register")
+    out = store.apply_many([register(h)._replace(audit=bulk) for h in (
+        "88.118.8/B0", "88.118.9/C0", "88.118.8/TAKEN", "88.118.8/B1", "88.118.8/B2",
+        "88.118.9/C1")], NOW + 1)
+    ok = [r for r in out if isinstance(r, WriteResult)]
+    assert len(ok) == 5
+    # Writes with request ids (the other path): a group of one is the write's own entry.
+    mixed = store.apply_many([register("88.118.8/M", request=RequestKey("t", "req-2", "f")),
+                              register("88.118.8/N", request=RequestKey("t", "req-3", "f"))],
+                             NOW + 2)
+    assert store.apply_many([register("88.118.8/B0")], NOW + 3)[0].__class__ is AlreadyExists
+    newest_first = audit_of(store)
+    assert [(e.target, e.request_id) for e in newest_first[:2]] == [
+        ("88.118.8/N", "req-3"), ("88.118.8/M", "req-2")]
+    assert [e.sequence for e in newest_first[:2]] == [m.sequence for m in reversed(mixed)
+                                                      if isinstance(m, WriteResult)]
+    c_group, b_group, taken = newest_first[2:]
+    seq = {r.handle: r.sequence for r in ok}
+    assert (b_group.target, b_group.prefix_key, b_group.action, b_group.sequence,
+            b_group.client_address, b_group.door, b_group.at) == (
+        "88.118.8", "88.118.8", "bulk_register", seq["88.118.8/B0"], "127.0.0.1", "grpc",
+        NOW + 1)
+    assert b_group.message == (f"3 identifiers in one transaction, sequences "
+                               f"{seq['88.118.8/B0']} to {seq['88.118.8/B2']}: "
+                               "88.118.8/B0 to 88.118.8/B2")
+    assert (c_group.target, c_group.sequence) == ("88.118.9", seq["88.118.9/C0"])
+    assert c_group.message.startswith("2 identifiers")
+    assert taken.target == "88.118.8/TAKEN"
+    # Each identifier keeps its own attribution in the change log.
+    assert {c.handle: (c.principal, c.client_address, c.door)
+            for c in store.changes_since(taken.sequence, 10)}["88.118.8/B1"] == (
+        "tester", "127.0.0.1", "grpc")
+
+
+def test_changes_carry_who_made_them_from_where_and_through_which_door(store: Store) -> None:
+    store.apply(register("88.118.8/W", request=RequestKey("t", "req-1", "f"))._replace(
+        audit=GRPC_CALL), NOW)
+    store.apply_many([register("88.118.8/BULK")._replace(audit=AuditContext("::1", "http"))],
+                     NOW)
+    one, two = store.changes_since(0, 10)
+    assert (one.principal, one.request_id, one.client_address, one.door) == (
+        "tester", "req-1", "127.0.0.1", "grpc")
+    assert (two.principal, two.request_id, two.client_address, two.door) == (
+        "tester", "", "::1", "http")
+
+
+def test_a_write_that_fails_leaves_no_accepted_audit_entry(store: Store) -> None:
+    first = store.apply(register("88.118.8/A"), NOW)
+    stale = Write(Operation.UPDATE, Handle.parse("88.118.8/A"), (Value(1, "URL", "x"),),
+                  Precondition(sequence=first.sequence + 100), "tester")
+    with pytest.raises(StaleEtag):
+        store.apply(stale, NOW)
+    with pytest.raises(AlreadyExists):
+        store.apply(register("88.118.8/a"), NOW)
+    out = store.apply_many([register("88.118.8/A"), register("88.118.8/NEW")], NOW)
+    assert isinstance(out[0], AlreadyExists) and isinstance(out[1], WriteResult)
+    out = store.apply_many([stale], NOW)
+    assert isinstance(out[0], StaleEtag)
+    with pytest.raises(RuntimeError, match="rolled back"), store.unit_of_work() as unit:
+        unit.apply(register("88.118.8/GONE"), NOW)
+        raise RuntimeError("rolled back")
+    # A replayed request id applies nothing: the first entry stands alone.
+    key = RequestKey("t", "req-1", "f")
+    store.apply(register("88.118.8/R", request=key), NOW)
+    assert store.apply(register("88.118.8/R", request=key), NOW).replayed
+    entries = audit_of(store)
+    assert sorted(e.target for e in entries) == ["88.118.8/A", "88.118.8/NEW", "88.118.8/R"]
+    assert {e.sequence for e in entries} == {c.sequence for c in store.changes_since(0, 10)}
+
+
+def test_refusals_are_stored_apart_from_writes_and_never_as_changes(store: Store) -> None:
+    store.apply(register("88.118.8/A"), NOW)
+    store.record_refusal(refusal("88.118.8/A"), refusal("88.118.8/B", outcome="ABORTED"))
+    store.record_refusal()  # nothing to store is no error
+    newest, older, accepted = audit_of(store)
+    assert (newest.outcome, older.outcome, accepted.outcome) == (
+        "ABORTED", "PERMISSION_DENIED", "ok")
+    assert newest.id > older.id > accepted.id > 0
+    assert (older.principal, older.action, older.target, older.request_id, older.client_address,
+            older.door, older.message, older.sequence, older.prefix_key) == (
+        "300:88.118.8/ADMIN", "update", "88.118.8/A", "r-9", "192.0.2.7", "http",
+        "300:88.118.8/ADMIN may not update it", 0, "88.118.8")
+    assert len(store.changes_since(0, 10)) == 1
+    store.close()
+    for call in (lambda: store.audit_entries(AuditQuery()),
+                 lambda: store.record_refusal(refusal("88.118.8/C"))):
+        with pytest.raises(Unavailable):
+            call()
+
+
+def test_audit_filters_by_prefix_principal_time_and_outcome(store: Store) -> None:
+    admin = "300:88.118/ADMIN"
+    owner = "300:88.118.8/ADMIN"
+    store.apply(register("88.118.8/P1")._replace(principal=admin), NOW)
+    store.apply(register("0.NA/88.118.8")._replace(principal=admin), NOW + 10)
+    store.apply(register("88.118.8.1/DERIVED")._replace(principal=owner), NOW + 20)
+    store.apply(register("88.118.9/OTHER")._replace(principal=owner), NOW + 30)
+    store.record_refusal(
+        refusal("88.118.8/P1", at=NOW + 40, principal=owner),
+        refusal("88.118.8", at=NOW + 50, principal="", outcome="UNAUTHENTICATED"),  # a prefix
+        refusal("not a handle at all", at=NOW + 60, principal=owner, outcome="INVALID_ARGUMENT"))
+
+    def targets(**filters: object) -> list[str]:
+        return [e.target for e in audit_of(store, AuditQuery(**filters))]  # type: ignore[arg-type]
+
+    # The prefix itself (its prefix handle, an allocation) and its identifiers; derived
+    # prefixes and other prefixes are theirs.
+    assert targets(prefix_key="88.118.8") == ["88.118.8", "88.118.8/P1", "0.NA/88.118.8",
+                                              "88.118.8/P1"]
+    assert targets(prefix_key="88.118.8.1") == ["88.118.8.1/DERIVED"]
+    assert targets(prefix_key="88.118") == []
+    assert targets(principal_key=audit.principal_key("300:88.118.8/admin")) == [
+        "not a handle at all", "88.118.8/P1", "88.118.9/OTHER", "88.118.8.1/DERIVED"]
+    assert targets(principal_key=audit.principal_key(admin)) == ["0.NA/88.118.8",
+                                                                 "88.118.8/P1"]
+    assert targets(since=NOW + 10, until=NOW + 30) == ["88.118.8.1/DERIVED", "0.NA/88.118.8"]
+    assert targets(since=NOW + 60) == ["not a handle at all"]
+    assert targets(until=NOW + 1) == ["88.118.8/P1"]
+    assert targets(outcome="ok") == ["88.118.9/OTHER", "88.118.8.1/DERIVED", "0.NA/88.118.8",
+                                     "88.118.8/P1"]
+    assert targets(outcome="refused") == ["not a handle at all", "88.118.8", "88.118.8/P1"]
+    assert targets(outcome="UNAUTHENTICATED") == ["88.118.8"]
+    assert targets(prefix_key="88.118.8", outcome="refused", since=NOW + 45) == ["88.118.8"]
+    # Keys compare byte-wise: no collation folds them together.
+    assert targets(prefix_key="88.118.8 ") == [] and targets(principal_key="300:88.118/ADMIN") \
+        == []
+
+
+def test_audit_pages_newest_first_without_gaps_or_repeats(store: Store) -> None:
+    for i in range(7):
+        store.apply(register(f"88.118.8/N{i:02d}"), NOW)
+    store.record_refusal(*(refusal(f"88.118.8/R{i}") for i in range(3)))
+    seen: list[AuditEntry] = []
+    query = AuditQuery(limit=4)
+    pages = 0
+    while True:
+        page = store.audit_entries(query)
+        assert len(page.entries) <= 4
+        seen.extend(page.entries)
+        pages += 1
+        if not page.next_before_id:
+            break
+        query = dataclasses.replace(query, before_id=page.next_before_id)
+    assert pages == 3 and len(seen) == 10 and len({e.id for e in seen}) == 10
+    assert [e.id for e in seen] == sorted((e.id for e in seen), reverse=True)
+    assert [e.target for e in seen[:3]] == ["88.118.8/R2", "88.118.8/R1", "88.118.8/R0"]
+    # An exact page boundary says there is no next page only when there is none.
+    full = store.audit_entries(AuditQuery(limit=10))
+    assert len(full.entries) == 10 and full.next_before_id == 0
+    filtered = store.audit_entries(AuditQuery(outcome="refused", limit=2))
+    assert [e.target for e in filtered.entries] == ["88.118.8/R2", "88.118.8/R1"]
+    rest = store.audit_entries(AuditQuery(outcome="refused", limit=2,
+                                          before_id=filtered.next_before_id))
+    assert [e.target for e in rest.entries] == ["88.118.8/R0"] and rest.next_before_id == 0

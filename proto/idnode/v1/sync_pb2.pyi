@@ -26,7 +26,7 @@ class WatchChangesResponse(_message.Message):
     def __init__(self, change: _Optional[_Union[Change, _Mapping]] = ...) -> None: ...
 
 class Change(_message.Message):
-    __slots__ = ("sequence", "operation", "handle", "values", "version", "committed_at")
+    __slots__ = ("sequence", "operation", "handle", "values", "version", "committed_at", "principal", "request_id", "client_address", "door")
     class Operation(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         OPERATION_UNSPECIFIED: _ClassVar[Change.Operation]
@@ -43,13 +43,21 @@ class Change(_message.Message):
     VALUES_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     COMMITTED_AT_FIELD_NUMBER: _ClassVar[int]
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    DOOR_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     operation: Change.Operation
     handle: str
     values: _containers.RepeatedCompositeFieldContainer[_record_pb2.Value]
     version: int
     committed_at: _timestamp_pb2.Timestamp
-    def __init__(self, sequence: _Optional[int] = ..., operation: _Optional[_Union[Change.Operation, str]] = ..., handle: _Optional[str] = ..., values: _Optional[_Iterable[_Union[_record_pb2.Value, _Mapping]]] = ..., version: _Optional[int] = ..., committed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    principal: str
+    request_id: str
+    client_address: str
+    door: str
+    def __init__(self, sequence: _Optional[int] = ..., operation: _Optional[_Union[Change.Operation, str]] = ..., handle: _Optional[str] = ..., values: _Optional[_Iterable[_Union[_record_pb2.Value, _Mapping]]] = ..., version: _Optional[int] = ..., committed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., principal: _Optional[str] = ..., request_id: _Optional[str] = ..., client_address: _Optional[str] = ..., door: _Optional[str] = ...) -> None: ...
 
 class GetStatsRequest(_message.Message):
     __slots__ = ()
