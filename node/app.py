@@ -27,6 +27,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from node.cache.beacon import Beacon
 from node.cache.l1 import L1Cache
 from node.cache.l2 import RedisL2
+from node.handle.certify import Certifier
 from node.handle.server import HandleServer  # Handle protocol door
 from node.handle.service import SITE_SERIAL, HandleService, site_record
 from node.observe.logs import configure, event
@@ -35,7 +36,7 @@ from node.rpc.server import SERVICES, Services, add_port, build_server
 from node.security.auth import Authenticator
 from node.security.certificates import CertificatePrincipals, Credentials
 from node.security.ratelimit import RateLimits, build_limits
-from node.security.signing import KeyRing, SigningKeyError
+from node.security.signing import KeyRing, SigningKeyError, open_handle_key
 from node.security.tls import TlsError, TlsFiles
 from node.service.admission import Admission
 from node.service.applications import Applications
@@ -55,6 +56,7 @@ from node.web.scan import ScanProxy
 from node.web.server import BindError, HttpServer
 from registry import stores
 from registry.access.principals import Principal
+from registry.access.rights import prefix_handle
 from registry.errors import IdnodeError
 from registry.registrar import Registrar
 from registry.store import Store
@@ -435,11 +437,22 @@ def open_tls(settings: Settings) -> TlsFiles | None:
 def build_handle(settings: Settings, core: Core, metrics: Metrics, *,
                  reuse_port: bool = False) -> HandleServer:
     """The Handle protocol door, bound (not started); its site record names the bound
-    port and ``handle_site_address`` (else the listen host)."""
+    port and ``handle_site_address`` (else the listen host), and publishes the public
+    half of the RSA key certified answers are signed with (``handle-rsa.pem`` in the key
+    directory, made on first start)."""
     host = settings.handle_listen.rpartition(":")[0]
     try:
+        key = open_handle_key(settings.signing_key_dir)
+    except SigningKeyError as exc:
+        raise StartupError(f"Handle protocol key: {exc}") from None
+    except OSError as exc:
+        raise StartupError(f"Handle protocol key: cannot write to {settings.signing_key_dir}: "
+                           f"{exc.strerror or exc}") from None
+    certifier = Certifier(key, str(prefix_handle(settings.prefix)))
+    try:
         server = HandleServer(
-            HandleService(core, metrics, site_record=b"", site_serial=SITE_SERIAL), metrics,
+            HandleService(core, metrics, site_record=b"", site_serial=SITE_SERIAL,
+                          certifier=certifier), metrics,
             listen=settings.handle_listen, max_connections=settings.handle_max_connections,
             idle_timeout_seconds=settings.handle_idle_timeout_seconds,
             threads=settings.handle_threads,
@@ -449,7 +462,8 @@ def build_handle(settings: Settings, core: Core, metrics: Metrics, *,
         raise StartupError(f"setting handle_listen: cannot listen on "
                            f"{settings.handle_listen}: {exc.strerror or exc}") from None
     server.service.set_site(site_record(settings.handle_site_address or host,
-                                        server.tcp_port, description=settings.node_id))
+                                        server.tcp_port, description=settings.node_id,
+                                        public_key=certifier.public_key))
     return server
 
 

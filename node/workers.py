@@ -44,7 +44,7 @@ def _prepare_shared_state(settings: Settings) -> None:
     workers never race to create them; check the TLS files once, so a bad one stops the
     start instead of a restart loop."""
     from node.app import StartupError, open_store
-    from node.security.signing import KeyRing
+    from node.security.signing import KeyRing, SigningKeyError, open_handle_key
     from node.security.tls import TlsError, TlsFiles
     from registry.registrar import Registrar
 
@@ -58,6 +58,11 @@ def _prepare_shared_state(settings: Settings) -> None:
     store, beacon = open_store(settings)
     try:
         KeyRing.open(settings.signing_key_dir, algorithm=settings.signing_algorithm)
+        if settings.handle_listen:
+            try:
+                open_handle_key(settings.signing_key_dir)
+            except SigningKeyError as exc:
+                raise StartupError(f"Handle protocol key: {exc}") from None
         if settings.admin_secret:
             Registrar(store, settings.prefix).ensure_node_admin(settings.admin_secret)
     finally:

@@ -10,9 +10,12 @@ from typing import Any
 
 import grpc
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from idnode.v1 import record_pb2, registry_pb2, registry_pb2_grpc, resolver_pb2_grpc
 from node.app import Node, build
+from node.security.signing import HANDLE_KEY_FILE
 from node.settings import load
 
 ADMIN_SECRET = "test-admin-secret-0001"
@@ -49,12 +52,23 @@ class Client:
 NodeFactory = Callable[..., Node]
 
 
+@pytest.fixture(scope="session")
+def handle_key_pem() -> bytes:
+    """One Handle protocol RSA key for every test node: making a 2048-bit key costs tens
+    of milliseconds, on each of hundreds of node starts."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
 @pytest.fixture
-def node_factory(tmp_path: Path) -> Iterator[NodeFactory]:
-    """Start nodes with test settings (overridable); all are stopped at the end."""
+def node_factory(tmp_path: Path, handle_key_pem: bytes) -> Iterator[NodeFactory]:
+    """Start nodes with test settings (overridable); all are stopped at the end.
+    ``seed_handle_key=False`` lets the node make its Handle protocol key itself."""
     nodes: list[Node] = []
 
-    def make(data_dir: Path | None = None, **overrides: object) -> Node:
+    def make(data_dir: Path | None = None, *, seed_handle_key: bool = True,
+             **overrides: object) -> Node:
         settings = load(env={}, overrides={
             "data_dir": str(data_dir or tmp_path / "data"),
             "grpc_listen": "127.0.0.1:0",
@@ -66,6 +80,11 @@ def node_factory(tmp_path: Path) -> Iterator[NodeFactory]:
             "shutdown_grace_seconds": 2,
             **overrides,
         })
+        key_file = Path(settings.signing_key_dir) / HANDLE_KEY_FILE
+        if seed_handle_key and settings.handle_listen and not key_file.exists():
+            key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            key_file.write_bytes(handle_key_pem)
+            key_file.chmod(0o600)
         node = build(settings)
         node.start()
         nodes.append(node)

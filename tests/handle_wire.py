@@ -76,17 +76,20 @@ def envelope(length: int, *, request_id: int, minor: int = 10, flags: int = 0,
 
 def request(opcode: int, body: bytes, *, request_id: int, minor: int = 10,
             op_flags: int = 0, suggest: tuple[int, int] | None = None,
-            credential: bool = True) -> bytes:
+            credential: bool = True, session_id: int = 0) -> bytes:
     """A whole framed request (envelope + message)."""
     msg = message(opcode, body, op_flags=op_flags, credential=credential)
-    return envelope(len(msg), request_id=request_id, minor=minor, suggest=suggest) + msg
+    return envelope(len(msg), request_id=request_id, minor=minor, suggest=suggest,
+                    session_id=session_id) + msg
 
 
 def resolve_request(handle: str | bytes, *, request_id: int = 7, indexes: tuple[int, ...] = (),
                     types: tuple[str, ...] = (), auth_bytes: bytes | None = None,
-                    op_flags: int = 0, minor: int = 10) -> bytes:
+                    op_flags: int = 0, minor: int = 10,
+                    suggest: tuple[int, int] | None = None, session_id: int = 0) -> bytes:
     return request(OC_RESOLUTION, resolution_body(handle, indexes, types, auth_bytes),
-                   request_id=request_id, op_flags=op_flags, minor=minor)
+                   request_id=request_id, op_flags=op_flags, minor=minor, suggest=suggest,
+                   session_id=session_id)
 
 
 @dataclass
@@ -109,6 +112,9 @@ class Answer:
     body: bytes = b""
     digest: bytes = b""
     credential_length: int = 0
+    expiration: int = 0
+    message: bytes = b""  # header and body as sent (what a signature covers)
+    credential: bytes = b""  # the credential after its length
 
 
 def parse_envelope(data: bytes) -> Answer:
@@ -121,12 +127,14 @@ def parse_answer(data: bytes) -> Answer:
     a = parse_envelope(data)
     msg = data[ENVELOPE:]
     assert len(msg) == a.length, (len(msg), a.length)
-    (a.opcode, a.code, a.op_flags, a.site_serial, a.recursion, _reserved, _expiration,
-     body_length) = struct.unpack("!IIIHBBII", msg[:HEADER])
+    (a.opcode, a.code, a.op_flags, a.site_serial, a.recursion, _reserved, a.expiration,
+     body_length) = struct.unpack("!IIIHBBiI", msg[:HEADER])
     body = msg[HEADER:HEADER + body_length]
+    a.message = msg[:HEADER + body_length]
     rest = msg[HEADER + body_length:]
     a.credential_length = struct.unpack("!I", rest[:4])[0]
     assert len(rest) == 4 + a.credential_length
+    a.credential = rest[4:]
     if a.op_flags & RD:
         size = {1: 16, 2: 20, 3: 32}[body[0]]
         a.digest, body = body[:1 + size], body[1 + size:]
@@ -221,6 +229,74 @@ def parse_site(body: bytes) -> Site:
     assert cur.at == len(body)
     return Site(version, major, minor, serial, mask, attributes,
                 servers)  # type: ignore[arg-type]
+
+
+@dataclass
+class Credential:
+    """RFC 3652 §2.2.4: Version, Reserved, Options, Signer <Handle, Index>, Type, then
+    SignedInfo: its length, DigestAlgorithm, SignedData."""
+
+    version: int
+    options: int
+    signer: str
+    signer_index: int
+    type: str
+    digest_algorithm: str
+    signature: bytes
+
+
+def parse_credential(raw: bytes) -> Credential:
+    cur = _Cursor(raw)
+    version, _reserved, options = cur.fmt("!BBH")
+    signer = cur.string().decode()
+    (signer_index,) = cur.fmt("!i")
+    kind = cur.string().decode()
+    (section,) = cur.fmt("!I")
+    start = cur.at
+    digest_algorithm = cur.string().decode()
+    signature = cur.string()
+    assert cur.at - start == section and cur.at == len(raw)
+    return Credential(version, options, signer, signer_index, kind, digest_algorithm,
+                      signature)
+
+
+def rsa_numbers(pubkey: bytes) -> tuple[int, int]:
+    """(exponent, modulus) of HS_PUBKEY data in the Handle library's RSA layout: the key
+    type "RSA_PUB_KEY", two reserved octets, the exponent, the modulus (unsigned
+    big-endian integers as length-prefixed byte strings)."""
+    cur = _Cursor(pubkey)
+    assert cur.string() == b"RSA_PUB_KEY"
+    cur.fmt("!H")
+    exponent = int.from_bytes(cur.string(), "big")
+    modulus = int.from_bytes(cur.string(), "big")
+    assert cur.at == len(pubkey)
+    return exponent, modulus
+
+
+def signed_part(a: Answer, counter: int) -> bytes:
+    """What a certified answer's signature covers: its header and body (RFC 3652
+    §2.2.4), preceded, for versions 2.6 and later, by the envelope fields the Handle.net
+    Java library signs and verifies (AbstractMessage.signMessage / verifyMessage):
+    MajorVersion, MinorVersion, from 2.8 on the suggested major and minor version
+    (MessageFlag; a zero major means "the same as the message"), then SessionId,
+    RequestId and the credential's index (its "session counter"). At 2.6 those three
+    int4s are each written at offset 4 after the first (offsets 2, 4, 4), so the last
+    one wins and eight of the fourteen octets are not what was meant; clients of that
+    version verify exactly that."""
+    if a.minor < 6:
+        return a.message
+    if a.minor == 6:
+        buf = bytearray(14)
+        buf[0], buf[1] = a.major, a.minor
+        buf[2:6] = struct.pack("!I", a.session_id)
+        buf[4:8] = struct.pack("!I", a.request_id)
+        buf[4:8] = struct.pack("!i", counter)
+        return bytes(buf) + a.message
+    head = bytes([a.major, a.minor])
+    if a.minor >= 8:
+        suggest = (a.flag0 & 0x03, a.flag1) if a.flag0 & 0x03 else (a.major, a.minor)
+        head += bytes(suggest)
+    return head + struct.pack("!IIi", a.session_id, a.request_id, counter) + a.message
 
 
 # --- transports ---------------------------------------------------------------------------

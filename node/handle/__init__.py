@@ -5,6 +5,8 @@ resolvers and the Handle/industrial SDKs use.
   records), pure and bounded.
 - :mod:`node.handle.service`: one request → one answer through the application core,
   with the encoded answer cached on the core's entry.
+- :mod:`node.handle.certify`: certified answers (the message credential, signed with
+  the node's Handle protocol RSA key).
 - :mod:`node.handle.server`: the sockets (a UDP thread, an asyncio loop for TCP, a small
   worker pool for answers that need the store).
 
@@ -28,7 +30,24 @@ Decisions where the RFC and deployed clients differ (we follow the clients)
   The flag is echoed.
 - **Credential section.** A request may end right after its body (older clients) or
   with a 4-byte credential length and exactly that many bytes; anything else is a
-  protocol error. Answers carry an empty credential (four zero bytes).
+  protocol error (a request's credential is not read: resolution is anonymous). Answers
+  carry an empty credential (four zero bytes), except certified ones.
+- **Certified answers.** A request with the certified flag (CT) gets the flag back and
+  a credential (RFC 3652 §2.2.4): version 0, options 0, signer ``<0.NA/<node prefix>,
+  1>`` (the HS_SITE value publishing the key), type ``HS_SIGNED``, digest ``SHA-256``
+  and an RSA PKCS#1 v1.5 signature with the node's key (``handle-rsa.pem``, 2048 bits,
+  whose public half is in the site info's server record as ``RSA_PUB_KEY``). What is
+  signed follows the Java library, which every deployed client derives from: the
+  header and body (the RFC), preceded from 2.6 on by major and minor version, the
+  suggested version (2.8 on), session id, request id and the signer index in the role
+  of the library's session counter; 2.6's overlapping writes are reproduced. SHA-256
+  for every version (the Java server falls back to SHA-1 below 2.7). Errors and site
+  info are signed too (the Java client checks the signature of whatever comes back to
+  a CT request); RC_SERVER_TOO_BUSY and protocol errors for unreadable messages are
+  not. Signing happens per request (the request id is signed) on the worker pool.
+- **Expiration.** Answers expire twelve hours after they are made (the Java library's
+  default for messages; its resolver refuses an answer whose expiration time has
+  passed, which a zero would be).
 - **Authoritative.** This node is the primary for its prefix and its cache is coherent
   with its store (see docs/ARCHITECTURE.md "Caching"), so every answer is
   authoritative (AT set) and an AT request is answered from the same cache.
@@ -52,7 +71,14 @@ Decisions where the RFC and deployed clients differ (we follow the clients)
   or oversized messages), 5 operation not supported. A message that carries a response
   code (an answer, possibly spoofed) is never answered.
 - **Site info.** OC_GET_SITEINFO answers one primary site with one server: the
-  advertised address (``handle_site_address``, else the listen address) with query
-  interfaces on TCP and UDP at the bound port, no public key (certified answers are
-  not implemented).
+  advertised address (``handle_site_address``, else the listen address; IPv4 in the
+  last 4 of 16 octets, the rest zero, as the Java library reads it) with query
+  interfaces on TCP and UDP at the bound port and the public key of certified answers.
+  The HTTP door is not advertised: it speaks REST, not Handle messages over HTTP.
+- **HS_SITE on prefix handles.** Resolving ``0.NA/<prefix>`` over this door (a prefix
+  handle: this node stores only those of prefixes it serves) adds an HS_SITE value,
+  the site info record, at index 1 (the lowest free index if 1 is taken; none when the
+  record stores its own HS_SITE), so a resolver looking for a prefix's service finds
+  this node. Filters see it like a stored value. It is never stored: gRPC and REST
+  answer the stored record, which knows nothing of this door's port and address.
 """

@@ -13,6 +13,9 @@ Layouts (all integers big-endian; a "string" is a 4-byte length and that many by
     message   header body credential-length:4 credential
     value     index:4 timestamp:4 ttl-type:1 ttl:4 permissions:1 type:string data:string
               reference-count:4 (handle:string index:4)*
+    credential version:1 reserved:1 options:2 signer-handle:string signer-index:4
+              type:string signed-info-length:4 digest-algorithm:string signature:string
+    RSA key   "RSA_PUB_KEY":string flags:2 exponent:string modulus:string
 """
 
 from __future__ import annotations
@@ -89,8 +92,25 @@ DIGEST_MD5 = 1
 DIGEST_SHA1 = 2
 DIGEST_SHA256 = 3
 
+# Message credential (RFC 3652 §2.2.4): the signature type and digest algorithm names,
+# spelled as the Java implementation writes them (Common.CREDENTIAL_TYPE_SIGNED,
+# Common.HASH_ALG_SHA256).
+CREDENTIAL_VERSION = 0
+CREDENTIAL_SIGNED = b"HS_SIGNED"
+CREDENTIAL_MAC = b"HS_MAC"
+DIGEST_NAME_SHA256 = b"SHA-256"
+MAX_CREDENTIAL_BYTES = 16384
+
+# HS_PUBKEY data, as the Java library writes it (Util.getBytesFromPublicKey): a key type
+# string, two reserved octets, then the key's integers as strings (RSA: exponent, then
+# modulus).
+KEY_RSA_PUBLIC = b"RSA_PUB_KEY"
+
 # HS_SITE interface codes.
+SERVICE_OUT_OF_SERVICE = 0
+SERVICE_ADMIN = 1
 SERVICE_QUERY = 2
+SERVICE_ADMIN_AND_QUERY = 3
 PROTOCOL_UDP = 0
 PROTOCOL_TCP = 1
 PROTOCOL_HTTP = 2
@@ -219,6 +239,29 @@ class SiteInfo:
     hash_filter: bytes = b""
     attributes: tuple[tuple[bytes, bytes], ...] = field(default=())
     format_version: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """A message credential (RFC 3652 §2.2.4). ``signer_index`` doubles, for 2.6+
+    clients, as the session counter folded into the signed bytes (see
+    :func:`signed_bytes`)."""
+
+    signer_handle: bytes
+    signer_index: int
+    type: bytes
+    digest_algorithm: bytes
+    signature: bytes
+    version: int = CREDENTIAL_VERSION
+    options: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RsaPublicKey:
+    """An RSA public key as HS_PUBKEY data carries it."""
+
+    exponent: int
+    modulus: int
 
 
 # --- reading ------------------------------------------------------------------------------
@@ -407,6 +450,46 @@ def decode_site(data: bytes) -> SiteInfo:
                     fmt)
 
 
+def decode_credential(data: bytes) -> Credential:
+    """A credential section's content (the bytes after its 4-byte length).
+
+    The signed-info part (digest algorithm and signature, the layout of both HS_SIGNED
+    and HS_MAC) must fill exactly the length announced for it."""
+    if len(data) > MAX_CREDENTIAL_BYTES:
+        raise ProtocolError(f"a credential of {len(data)} bytes is too long")
+    r = Reader(data)
+    version = r.u8()
+    r.u8()  # reserved
+    options = r.u16()
+    signer_handle = r.string(MAX_HANDLE_BYTES)
+    signer_index = r.i32()
+    kind = r.string(MAX_HANDLE_BYTES)
+    n = r.u32()
+    info = Reader(r.take(n))
+    digest_algorithm = info.string(MAX_HANDLE_BYTES)
+    signature = info.string()
+    if info.remaining or r.remaining:
+        raise ProtocolError("unexpected bytes after the credential's signature")
+    return Credential(signer_handle, signer_index, kind, digest_algorithm, signature,
+                      version, options)
+
+
+def decode_rsa_public_key(data: bytes) -> RsaPublicKey:
+    """HS_PUBKEY data holding an RSA key (anything else is a ProtocolError)."""
+    r = Reader(data)
+    kind = r.string(MAX_HANDLE_BYTES)
+    if kind != KEY_RSA_PUBLIC:
+        raise ProtocolError(f"key type {kind!r} is not {KEY_RSA_PUBLIC.decode()}")
+    r.u16()  # reserved flags
+    exponent = int.from_bytes(r.string(), "big")
+    modulus = int.from_bytes(r.string(), "big")
+    if r.remaining:
+        raise ProtocolError(f"{r.remaining} unexpected bytes after the public key")
+    if exponent < 3 or modulus < 3:
+        raise ProtocolError("an RSA key needs an exponent and a modulus")
+    return RsaPublicKey(exponent, modulus)
+
+
 # --- writing ------------------------------------------------------------------------------
 
 
@@ -467,6 +550,47 @@ def encode_site(site: SiteInfo) -> bytes:
     return b"".join(parts)
 
 
+def java_integer(n: int) -> bytes:
+    """A non-negative integer as Java's ``BigInteger.toByteArray`` writes it (big-endian,
+    two's complement, minimal: a leading zero octet when the top bit is set), the form
+    the Handle.net library gives key integers (Util.getBytesFromPublicKey)."""
+    return n.to_bytes(n.bit_length() // 8 + 1, "big")
+
+
+def encode_rsa_public_key(key: RsaPublicKey) -> bytes:
+    """HS_PUBKEY data of an RSA key: "RSA_PUB_KEY", 2 reserved octets, exponent, modulus."""
+    return string(KEY_RSA_PUBLIC) + b"\0\0" + string(java_integer(key.exponent)) + \
+        string(java_integer(key.modulus))
+
+
+def encode_credential(cred: Credential) -> bytes:
+    """A credential section: its 4-byte length, then the credential."""
+    info = string(cred.digest_algorithm) + string(cred.signature)
+    body = struct.pack(">BBH", cred.version, 0, cred.options) + string(cred.signer_handle) + \
+        _I32.pack(cred.signer_index) + string(cred.type) + string(info)
+    return string(body)
+
+
+def signed_bytes(*, major: int, minor: int, suggest_major: int, suggest_minor: int,
+                 session_id: int, request_id: int, counter: int, message: bytes) -> bytes:
+    """What a message signature covers: ``message`` (header and body, RFC 3652 §2.2.4),
+    preceded from version 2.6 on by the envelope fields the Java implementation adds
+    (AbstractMessage.signMessage/verifyMessage): major and minor version, the suggested
+    version from 2.8 on, session id, request id and the credential's signer index (its
+    "session counter"). Version 2.6 writes them with a known overlap that its clients
+    verify, so it is reproduced: the session id's first two octets, then the counter,
+    then six zero octets."""
+    if major != MAJOR_VERSION or minor < 6:
+        return message
+    if minor == 6:
+        return bytes((major, minor)) + _I32.pack(session_id)[:2] + _I32.pack(counter) + \
+            bytes(6) + message
+    version = bytes((major, minor, suggest_major, suggest_minor)) if minor >= 8 \
+        else bytes((major, minor))
+    return version + _I32.pack(session_id) + _I32.pack(request_id) + _I32.pack(counter) + \
+        message
+
+
 # The contract's 12-character permission string names bits from the right in this order;
 # the HS_ADMIN record on the wire (RFC 3651 §3.2.3) uses these bit positions.
 _ADMIN_WIRE_BITS = (0, 1, 2, 3, 4, 5, 6, 10, 7, 8, 9, 11)
@@ -504,6 +628,8 @@ def encode_head(*, minor: int, env_flags: int, suggest_minor: int, session_id: i
 
 
 HEAD = _HEAD  # for the server's hot path (pack without keyword overhead)
+ENVELOPE = _ENVELOPE  # the envelope alone, and the header alone (signed answers)
+HEADER = _HEADER
 NO_CREDENTIAL = b"\0\0\0\0"
 
 

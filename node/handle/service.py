@@ -8,6 +8,20 @@ A hot resolution is a lookup plus a header patch: the core returns its cached
 (handle and value records, and the empty credential) encoded the first time this record
 version was asked for over this door; only the 44 bytes of envelope and header are
 packed per request.
+
+Two things exist only on this door:
+
+- **Certified answers** (the CT flag): signed per request by
+  :class:`~node.handle.certify.Certifier`, on a worker thread (an RSA signature holds
+  the interpreter for a few hundred microseconds, so it never runs on the UDP thread or
+  the TCP event loop, and a flood of them meets the workers' bounded backlog:
+  RC_SERVER_TOO_BUSY, unsigned).
+- **HS_SITE on prefix handles**: a resolution of ``0.NA/<prefix>`` (a prefix this node
+  serves; only those exist as records here) carries an HS_SITE value describing this
+  node, the same record OC_GET_SITEINFO answers, at index 1 (the lowest free index if
+  a stored value holds 1; none when the stored record has an HS_SITE of its own). It
+  is added to the answer, never stored: it names the bound port and advertised address
+  of this door, which the store and the other doors know nothing of.
 """
 
 from __future__ import annotations
@@ -23,11 +37,14 @@ from idnode.v1 import record_pb2
 from node.cache.l1 import VIEW_SEP, Entry
 from node.errors import mapping_for, public_message
 from node.handle import codec as c
+from node.handle.certify import SIGNER_INDEX, Certifier
 from node.observe.metrics import Metrics
 from node.service.caller import Caller
 from node.service.core import Core
 from node.service.resolve import view_id
+from registry.access.rights import governed_prefix
 from registry.errors import IdnodeError, ResourceExhausted, ValuesNotFound
+from registry.identifier import Handle
 
 log = logging.getLogger("idnode.handle")
 
@@ -40,6 +57,16 @@ _ECHOED_FLAGS = c.FLAG_PUBLIC_ONLY | c.FLAG_KEEP_CONNECTION
 _PLAIN_RESOLUTION = b"\0\0\0\x01\0\0\0\0"
 _NOT_PLAIN = object()
 _ADMITTED = object()  # not plain after all, and already counted by the rate limit
+# What the hot path leaves to the general one: digests and signatures.
+_NOT_HOT_FLAGS = c.FLAG_REQUEST_DIGEST | c.FLAG_CERTIFIED
+
+SITE_TYPE = b"HS_SITE"
+_SITE_TYPES = (SITE_TYPE, b"HS_SITE.6")
+SITE_TTL_SECONDS = 86400
+# An answer's expiration time: twelve hours after it is made, as the Java library's
+# messages (AbstractMessage); its resolver refuses an answer whose expiration has passed
+# (HandleResolver: GOT_EXPIRED_MESSAGE), and a signed one cannot be replayed after it.
+ANSWER_LIFETIME_SECONDS = 43200
 
 
 def handle_code(exc: IdnodeError) -> int:
@@ -81,38 +108,81 @@ def record_values(payload: bytes) -> list[c.HandleValue]:
     return out
 
 
-def rendition(entry: Entry) -> bytes:
-    """The answer body of ``entry`` followed by the empty credential, made once."""
+def is_prefix_handle(text: str) -> bool:
+    """Whether ``text`` is a prefix handle ``0.NA/<prefix>``."""
+    try:
+        return governed_prefix(Handle.parse(text)) is not None
+    except IdnodeError:
+        return False
+
+
+def with_site(values: Sequence[c.HandleValue], site: c.HandleValue) -> list[c.HandleValue]:
+    """``values`` and ``site`` in index order, at ``site.index`` or, when a value holds
+    it, the lowest free index; ``values`` alone when one of them is an HS_SITE already
+    (what the record says wins)."""
+    if any(v.type in _SITE_TYPES for v in values):
+        return list(values)
+    taken = {v.index for v in values}
+    index = site.index
+    while index in taken:
+        index = 1 if index < 1 else index + 1
+    if index != site.index:
+        site = c.HandleValue(index, site.type, site.data, site.ttl, site.timestamp,
+                             site.ttl_type, site.permissions)
+    out = list(values)
+    at = next((n for n, v in enumerate(out) if v.index > index), len(out))
+    out.insert(at, site)
+    return out
+
+
+def rendition(entry: Entry, site: c.HandleValue | None = None) -> bytes:
+    """The answer body of ``entry`` followed by the empty credential, made once; with
+    ``site`` (this node's HS_SITE value) included when ``entry`` is a prefix handle's
+    whole public record."""
     renditions = entry.renditions
     if renditions is None:
         renditions = entry.renditions = {}
     cached = renditions.get(RENDITION)
     if cached is None:
-        handle = record_pb2.Record.FromString(entry.payload).handle.encode("utf-8")
-        cached = c.encode_resolution_body(handle, record_values(entry.payload)) + \
-            c.NO_CREDENTIAL
+        handle = record_pb2.Record.FromString(entry.payload).handle
+        values = record_values(entry.payload)
+        if site is not None and is_prefix_handle(handle):
+            values = with_site(values, site)
+        cached = c.encode_resolution_body(handle.encode("utf-8"), values) + c.NO_CREDENTIAL
         renditions[RENDITION] = cached
     return cached
+
+
+def expires_at(now: float) -> int:
+    """An answer's expiration time as the header's signed 32-bit field holds it."""
+    return ((int(now) + ANSWER_LIFETIME_SECONDS + 2**31) & 0xFFFFFFFF) - 2**31
 
 
 class HandleService:
     """Answers OC_RESOLUTION and OC_GET_SITEINFO through the application core."""
 
     def __init__(self, core: Core, metrics: Metrics, *, site_record: bytes,
-                 site_serial: int) -> None:
+                 site_serial: int, certifier: Certifier | None = None) -> None:
         self.core = core
         self.metrics = metrics
-        self.site_record = site_record + c.NO_CREDENTIAL
         self.site_serial = site_serial
+        self.certifier = certifier  # None: certified requests get unsigned answers
         self._public = core.public
         self._admit = core.admit_public  # None unless the per-address resolve limit is on
         self._resolver = core.resolver
         # (operation, transport, code) → (counter child, histogram child), bound once.
         self._bound: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self.site_record = c.NO_CREDENTIAL
+        self.site_value: c.HandleValue | None = None
+        self.set_site(site_record)
 
     def set_site(self, record: bytes) -> None:
-        """The HS_SITE answered to OC_GET_SITEINFO (known once the port is bound)."""
+        """The HS_SITE answered to OC_GET_SITEINFO and added to prefix handles (known once
+        the port is bound, before the door starts: answers cached earlier keep theirs)."""
         self.site_record = record + c.NO_CREDENTIAL
+        self.site_value = c.HandleValue(
+            SIGNER_INDEX, SITE_TYPE, record, SITE_TTL_SECONDS, int(time.time())) \
+            if record else None
 
     # --- metrics ------------------------------------------------------------------------
 
@@ -155,6 +225,8 @@ class HandleService:
         h = m.header
         if h.response_code != c.RC_RESERVED:
             return DROP
+        if not may_block and h.op_flags & c.FLAG_CERTIFIED and self.certifier is not None:
+            return None  # a signature: made on a worker (see the module's docstring)
         operation = _OPERATION_NAMES.get(h.opcode, "other")
         digest = b""
         if h.op_flags & c.FLAG_REQUEST_DIGEST:
@@ -203,7 +275,7 @@ class HandleService:
         op_flags = int.from_bytes(msg[8:12], "big")
         rest = msg[end:]
         if body_length - n not in (8, 12) or len(msg) - 24 - body_length not in (0, 4) \
-                or rest.strip(b"\0") or op_flags & c.FLAG_REQUEST_DIGEST \
+                or rest.strip(b"\0") or op_flags & _NOT_HOT_FLAGS \
                 or len(msg) > c.MAX_REQUEST_BYTES:
             return _NOT_PLAIN
         try:
@@ -221,7 +293,7 @@ class HandleService:
                 return self.error(env, c.OC_RESOLUTION, op_flags, msg[18], b"", code,
                                   public_message(exc))
         try:
-            body = rendition(self._public(text))
+            body = rendition(self._public(text), self.site_value)
         except IdnodeError:
             # Errors are answered by the general path (which must not count it again).
             return _NOT_PLAIN if self._admit is None else _ADMITTED
@@ -242,10 +314,12 @@ class HandleService:
 
     def frame(self, env: c.Envelope, opcode: int, code: int, req_flags: int, recursion: int,
               digest: bytes, body: bytes) -> bytes:
-        """Envelope + header + ``body`` (which ends with its credential section).
+        """Envelope + header + ``body`` (which ends with its empty credential section).
 
         The answer speaks the request's minor version (at most 2.11) and, to clients new
-        enough to read it (2.8 on), suggests 2.11 in the envelope's flag bits."""
+        enough to read it (2.8 on), suggests 2.11 in the envelope's flag bits. A request
+        with the certified flag gets the flag back and a signed credential instead of
+        the empty one (when the node has a key)."""
         minor = env.minor if env.minor <= c.MINOR_VERSION else c.MINOR_VERSION
         if minor >= 8:
             flags, suggest = c.MAJOR_VERSION, c.MINOR_VERSION
@@ -256,9 +330,21 @@ class HandleService:
             op_flags |= c.FLAG_REQUEST_DIGEST
             body = digest + body
         body_length = len(body) - 4
+        expiration = expires_at(time.time())
+        certifier = self.certifier
+        if req_flags & c.FLAG_CERTIFIED and certifier is not None:
+            message = c.HEADER.pack(opcode, code, op_flags | c.FLAG_CERTIFIED,
+                                    self.site_serial, recursion, 0, expiration,
+                                    body_length) + body[:body_length]
+            message += certifier.credential(minor=minor, suggest_major=flags,
+                                            suggest_minor=suggest, session_id=env.session_id,
+                                            request_id=env.request_id, message=message)
+            return c.ENVELOPE.pack(c.MAJOR_VERSION, minor, flags, suggest, env.session_id,
+                                   env.request_id, 0, len(message)) + message
         return c.HEAD.pack(c.MAJOR_VERSION, minor, flags, suggest, env.session_id,
                            env.request_id, 0, c.HEADER_BYTES + len(body), opcode, code,
-                           op_flags, self.site_serial, recursion, 0, 0, body_length) + body
+                           op_flags, self.site_serial, recursion, 0, expiration,
+                           body_length) + body
 
     def error(self, env: c.Envelope, opcode: int, req_flags: int, recursion: int,
               digest: bytes, code: int, message: str) -> bytes:
@@ -288,7 +374,9 @@ class HandleService:
         if not req.indexes and not req.types:
             if self._admit is not None and not admitted:
                 self._admit(peer)
-            return rendition(self._public(req.handle))
+            return rendition(self._public(req.handle), self.site_value)
+        if self.site_value is not None and self._is_site_handle(req.handle):
+            return self._prefix_resolution(req, peer, admitted=admitted)
         exact = [t for t in req.types if not t.endswith(".")]
         prefixes = [t for t in req.types if t.endswith(".")]
         if prefixes:
@@ -300,6 +388,44 @@ class HandleService:
                                   indexes=[i for i in req.indexes if i > 0])
         return rendition(entry)
 
+    def _is_site_handle(self, text: str) -> bool:
+        """Whether ``text`` names a prefix handle (served here, or the core says not)."""
+        try:
+            return governed_prefix(self._resolver.parse(text)) is not None
+        except IdnodeError:
+            return False
+
+    def _prefix_resolution(self, req: c.ResolutionRequest, peer: str, *,
+                           admitted: bool) -> bytes:
+        """A filtered resolution of a prefix handle: the filter applied here to the public
+        record and this node's HS_SITE value (the core's filter cannot see a value it
+        does not store). Filtered answers are encoded per request: prefix handles are
+        read by resolvers looking for a prefix's service, which cache what they find."""
+        assert self.site_value is not None
+        if self._admit is not None and not admitted:
+            self._admit(peer)
+        entry = self._public(req.handle)
+        record = record_pb2.Record.FromString(entry.payload)
+        values = with_site(record_values(entry.payload), self.site_value)
+        indexes = {i for i in req.indexes if i > 0}
+        exact = {t.encode("utf-8") for t in req.types if not t.endswith(".")}
+        prefixes = tuple(t.encode("utf-8") for t in req.types if t.endswith("."))
+        if indexes or exact or prefixes:
+            values = [v for v in values if v.index in indexes or v.type in exact
+                      or (prefixes and v.type.startswith(prefixes))]
+        if not values:
+            # Nothing public matched: the core's own answer (values not found, or that
+            # the values matched are not public), never a rate-limit count again.
+            types = sorted(t for t in req.types if not t.endswith(".")) + \
+                expand_prefixes(entry.payload, [t for t in req.types if t.endswith(".")])
+            if not types and not indexes:
+                raise ValuesNotFound(f"{req.handle} has no values of the requested types "
+                                     "or indexes")
+            entry = self._resolver.resolve(req.handle, types=types, indexes=sorted(indexes))
+            values = record_values(entry.payload)
+        return c.encode_resolution_body(record.handle.encode("utf-8"), values) + \
+            c.NO_CREDENTIAL
+
     def would_block(self, req: c.ResolutionRequest) -> bool:
         """Whether the core would have to read the store (or Redis) for ``req``.
 
@@ -310,25 +436,31 @@ class HandleService:
         r = self._resolver
         if r.beacon.read() != r.coherence.applied_sequence:
             return True
-        if any(t.endswith(".") for t in req.types):
-            return True
         try:
             handle = r.parse(req.handle)
         except IdnodeError:
             return False  # refused without I/O
         key = handle.key
-        if req.types or req.indexes:
-            key += VIEW_SEP + view_id(False, req.types, [i for i in req.indexes if i > 0])
+        if self.site_value is None or governed_prefix(handle) is None:
+            if any(t.endswith(".") for t in req.types):
+                return True
+            if req.types or req.indexes:
+                key += VIEW_SEP + view_id(False, req.types, [i for i in req.indexes if i > 0])
+        # (a prefix handle's filtered answer is made from its public record: ``key``)
         return r.l1.get(key, r.monotonic()) is None
 
 
 SITE_SERIAL = 1
 
 
-def site_record(address: str, port: int, *, description: str = "") -> bytes:
+def site_record(address: str, port: int, *, description: str = "",
+                public_key: bytes = b"") -> bytes:
     """The HS_SITE of this node: one primary server at ``address`` answering queries on
-    TCP and UDP at ``port``. An address that is not an IP (a wildcard, a name) is
-    advertised as all zeros: set ``handle_site_address`` to what clients should use."""
+    TCP and UDP at ``port``, with ``public_key`` (HS_PUBKEY data: the key certified
+    answers are signed with). An address that is not an IP (a wildcard, a name) is
+    advertised as all zeros: set ``handle_site_address`` to what clients should use. An
+    IPv4 address fills the last 4 of the 16 octets, the rest zero, as the Java library
+    writes and reads it (ServerInfo.isIPv4)."""
     raw = b""
     try:
         ip = ipaddress.ip_address(address.strip("[]"))
@@ -336,7 +468,7 @@ def site_record(address: str, port: int, *, description: str = "") -> bytes:
             raw = ip.packed
     except ValueError:
         pass
-    server = c.Server(1, raw.rjust(16, b"\0"), b"", (
+    server = c.Server(1, raw.rjust(16, b"\0"), public_key, (
         c.Interface(c.SERVICE_QUERY, c.PROTOCOL_TCP, port),
         c.Interface(c.SERVICE_QUERY, c.PROTOCOL_UDP, port)))
     attributes = ((b"desc", description.encode("utf-8")),) if description else ()
@@ -350,5 +482,6 @@ def expand_prefixes(payload: bytes, prefixes: Sequence[str]) -> list[str]:
     return sorted({v.type for v in record.values if v.type.startswith(tuple(prefixes))})
 
 
-__all__ = ["DROP", "SITE_SERIAL", "HandleService", "expand_prefixes", "handle_code",
-           "record_values", "rendition", "site_record"]
+__all__ = ["ANSWER_LIFETIME_SECONDS", "DROP", "SITE_SERIAL", "SITE_TYPE", "HandleService",
+           "expand_prefixes", "expires_at", "handle_code", "is_prefix_handle",
+           "record_values", "rendition", "site_record", "with_site"]

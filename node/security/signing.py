@@ -3,10 +3,15 @@
 The key directory holds one PKCS#8 PEM file per key (mode 0600, never logged) and
 ``keys.json`` with each key's validity. The newest active key signs; retired keys stay
 published until every signature they made has expired.
+
+Beside them, ``handle-rsa.pem`` is the Handle protocol's server key (RSA, as the Handle
+System's site records and certified answers expect): made on first start, kept across
+restarts, published in the node's HS_SITE (see :func:`open_handle_key`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -17,12 +22,14 @@ from typing import Protocol
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 ED25519 = "Ed25519"
 ECDSA_P256 = "ECDSA-P256-SHA256"
 ALGORITHMS = (ED25519, ECDSA_P256)
 _META = "keys.json"
+HANDLE_KEY_FILE = "handle-rsa.pem"
+HANDLE_KEY_BITS = 2048
 
 PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
 
@@ -224,3 +231,51 @@ def rotate(key_dir: str | Path, *, algorithm: str = ED25519,
     tmp.write_text(json.dumps({"keys": entries}, indent=2), encoding="utf-8")
     os.replace(tmp, meta_path)
     return signer.key_id
+
+
+def open_handle_key(key_dir: str | Path, *, create: bool = True) -> rsa.RSAPrivateKey:
+    """The Handle protocol's RSA key, ``handle-rsa.pem`` in the key directory; made
+    (2048 bits, mode 0600) when absent and ``create``.
+
+    Made in a temporary file and linked into place, so processes starting together
+    (``--workers``) never read half a key: the first link wins and the others load it."""
+    folder = Path(key_dir)
+    path = folder / HANDLE_KEY_FILE
+    if not path.exists():
+        if not create:
+            raise SigningKeyError(f"no Handle protocol key {path}")
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        key = rsa.generate_private_key(public_exponent=65537, key_size=HANDLE_KEY_BITS)
+        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+        tmp = folder / f".{HANDLE_KEY_FILE}.{os.getpid()}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(pem)
+                fh.flush()
+                os.fsync(fh.fileno())
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass  # another process made it first: use that one
+            else:
+                return key
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SigningKeyError(f"cannot read Handle protocol key {path}: {exc.strerror}") \
+            from None
+    try:
+        private = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise SigningKeyError(f"Handle protocol key {path} is not a PEM private key") from None
+    if not isinstance(private, rsa.RSAPrivateKey):
+        raise SigningKeyError(f"Handle protocol key {path} is not an RSA key")
+    if private.key_size < HANDLE_KEY_BITS:
+        raise SigningKeyError(f"Handle protocol key {path} has {private.key_size} bits; "
+                              f"at least {HANDLE_KEY_BITS} are needed")
+    return private
