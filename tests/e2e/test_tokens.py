@@ -41,8 +41,10 @@ def bearer(text: str) -> tuple[tuple[str, str], ...]:
 
 def create(api: admin_pb2_grpc.AdminStub, creds: tuple[tuple[str, str], ...],
            **fields: object) -> admin_pb2.CreateTokenResponse:
-    return api.CreateToken(admin_pb2.CreateTokenRequest(**fields), metadata=creds,  # type: ignore[arg-type]
-                           timeout=5)
+    request = admin_pb2.CreateTokenRequest(**fields)  # type: ignore[arg-type]
+    response: admin_pb2.CreateTokenResponse = api.CreateToken(request, metadata=creds,
+                                                              timeout=5)
+    return response
 
 
 def values(client: Client, handle: str, creds: tuple[tuple[str, str], ...]) -> list[int]:

@@ -56,7 +56,7 @@ class Clock:
 class FakeAuth:
     """Headers "admin" and "owner" authenticate; anything else is a wrong credential."""
 
-    def principal(self, header: str | None) -> Principal | None:
+    def principal(self, header: str | None, certificate: object = None) -> Principal | None:
         if header is None:
             return None
         found = {"admin": ADMIN, "owner": OWNER}.get(header)
