@@ -168,6 +168,7 @@ class HandleService:
         self.site_serial = site_serial
         self.certifier = certifier  # None: certified requests get unsigned answers
         self._public = core.public
+        self._cached = core.resolver.cached_public
         self._admit = core.admit_public  # None unless the per-address resolve limit is on
         self._resolver = core.resolver
         # (operation, transport, code) → (counter child, histogram child), bound once.
@@ -282,7 +283,8 @@ class HandleService:
             text = msg[28:end].decode("utf-8")
         except UnicodeDecodeError:
             return _NOT_PLAIN
-        if not may_block and self._public_would_block(text):
+        entry = self._cached(text)  # the hot path: one lookup
+        if entry is None and not may_block and self._public_would_block(text):
             return None
         if self._admit is not None:
             try:
@@ -293,7 +295,8 @@ class HandleService:
                 return self.error(env, c.OC_RESOLUTION, op_flags, msg[18], b"", code,
                                   public_message(exc))
         try:
-            body = rendition(self._public(text), self.site_value)
+            body = rendition(entry if entry is not None else self._public(text),
+                             self.site_value)
         except IdnodeError:
             # Errors are answered by the general path (which must not count it again).
             return _NOT_PLAIN if self._admit is None else _ADMITTED

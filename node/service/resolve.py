@@ -109,6 +109,21 @@ class Resolver:
             raise NotFound(entry.message)
         return entry
 
+    def cached_public(self, text: str) -> Entry | None:
+        """The full public view of ``text`` when L1 has it current, else None — without
+        waiting for anything (no catch-up, no store): for a door's thread that must not
+        block (the Handle protocol's UDP loop), which hands a None to a worker."""
+        if self._beacon_read() != self.coherence.applied_sequence:
+            return None
+        handle = self._aliases.get(text)
+        if handle is None:
+            return None
+        entry = self._l1_get(handle.key, self.monotonic())
+        if entry is None or entry.response is None:
+            return None
+        self.metrics.l1_hit.inc()
+        return entry
+
     def resolve(self, text: str, *, principal: Principal | None = None,
                 types: Collection[str] = (), indexes: Collection[int] = ()) -> Entry:
         """Any view: private values for principals with rights, filtered by types/indexes."""
