@@ -155,12 +155,6 @@ class AccessStore(Protocol):
         """Add a principal; AlreadyExists when its id is taken."""
         ...
 
-    def allocate_prefix(self, prefix: Prefix, owner: StoredPrincipal, admin_record: Write,
-                        now: int) -> WriteResult:
-        """Create the prefix, its owner principal and its ADMIN record in one unit of work:
-        all three or none (AlreadyExists when any of them exists)."""
-        ...
-
     def has_prefix(self, prefix_key: str) -> bool:
         """Whether ``prefix_key`` is allocated."""
         ...

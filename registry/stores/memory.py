@@ -270,13 +270,6 @@ class MemoryStore:
         with self.unit_of_work() as unit:
             unit.add_principal(principal)
 
-    def allocate_prefix(self, prefix: Prefix, owner: StoredPrincipal, admin_record: Write,
-                        now: int) -> WriteResult:
-        with self.unit_of_work() as unit:
-            unit.add_prefix(prefix, owner.principal.id, now)
-            unit.add_principal(owner)
-            return unit.apply(admin_record, now)
-
     # --- tokens --------------------------------------------------------------------------
 
     def add_token(self, token: StoredToken) -> None:

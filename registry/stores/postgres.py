@@ -789,13 +789,6 @@ class PostgresStore:
         with self._write_tx() as tx:
             self._insert_principal(tx.conn, principal)
 
-    def allocate_prefix(self, prefix: Prefix, owner: StoredPrincipal, admin_record: Write,
-                        now: int) -> WriteResult:
-        with self.unit_of_work() as unit:
-            unit.add_prefix(prefix, owner.principal.id, now)
-            unit.add_principal(owner)
-            return unit.apply(admin_record, now)
-
     # --- tokens --------------------------------------------------------------------------
 
     def add_token(self, token: StoredToken) -> None:

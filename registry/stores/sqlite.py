@@ -671,13 +671,6 @@ class SQLiteStore:
         with self._tx() as conn:
             self._insert_principal(conn, principal)
 
-    def allocate_prefix(self, prefix: Prefix, owner: StoredPrincipal, admin_record: Write,
-                        now: int) -> WriteResult:
-        with self.unit_of_work() as unit:
-            unit.add_prefix(prefix, owner.principal.id, now)
-            unit.add_principal(owner)
-            return unit.apply(admin_record, now)
-
     # --- tokens --------------------------------------------------------------------------
 
     def add_token(self, token: StoredToken) -> None:

@@ -175,22 +175,28 @@ def test_list_keys_pages_in_key_order_within_one_prefix(store: Store) -> None:
     assert store.list_keys("88.118.8", "88.118.8/a", 1) == [("88.118.8/b", "88.118.8/b")]
 
 
+def allocate(store: Store, prefix: str, owner: StoredPrincipal) -> None:
+    """An allocation as the registrar makes it: prefix, (legacy) principal and the ADMIN
+    record in one unit of work."""
+    with store.unit_of_work() as unit:
+        unit.add_prefix(Prefix.parse(prefix), owner.principal.id, NOW)
+        unit.add_principal(owner)
+        unit.apply(register(f"{prefix}/ADMIN"), NOW)
+
+
 def test_principals_and_prefix_allocation_are_atomic(store: Store) -> None:
-    owner = StoredPrincipal(Principal.of("300:88.118.8/ADMIN"),
-                            "scrypt$hash", NOW)
-    admin_write = register("88.118.8/ADMIN")
-    store.allocate_prefix(Prefix.parse("88.118.8"), owner, admin_write, NOW)
+    owner = StoredPrincipal(Principal.of("300:88.118.8/ADMIN"), "scrypt$hash", NOW)
+    allocate(store, "88.118.8", owner)
     assert store.has_prefix("88.118.8")
     got = store.get_principal("300:88.118.8/admin")
     assert got is not None and got.principal == owner.principal
     with pytest.raises(AlreadyExists):
-        store.allocate_prefix(Prefix.parse("88.118.8"), owner, admin_write, NOW)
+        allocate(store, "88.118.8", owner)
     # A prefix whose ADMIN identifier already exists is refused as a whole.
     store.apply(register("88.118.9/ADMIN"), NOW)
-    owner9 = StoredPrincipal(Principal.of("300:88.118.9/ADMIN"),
-                             "h", NOW)
+    owner9 = StoredPrincipal(Principal.of("300:88.118.9/ADMIN"), "h", NOW)
     with pytest.raises(AlreadyExists):
-        store.allocate_prefix(Prefix.parse("88.118.9"), owner9, register("88.118.9/ADMIN"), NOW)
+        allocate(store, "88.118.9", owner9)
     assert not store.has_prefix("88.118.9")
     assert store.get_principal("300:88.118.9/admin") is None
     assert store.counts().prefixes == 1
