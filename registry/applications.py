@@ -13,8 +13,6 @@ once; a prefix has at most one pending application at a time.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import enum
 import hashlib
 import re
@@ -22,6 +20,7 @@ import secrets
 import unicodedata
 from dataclasses import dataclass, replace
 
+from registry import paging
 from registry.errors import InvalidArgument
 from registry.identifier import Prefix
 
@@ -240,23 +239,15 @@ def _listing(state: ApplicationState | None) -> str:
 
 
 def encode_page_token(state: ApplicationState | None, last_sequence: int) -> str:
-    raw = f"applications\n{_listing(state)}\n{last_sequence}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return paging.encode("applications", _listing(state), str(last_sequence))
 
 
 def decode_page_token(token: str, state: ApplicationState | None) -> int:
     """The sequence a page token continues before (0: from the newest)."""
     if not token:
         return 0
-    try:
-        raw = base64.b64decode(token + "=" * (-len(token) % 4), altchars=b"-_",
-                               validate=True).decode("utf-8")
-        kind, listing, last = raw.split("\n")
-        sequence = int(last)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidArgument("page_token is malformed (not issued by this node)") from None
-    if kind != "applications" or sequence <= 0:
-        raise InvalidArgument("page_token is malformed (not issued by this node)")
+    listing, last = paging.decode(token, "applications", 2)
+    sequence = paging.positive_int(last)
     if listing != _listing(state):
         raise InvalidArgument("page_token belongs to another listing (another state)")
     return sequence

@@ -6,8 +6,6 @@ and translate the result (or the :mod:`registry.errors` exception) back.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import hashlib
 import time
@@ -15,6 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from registry import paging
 from registry.access.policy import (
     ALL,
     WRITE_BITS,
@@ -627,19 +626,11 @@ def _content(values: Sequence[Value]) -> str:
 
 
 def _encode_token(prefix_key: str, last_key: str) -> str:
-    raw = f"{prefix_key}\n{last_key}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return paging.encode("keys", prefix_key, last_key)
 
 
 def _decode_token(token: str, prefix_key: str) -> str:
-    try:  # validate=True: characters outside the URL-safe alphabet are an error
-        raw = base64.b64decode(token + "=" * (-len(token) % 4), altchars=b"-_",
-                               validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidArgument("page_token is malformed (not issued by this node)") from None
-    token_prefix, sep, last = raw.partition("\n")
-    if not sep:
-        raise InvalidArgument("page_token is malformed (not issued by this node)")
+    token_prefix, last = paging.decode(token, "keys", 2)
     if token_prefix != prefix_key:
         raise InvalidArgument("page_token belongs to another listing")
     return last

@@ -28,8 +28,6 @@ outcome, newest first, paged with an opaque token bound to the filters.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import collections
 import hashlib
 import ipaddress
@@ -45,7 +43,7 @@ from node.observe.logs import event
 from node.observe.metrics import Metrics
 from node.security.auth import parse_basic
 from node.service.caller import Caller
-from registry import audit
+from registry import audit, paging
 from registry.access.policy import AccessPolicy
 from registry.access.principals import Principal
 from registry.audit import AuditEntry, AuditQuery
@@ -312,20 +310,12 @@ def _digest(query: AuditQuery) -> str:
 
 
 def _encode_token(digest: str, before_id: int) -> str:
-    raw = f"a1:{digest}:{before_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return paging.encode("audit", digest, str(before_id))
 
 
 def _decode_token(token: str, digest: str) -> int:
-    try:
-        raw = base64.b64decode(token + "=" * (-len(token) % 4), altchars=b"-_",
-                               validate=True).decode("ascii")
-        version, token_digest, before = raw.split(":")
-        before_id = int(before)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidArgument("page_token is malformed (not issued by this node)") from None
-    if version != "a1" or before_id <= 0:
-        raise InvalidArgument("page_token is malformed (not issued by this node)")
+    token_digest, before = paging.decode(token, "audit", 2)
+    before_id = paging.positive_int(before)
     if token_digest != digest:
         raise InvalidArgument("page_token belongs to a query with other filters")
     return before_id
