@@ -43,6 +43,7 @@ from node.service.coherence import Coherence
 from node.service.core import Core
 from node.service.follow import Follow
 from node.service.resolve import Resolver
+from node.service.templates import Templates
 from node.service.tokens import Tokens
 from node.service.views import ViewSigner
 from node.service.writes import Writes
@@ -263,7 +264,8 @@ def assemble_core(settings: Settings, store: Store, beacon: Beacon, keys: KeyRin
     core = Core(registrar, resolver, writes, follow, credentials, keys,
                 tokens=Tokens(store, registrar, credentials),
                 max_batch_handles=settings.max_batch_handles, admission=admission,
-                applications=Applications(registrar, writes, credentials, store))
+                applications=Applications(registrar, writes, credentials, store),
+                templates=Templates(registrar, writes, store))
     return core, coherence, auth
 
 

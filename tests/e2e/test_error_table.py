@@ -136,8 +136,10 @@ def test_batch_over_the_limit_is_invalid_argument(client: Client) -> None:
 
 
 def test_unbuilt_methods_answer_unimplemented(client: Client) -> None:
-    code, _ = code_of(client.registry.GetTemplate,
-                      registry_pb2.GetTemplateRequest(prefix="88.118.8"), metadata=ADMIN)
+    from idnode.v1 import admin_pb2, admin_pb2_grpc
+
+    code, _ = code_of(admin_pb2_grpc.AdminStub(client.channel).QueryAudit,
+                      admin_pb2.QueryAuditRequest(), metadata=ADMIN)
     assert code == grpc.StatusCode.UNIMPLEMENTED
 
 
