@@ -45,6 +45,7 @@ from node.service.coherence import Coherence
 from node.service.core import Core
 from node.service.follow import Follow
 from node.service.resolve import Resolver
+from node.service.templates import Templates
 from node.service.tokens import Tokens
 from node.service.views import ViewSigner
 from node.service.writes import Writes
@@ -270,7 +271,8 @@ def assemble_core(settings: Settings, store: Store, beacon: Beacon, keys: KeyRin
                 tokens=Tokens(store, registrar, credentials),
                 max_batch_handles=settings.max_batch_handles, admission=admission,
                 applications=Applications(registrar, writes, credentials, store),
-                audit=Audit(store, registrar.policy, credentials, recorder))
+                audit=Audit(store, registrar.policy, credentials, recorder),
+                templates=Templates(registrar, writes, store))
     return core, coherence, auth
 
 

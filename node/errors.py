@@ -21,10 +21,6 @@ class Mapping:
 INTERNAL = Mapping("INTERNAL", 13, 500, 2)
 
 
-class Unimplemented(e.IdnodeError):
-    """A method of the contract that this node does not implement yet."""
-
-
 class UnsupportedMediaType(e.InvalidArgument):
     """An HTTP body in a content type the route does not take (JSON routes)."""
 
@@ -42,7 +38,6 @@ TABLE: tuple[tuple[type[e.IdnodeError], Mapping], ...] = (
     (e.PermissionDenied, Mapping("PERMISSION_DENIED", 7, 403, 402)),
     (e.ResourceExhausted, Mapping("RESOURCE_EXHAUSTED", 8, 429, 2)),
     (e.Unavailable, Mapping("UNAVAILABLE", 14, 503, 2)),
-    (Unimplemented, Mapping("UNIMPLEMENTED", 12, 501, 2)),
 )
 
 

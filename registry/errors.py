@@ -20,6 +20,9 @@ is an internal error and is reported to the caller without details.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 
 class IdnodeError(Exception):
     """Base of every error idnode reports to a caller.
@@ -33,8 +36,41 @@ class IdnodeError(Exception):
         self.message = message
 
 
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """One rule broken, for callers that want a list rather than words: a value of a
+    record checked against its metadata template (registry.templates), or a field of a
+    template being put. Doors surface them beside the message (gRPC trailing metadata
+    ``idnode-violations-bin``, the Handle REST error body's ``violations``, BulkRegister's
+    per-row ``ItemError.violations``)."""
+
+    index: int  # the value's index (an item's idIndex); 0 when it is about no one index
+    type: str  # the item's idType, else the value's type ('' when neither)
+    item: str  # the item's name ('' when no item of the template matches)
+    rule: str  # e.g. required, idType, maxLength, number (registry.templates lists them)
+    value: str  # the offending data, cut to 64 characters ('' when there is none)
+    detail: str  # the reason in words
+
+    def describe(self) -> str:
+        """``index 2003 (batchNo): maxLength: '…' has 17 characters, at most 16``."""
+        where = f"index {self.index}" if self.index else self.type
+        if self.item:
+            where += f" ({self.item})"
+        elif self.index and self.type:
+            where += f" ({self.type})"
+        return f"{where}: {self.rule}: {self.detail}" if where else \
+            f"{self.rule}: {self.detail}"
+
+
 class InvalidArgument(IdnodeError):
-    """A request, identifier or value breaks a rule; the message says which."""
+    """A request, identifier or value breaks a rule; the message says which.
+
+    ``violations`` lists every rule broken when there were several to report at once
+    (the message lists them too, the first few in full)."""
+
+    def __init__(self, message: str, *, violations: Sequence[Violation] = ()) -> None:
+        super().__init__(message)
+        self.violations = tuple(violations)
 
 
 class InvalidIdentifier(InvalidArgument):

@@ -69,6 +69,14 @@ from registry.record import (
     values_to_json,
 )
 from registry.store import Store, UnitOfWork
+from registry.templates import (
+    TEMPLATE_INDEX,
+    TemplateBook,
+    TemplateState,
+    check_record,
+    record_error,
+    template_reference,
+)
 from registry.values import (
     ADMIN_TYPE,
     DEFAULT_TTL_SECONDS,
@@ -115,10 +123,13 @@ class Registrar:
 
     def __init__(self, store: Store, node_prefix: Prefix, policy: AccessPolicy | None = None,
                  clock: Callable[[], float] = time.time,
-                 rights: RightsBook | None = None) -> None:
+                 rights: RightsBook | None = None,
+                 templates: TemplateBook | None = None) -> None:
         self.store = store
         self.node_prefix = node_prefix
         self.rights = rights or RightsBook(store.get)
+        # The templates records are checked against, cached (registry.templates).
+        self.templates = templates or TemplateBook(store.get_template)
         self.policy: AccessPolicy = policy or HandlePolicy(node_prefix, self.rights)
         self._clock = clock
 
@@ -242,7 +253,9 @@ class Registrar:
             raise PermissionDenied(f"{handle} is a prefix handle: it is created by allocating "
                                    "its prefix, not registered")
         self.policy.require(principal, _ADD_HANDLE, handle, doing=f"register {handle}")
-        vals = _seal(stamp(validate_values(values), now))
+        checked = validate_values(values)
+        self.check_template(handle, (), checked)
+        vals = _seal(stamp(checked, now))
         self._check_references(handle, (), vals)
         return vals
 
@@ -314,6 +327,7 @@ class Registrar:
         handle = current.handle
         self.policy.require(principal, change_bits(current.values, new_values), handle,
                             doing=doing)
+        self.check_template(handle, current.values, new_values)
         self._check_references(handle, current.values, new_values)
         return new_values
 
@@ -416,6 +430,39 @@ class Registrar:
         return self._apply(Write(Operation.UPDATE, current.handle, new_values,
                                       Precondition(sequence=current.sequence), principal.id,
                                       audit=audit), now)
+
+    # --- templates -----------------------------------------------------------------------
+
+    def check_template(self, handle: Handle, old: Sequence[Value],
+                       new: Sequence[Value]) -> None:
+        """A record that names a template at index 1001 follows it: the template must be
+        published (or withdrawn, for a record already based on that version), and every
+        violation of its items is reported at once in one InvalidValue. ``old`` are the
+        record's values before the write (empty for a new identifier). A record without
+        index 1001 costs one scan of its indexes."""
+        version = template_reference(new)
+        if version is None:
+            return
+        template = self.templates.get(handle.prefix_key, version)
+        if template is not None and template.state is TemplateState.PUBLISHED:
+            violations = check_record(template, new, old)
+            if violations:
+                raise record_error(handle, template, violations)
+            return
+        named = f"template {handle.prefix} version {version}"
+        if template is None:
+            raise InvalidValue(f"{handle} names {named} at index {TEMPLATE_INDEX}, which "
+                               "does not exist")
+        if template.state is TemplateState.DRAFT:
+            raise InvalidValue(f"{handle} names {named} at index {TEMPLATE_INDEX}, which is "
+                               "a draft: records are based on published templates only")
+        if template.state is TemplateState.WITHDRAWN and _reference(old) != version:
+            raise InvalidValue(f"{handle} names {named} at index {TEMPLATE_INDEX}, which was "
+                               "withdrawn: no new record may be based on it (records already "
+                               "based on it stay writable)")
+        violations = check_record(template, new, old)
+        if violations:
+            raise record_error(handle, template, violations)
 
     # --- references ----------------------------------------------------------------------
 
@@ -580,6 +627,15 @@ _ADD_VALUE, _REMOVE_VALUE, _MODIFY_VALUE = (int(Permission.ADD_VALUE),
 _ADD_ADMIN, _REMOVE_ADMIN, _MODIFY_ADMIN = (int(Permission.ADD_ADMIN),
                                             int(Permission.REMOVE_ADMIN),
                                             int(Permission.MODIFY_ADMIN))
+
+
+def _reference(values: Sequence[Value]) -> str | None:
+    """The template a record was based on before this write (None: none, or a value at
+    1001 from before templates that names none)."""
+    try:
+        return template_reference(values)
+    except InvalidArgument:
+        return None
 
 
 def _same(a: Value | None, b: Value) -> bool:

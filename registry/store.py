@@ -13,6 +13,7 @@ change follower needs :class:`ChangeLog`, not the principals):
 - :class:`AccessStore` — principals and allocated prefixes;
 - :class:`ApplicationStore` — enterprises' applications for prefixes and their review;
 - :class:`AuditLog` — who wrote what from where, and every refused attempt;
+- :class:`TemplateStore` — metadata templates, per prefix and version;
 - :class:`Store` — all of the above, plus the store's identity, units of work and
   ``close``. Existing callers keep typing against ``Store``.
 
@@ -25,7 +26,7 @@ path), and a duplicate key is :class:`~registry.errors.AlreadyExists`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -43,6 +44,7 @@ from registry.errors import (
 )
 from registry.identifier import Prefix
 from registry.record import Change, Record, Write, WriteResult
+from registry.templates import Template
 
 # Idempotency keys are kept at least this long (the contract says 24 h).
 REQUEST_RETENTION_SECONDS = 48 * 3600
@@ -231,6 +233,31 @@ class AuditLog(Protocol):
         ...
 
 
+TemplateChange = Callable[[tuple[Template, ...]], Template]
+
+
+class TemplateStore(Protocol):
+    """Metadata templates (registry/templates.py): one per prefix and version, kept
+    whole. The rules (lifecycle, stable indexes) are the domain's; the store runs them
+    under its write lock, so they are checked against what is committed."""
+
+    def get_template(self, prefix_key: str, version: str) -> Template | None:
+        """The template of ``prefix_key`` (a prefix key) at ``version`` (exact)."""
+        ...
+
+    def list_templates(self, prefix_key: str) -> list[Template]:
+        """Every version of the prefix's templates, in creation order (``serial``)."""
+        ...
+
+    def change_templates(self, prefix_key: str, change: TemplateChange) -> Template:
+        """Under the write lock: call ``change`` with every template of ``prefix_key``
+        (creation order) and store the template it returns — a new version, or in place
+        of the one with the same version — in one transaction; return it. What ``change``
+        raises is raised, with nothing written. Changes of templates are not records:
+        they do not enter the change log."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """Writes that commit together or not at all (see :meth:`Store.unit_of_work`).
 
@@ -258,6 +285,7 @@ class UnitOfWork(Protocol):
         ...
 
 class Store(RecordStore, ChangeLog, AccessStore, TokenStore, ApplicationStore, AuditLog,
+            TemplateStore,
             Protocol):
     """Durable state of the node: the union of the concerns above.
 
@@ -330,6 +358,16 @@ def check_pending(application: Application | None, application_id: str) -> Appli
                         f"{application.state.value} by {application.reviewer or 'a reviewer'}"
                         ": an application is decided once")
     return application
+
+
+def template_changed(prefix_key: str, change: TemplateChange,
+                     existing: Sequence[Template]) -> Template:
+    """Run ``change`` on ``existing`` and check that what it returns belongs there (every
+    backend's change_templates does this)."""
+    template = change(tuple(existing))
+    if template.prefix.key != prefix_key:
+        raise InvalidArgument(f"{template.name} is not of prefix {prefix_key}")
+    return template
 
 
 def replay_or_conflict(write: Write, fingerprint: str, result: WriteResult) -> WriteResult:

@@ -46,8 +46,9 @@ How an import runs
 * **Rejects file.** ``FILE.rejects.csv`` (or ``--rejects PATH``), UTF-8 CSV with the
   columns ``line,column,identifier,reason``; written only when something was rejected.
 * **Dry run.** ``--dry-run`` does every local check and writes nothing to the node (no
-  checkpoint either); the prefix's template is not checked yet (templates are not
-  implemented by the node).
+  checkpoint either); rows naming a metadata template at index 1001 are checked
+  against it by the node, so only on a real run (their violations go to the rejects
+  file).
 
 Exit codes: **0** every row stored or unchanged; **1** some rows rejected or
 conflicting (see the rejects file); **2** usage or input error (no suffix column, empty

@@ -23,7 +23,8 @@ LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0
 
 GRPC_METHODS = (
     "Resolve", "BatchResolve", "GetSigningKeys", "Register", "Update", "Delete", "List",
-    "BulkRegister", "AllocatePrefix", "PutTemplate", "GetTemplate", "WatchChanges", "GetStats",
+    "BulkRegister", "AllocatePrefix", "PutTemplate", "GetTemplate", "ListTemplates",
+    "PublishTemplate", "WithdrawTemplate", "WatchChanges", "GetStats",
 )
 GRPC_CODES = tuple(c.name for c in grpc.StatusCode)
 CACHE_LAYERS = ("l1", "l2", "negative")

@@ -21,7 +21,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from idnode.v1 import admin_pb2, record_pb2, registry_pb2, resolver_pb2, sync_pb2
-from node.errors import Unimplemented, mapping_for, public_message, retry_after
+from node.errors import mapping_for, public_message, retry_after
 from node.observe.metrics import Metrics
 from node.rpc.admin import AdminServicer
 from node.rpc.servicers import (
@@ -31,9 +31,10 @@ from node.rpc.servicers import (
     SyncServicer,
     caller_of,
 )
+from node.rpc.template_wire import violations_to_wire
 from node.security.tls import KeyPair, TlsFiles
 from node.service.core import Core
-from registry.errors import IdnodeError, NotFound
+from registry.errors import IdnodeError, InvalidArgument, NotFound
 
 log = logging.getLogger("idnode.grpc")
 
@@ -42,10 +43,15 @@ MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 REFERRAL_METADATA = "idnode-referral-bin"
 # Seconds (a whole number, rounded up) after which a RESOURCE_EXHAUSTED call may succeed.
 RETRY_AFTER_METADATA = "retry-after"
+# idnode.v1.Violations of an INVALID_ARGUMENT that had several rules to report (a record
+# against its metadata template, a template being put).
+VIOLATIONS_METADATA = "idnode-violations-bin"
 # Unary write methods: a request refused before it reached the core (it did not parse)
 # is audited here, since the core never saw it.
 _WRITES = {"Register": "register", "Update": "update", "Delete": "delete",
            "AllocatePrefix": "allocate-prefix", "ApplyPrefix": "apply-prefix",
+           "PutTemplate": "put-template", "PublishTemplate": "publish-template",
+           "WithdrawTemplate": "withdraw-template",
            "ApproveApplication": "approve-application",
            "RejectApplication": "reject-application"}
 
@@ -83,6 +89,9 @@ class Services:
             referral = record_pb2.Referral(prefix=exc.referral_prefix)
             context.set_trailing_metadata(((REFERRAL_METADATA,
                                             referral.SerializeToString()),))
+        elif isinstance(exc, InvalidArgument) and exc.violations:
+            context.set_trailing_metadata(((VIOLATIONS_METADATA, violations_to_wire(
+                exc.violations).SerializeToString()),))
         else:
             seconds = retry_after(exc)
             if seconds is not None:
@@ -154,12 +163,6 @@ def _guard(services: Services, method: str, fn: Handler) -> Handler:
     return guarded
 
 
-def _unimplemented(method: str) -> Handler:
-    def handler(request: Any, context: grpc.ServicerContext) -> Any:
-        raise Unimplemented(f"{method} is not implemented by this node yet")
-    return handler
-
-
 def _stream_out(services: Services, method: str, fn: Handler) -> Handler:
     def handler(request: Any, context: grpc.ServicerContext) -> Iterator[Message]:
         try:
@@ -199,10 +202,14 @@ def handlers(services: Services) -> dict[str, dict[str, grpc.RpcMethodHandler[An
             response_serializer=_serialize),
         "AllocatePrefix": unary("AllocatePrefix", g.allocate_prefix,
                                 registry_pb2.AllocatePrefixRequest),
-        "PutTemplate": unary("PutTemplate", _unimplemented("PutTemplate"),
-                             registry_pb2.PutTemplateRequest),
-        "GetTemplate": unary("GetTemplate", _unimplemented("GetTemplate"),
-                             registry_pb2.GetTemplateRequest),
+        "PutTemplate": unary("PutTemplate", g.put_template, registry_pb2.PutTemplateRequest),
+        "GetTemplate": unary("GetTemplate", g.get_template, registry_pb2.GetTemplateRequest),
+        "ListTemplates": unary("ListTemplates", g.list_templates,
+                               registry_pb2.ListTemplatesRequest),
+        "PublishTemplate": unary("PublishTemplate", g.publish_template,
+                                 registry_pb2.PublishTemplateRequest),
+        "WithdrawTemplate": unary("WithdrawTemplate", g.withdraw_template,
+                                  registry_pb2.WithdrawTemplateRequest),
     }
     sync = {
         "WatchChanges": grpc.unary_stream_rpc_method_handler(

@@ -21,6 +21,12 @@ from idnode.v1 import record_pb2, registry_pb2, resolver_pb2, sync_pb2
 from node.errors import mapping_for
 from node.observe.logs import event
 from node.observe.metrics import Metrics
+from node.rpc.template_wire import (
+    MAX_ROW_VIOLATIONS,
+    template_dict_from_wire,
+    template_to_wire,
+    violation_to_wire,
+)
 from node.rpc.wire import change_to_wire, keys_to_wire, values_from_wire
 from node.security.certificates import ClientCertificate, client_certificate
 from node.service.caller import Caller
@@ -60,6 +66,9 @@ def item_error(target: record_pb2.ItemError, exc: IdnodeError) -> None:
     """A per-item failure (BatchResolve, BulkRegister), coded by the one mapping table."""
     target.code = mapping_for(exc).code
     target.message = exc.message
+    if isinstance(exc, InvalidArgument) and exc.violations:
+        target.violations.extend(violation_to_wire(v)
+                                 for v in exc.violations[:MAX_ROW_VIOLATIONS])
 
 
 class Malformed:
@@ -211,6 +220,39 @@ class RegistryServicer:
         return registry_pb2.AllocatePrefixResponse(prefix=allocation.prefix,
                                                    owner=allocation.owner,
                                                    owner_secret=allocation.generated_secret)
+
+    # --- metadata templates ------------------------------------------------------------
+
+    def put_template(self, request: registry_pb2.PutTemplateRequest,
+                     context: grpc.ServicerContext) -> registry_pb2.PutTemplateResponse:
+        stored = self.core.templates.put(caller_of(context), request.prefix,
+                                         template_dict_from_wire(request.template))
+        return registry_pb2.PutTemplateResponse(prefix=stored.prefix.text,
+                                                template=template_to_wire(stored))
+
+    def get_template(self, request: registry_pb2.GetTemplateRequest,
+                     context: grpc.ServicerContext) -> registry_pb2.GetTemplateResponse:
+        found = self.core.templates.get(caller_of(context), request.prefix, request.version)
+        return registry_pb2.GetTemplateResponse(prefix=found.prefix.text,
+                                                template=template_to_wire(found))
+
+    def list_templates(self, request: registry_pb2.ListTemplatesRequest,
+                       context: grpc.ServicerContext) -> registry_pb2.ListTemplatesResponse:
+        found = self.core.templates.list(caller_of(context), request.prefix)
+        return registry_pb2.ListTemplatesResponse(templates=[template_to_wire(t)
+                                                             for t in found])
+
+    def publish_template(self, request: registry_pb2.PublishTemplateRequest,
+                         context: grpc.ServicerContext) -> registry_pb2.PublishTemplateResponse:
+        done = self.core.templates.publish(caller_of(context), request.prefix, request.version)
+        return registry_pb2.PublishTemplateResponse(template=template_to_wire(done))
+
+    def withdraw_template(
+            self, request: registry_pb2.WithdrawTemplateRequest,
+            context: grpc.ServicerContext) -> registry_pb2.WithdrawTemplateResponse:
+        done = self.core.templates.withdraw(caller_of(context), request.prefix,
+                                            request.version)
+        return registry_pb2.WithdrawTemplateResponse(template=template_to_wire(done))
 
 
 def _values_or_error(values: Any) -> Any:

@@ -19,6 +19,7 @@ from node.service.audit import Audit
 from node.service.caller import Caller
 from node.service.follow import Follow
 from node.service.resolve import Resolver
+from node.service.templates import Templates
 from node.service.tokens import Tokens
 from node.service.writes import Authenticate, Writes
 from registry.errors import IdnodeError, InvalidArgument
@@ -41,13 +42,17 @@ class Core:
                  follow: Follow, auth: Authenticate, keys: KeyRing, *,
                  tokens: Tokens, applications: Applications,
                  max_batch_handles: int = 100,
-                 admission: Admission | None = None, audit: Audit | None = None) -> None:
+                 admission: Admission | None = None, audit: Audit | None = None,
+                 templates: Templates | None = None) -> None:
         self.registrar = registrar
         self.resolver = resolver
         self.writes = writes
         self.follow = follow
         self.tokens = tokens
         self.applications = applications  # prefix applications and their review
+        # Metadata templates: put, publish, withdraw, get, list.
+        self.templates = templates if templates is not None else \
+            Templates(registrar, writes, registrar.store)
         self.auth = auth
         self.keys = keys
         self.max_batch_handles = max_batch_handles

@@ -8,7 +8,9 @@ What deployed clients (pyhandle, b2handle, curl scripts) depend on, and this doo
 
 - success is ``responseCode`` 1 with HTTP 200, or 201 when a PUT created the identifier;
   every error, 404 included, is JSON ``{"responseCode", "handle", "message"}`` with the
-  HTTP status of the node's one error table (``node.errors``);
+  HTTP status of the node's one error table (``node.errors``); a record that breaks
+  its metadata template's rules adds ``violations`` (index, type, item, rule, value,
+  detail per rule broken; the message lists them too);
 - a ``?type=``/``?index=`` filter that matches nothing is HTTP 200 with ``responseCode``
   200 and ``"values": []``; deleting an index the record lacks is HTTP 400 with
   ``responseCode`` 200 (pyhandle's ``values_not_found``);
@@ -84,6 +86,11 @@ def error_reply(exc: BaseException, handle: str = "") -> Reply:
     mapping = mapping_for(exc)
     body: dict[str, Any] = {"responseCode": mapping.handle_code, "handle": handle,
                             "message": public_message(exc)}
+    if isinstance(exc, InvalidArgument) and exc.violations:
+        # Every rule a record broke against its metadata template, as a list too.
+        body["violations"] = [{"index": v.index, "type": v.type, "item": v.item,
+                               "rule": v.rule, "value": v.value, "detail": v.detail}
+                              for v in exc.violations]
     return Reply.json(mapping.http_status, body,
                       _UNAUTHENTICATED if mapping.http_status == 401 else error_headers(exc))
 

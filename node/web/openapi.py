@@ -104,7 +104,17 @@ _SCHEMAS: dict[str, Any] = {
                        "402 authentication needed.",
         "properties": {"responseCode": {"type": "integer"},
                        "handle": {"type": "string"},
-                       "message": {"type": "string"}}},
+                       "message": {"type": "string"},
+                       "violations": {
+                           "type": "array",
+                           "description": "Every rule a record broke against its metadata "
+                                          "template (index 1001 names it), when a PUT "
+                                          "is refused for that reason.",
+                           "items": {"type": "object", "properties": {
+                               "index": {"type": "integer"}, "type": {"type": "string"},
+                               "item": {"type": "string"}, "rule": {"type": "string"},
+                               "value": {"type": "string"},
+                               "detail": {"type": "string"}}}}}},
     "AdminRef": {
         "type": "object", "required": ["handle", "index", "permissions"],
         "properties": {"handle": {"type": "string"}, "index": _INT_OR_TEXT,

@@ -29,12 +29,15 @@ from registry.record import Change, Record, Write, WriteResult, etag_of
 from registry.store import (
     REQUEST_RETENTION_SECONDS,
     Counts,
+    TemplateChange,
     application_conflict,
     check_pending,
     check_precondition,
     replay_application,
     replay_or_conflict,
+    template_changed,
 )
+from registry.templates import Template
 
 _CLOSED = "the store is unavailable: it has been closed"
 
@@ -127,6 +130,7 @@ class MemoryStore:
         self._applications: dict[str, Application] = {}  # id -> application
         self._application_seq = 0
         self._audit: list[AuditEntry] = []  # in id order; ids are 1..n
+        self._templates: dict[tuple[str, str], Template] = {}  # (prefix key, version)
         self._seq = 0
         self._id = uuid.uuid4().hex
         self._unit_owner: int | None = None  # thread holding an open unit of work
@@ -342,6 +346,24 @@ class MemoryStore:
                            reviewer: str, reason: str, now: int) -> Application:
         with self.unit_of_work() as unit:
             return unit.decide_application(application_id, state, reviewer, reason, now)
+
+    # --- templates -------------------------------------------------------------------------
+
+    def get_template(self, prefix_key: str, version: str) -> Template | None:
+        self._check_open()
+        return self._templates.get((prefix_key, version))
+
+    def list_templates(self, prefix_key: str) -> list[Template]:
+        self._check_open()
+        items = list(self._templates.values())  # one atomic copy, as list_keys
+        return sorted((t for t in items if t.prefix.key == prefix_key), key=lambda t: t.serial)
+
+    def change_templates(self, prefix_key: str, change: TemplateChange) -> Template:
+        with self._lock:
+            self._check_open()
+            template = template_changed(prefix_key, change, self.list_templates(prefix_key))
+            self._templates[(prefix_key, template.version)] = template
+            return template
 
     def close(self) -> None:
         with self._lock:

@@ -83,13 +83,15 @@ from registry.store import (
     REQUEST_RETENTION_SECONDS,
     Counts,
     StoreDefect,
+    TemplateChange,
     application_conflict,
     check_pending,
     check_precondition,
     replay_application,
     replay_or_conflict,
+    template_changed,
 )
-from registry.stores import token_rows
+from registry.stores import template_rows, token_rows
 from registry.stores.application_rows import (
     COLUMNS,
     INSERT_COLUMNS,
@@ -97,6 +99,7 @@ from registry.stores.application_rows import (
     application_row,
 )
 from registry.stores.value_codec import decode_value, encode_value
+from registry.templates import Template
 from registry.values import Permissions, Value
 
 _PURGE_EVERY_WRITES = 1000
@@ -868,6 +871,26 @@ class PostgresStore:
                            reviewer: str, reason: str, now: int) -> Application:
         with self._write_tx() as tx:
             return _decide(tx.conn, application_id, state, reviewer, reason, now)
+
+    # --- templates -------------------------------------------------------------------
+
+    def get_template(self, prefix_key: str, version: str) -> Template | None:
+        rows = self._rows(template_rows.POSTGRES["get"], (prefix_key, version))
+        return template_rows.from_row(rows[0]) if rows else None
+
+    def list_templates(self, prefix_key: str) -> list[Template]:
+        rows = self._rows(template_rows.POSTGRES["list"], (prefix_key,))
+        return [template_rows.from_row(r) for r in rows]
+
+    def change_templates(self, prefix_key: str, change: TemplateChange) -> Template:
+        """Under the counter lock like every write, so ``change`` sees what is committed
+        and no other template write of any prefix runs meanwhile."""
+        with self._write_tx() as tx:
+            existing = [template_rows.from_row(r) for r in tx.conn.execute(
+                template_rows.POSTGRES["list"], (prefix_key,)).fetchall()]
+            template = template_changed(prefix_key, change, existing)
+            tx.conn.execute(template_rows.POSTGRES["put"], template_rows.to_row(template))
+        return template
 
     def close(self) -> None:
         self._closed = True

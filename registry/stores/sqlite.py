@@ -58,13 +58,15 @@ from registry.store import (
     REQUEST_RETENTION_SECONDS,
     Counts,
     StoreDefect,
+    TemplateChange,
     application_conflict,
     check_pending,
     check_precondition,
     replay_application,
     replay_or_conflict,
+    template_changed,
 )
-from registry.stores import token_rows
+from registry.stores import template_rows, token_rows
 from registry.stores.application_rows import (
     COLUMNS,
     INSERT_COLUMNS,
@@ -72,6 +74,7 @@ from registry.stores.application_rows import (
     application_row,
 )
 from registry.stores.value_codec import decode_value, encode_value
+from registry.templates import Template
 from registry.values import Permissions, Value
 
 _PURGE_EVERY_WRITES = 1000
@@ -754,6 +757,25 @@ class SQLiteStore:
                            reviewer: str, reason: str, now: int) -> Application:
         with self._tx() as conn:
             return _decide(conn, application_id, state, reviewer, reason, now)
+
+    # --- templates -------------------------------------------------------------------
+
+    def get_template(self, prefix_key: str, version: str) -> Template | None:
+        row = self._reader().execute(template_rows.SQLITE["get"],
+                                     (prefix_key, version)).fetchone()
+        return template_rows.from_row(row) if row is not None else None
+
+    def list_templates(self, prefix_key: str) -> list[Template]:
+        rows = self._reader().execute(template_rows.SQLITE["list"], (prefix_key,)).fetchall()
+        return [template_rows.from_row(r) for r in rows]
+
+    def change_templates(self, prefix_key: str, change: TemplateChange) -> Template:
+        with self._tx() as conn:
+            existing = [template_rows.from_row(r) for r in conn.execute(
+                template_rows.SQLITE["list"], (prefix_key,)).fetchall()]
+            template = template_changed(prefix_key, change, existing)
+            conn.execute(template_rows.SQLITE["put"], template_rows.to_row(template))
+        return template
 
     def close(self) -> None:
         self._closed = True

@@ -44,6 +44,7 @@ from registry.store import Store, UnitOfWork
 from registry.stores.memory import MemoryStore
 from registry.stores.postgres import PostgresStore
 from registry.stores.sqlite import SQLiteStore, _migrations
+from registry.templates import Template, TemplateState, parse_template, publish, put_draft
 from registry.values import AdminRef, Permissions, Value, ValueList, ValueRef
 
 NOW = 1_700_000_000
@@ -914,3 +915,93 @@ def test_audit_pages_newest_first_without_gaps_or_repeats(store: Store) -> None:
     rest = store.audit_entries(AuditQuery(outcome="refused", limit=2,
                                           before_id=filtered.next_before_id))
     assert [e.target for e in rest.entries] == ["88.118.8/R0"] and rest.next_before_id == 0
+
+
+
+
+# --- metadata templates ------------------------------------------------------------------------
+
+
+def template(prefix: str, version: str, *types: str) -> Template:
+    return parse_template({"prefix": prefix, "version": version, "description": "零件",
+                           "industryCategory": "C", "industrySpecific": "34", "type": 1,
+                           "items": [{"name": f"名{n}", "idType": t, "idIndex": 2000 + n,
+                                      "required": n == 0, "state": 1 if n else 0,
+                                      "metadata": {"type": "number", "minimum": "0.5",
+                                                   "precision": 2, "pattern": "[0-9.]+"},
+                                      "grants": ["300:88.118.8/ERP"]}
+                                     for n, t in enumerate(types or ("productName",))]})
+
+
+def put_template(store: Store, t: Template, now: int = NOW) -> Template:
+    return store.change_templates(t.prefix.key,
+                                  lambda existing: put_draft(existing, t, now, "tester"))
+
+
+def test_templates_are_stored_whole_and_listed_per_prefix_in_creation_order(
+        store: Store) -> None:
+    first = put_template(store, template("88.118.8", "2.0", "a", "b"))
+    second = put_template(store, template("88.118.8", "1.0", "a"))
+    put_template(store, template("88.118.80", "1.0"))
+    put_template(store, template("88.118.8.1", "1.0"))
+    got = store.get_template("88.118.8", "2.0")
+    assert got == first and got is not None
+    assert (got.updated_by, got.created_at, got.items[1].grants) == \
+        ("tester", NOW, ("300:88.118.8/ERP",))
+    assert [t.version for t in store.list_templates("88.118.8")] == ["2.0", "1.0"]
+    assert store.list_templates("88.118.8")[1] == second
+    assert store.get_template("88.118.8", "3.0") is None
+    assert store.get_template("88.118.8", "2.0 ") is None  # versions are exact
+    assert store.list_templates("88.118.9") == []
+
+
+def test_a_template_change_replaces_its_version_and_sees_only_its_prefix(store: Store) -> None:
+    put_template(store, template("88.118.8", "1.0", "a"))
+    put_template(store, template("88.118.9", "1.0", "z"))
+    seen: list[tuple[str, ...]] = []
+
+    def change(existing: tuple[Template, ...]) -> Template:
+        seen.append(tuple(t.version for t in existing))
+        return publish(existing, "1.0", NOW + 1, "tester")
+
+    published = store.change_templates("88.118.8", change)
+    assert seen == [("1.0",)]
+    assert store.get_template("88.118.8", "1.0") == published
+    assert published.state is TemplateState.PUBLISHED
+    assert len(store.list_templates("88.118.8")) == 1
+    with pytest.raises(InvalidArgument):  # a change returning another prefix's template
+        store.change_templates("88.118.8", lambda _: template("88.118.9", "2.0"))
+
+
+def test_a_template_change_that_raises_writes_nothing(store: Store) -> None:
+    put_template(store, template("88.118.8", "1.0", "a"))
+    store.change_templates("88.118.8", lambda ex: publish(ex, "1.0", NOW, "tester"))
+    with pytest.raises(AlreadyExists):
+        put_template(store, template("88.118.8", "1.0", "b"))
+    got = store.get_template("88.118.8", "1.0")
+    assert got is not None and [i.id_type for i in got.items] == ["a"]
+    # The store is fine afterwards (the failed transaction left nothing open).
+    assert put_template(store, template("88.118.8", "1.1", "a")).serial == 2
+
+
+def test_concurrent_template_changes_of_a_prefix_are_serialised(store: Store) -> None:
+    # Each change adds the version after the ones it sees: a lost update would show as
+    # two writers storing the same version.
+    def add(existing: tuple[Template, ...]) -> Template:
+        return put_draft(existing, template("88.118.8", str(len(existing) + 1)), NOW, "t")
+
+    threads = [threading.Thread(target=lambda: [store.change_templates("88.118.8", add)
+                                                for _ in range(3)]) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    listed = store.list_templates("88.118.8")
+    assert [t.version for t in listed] == [str(n) for n in range(1, 13)]
+    assert [t.serial for t in listed] == list(range(1, 13))
+
+
+def test_templates_are_not_records_and_do_not_enter_the_change_log(store: Store) -> None:
+    before = store.last_sequence()
+    put_template(store, template("88.118.8", "1.0"))
+    assert store.last_sequence() == before and store.counts().identifiers == 0

@@ -158,9 +158,19 @@ class AllocatePrefixResponse(_message.Message):
     def __init__(self, prefix: _Optional[str] = ..., owner: _Optional[str] = ..., owner_secret: _Optional[str] = ...) -> None: ...
 
 class Template(_message.Message):
-    __slots__ = ("fields", "allow_other_types", "updated_at")
+    __slots__ = ("fields", "allow_other_types", "updated_at", "version", "state", "description", "industry_category", "industry_specific", "industry_trade", "industry_subclass", "object_type", "prefix", "created_at", "published_at", "withdrawn_at", "updated_by")
+    class State(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        STATE_UNSPECIFIED: _ClassVar[Template.State]
+        STATE_DRAFT: _ClassVar[Template.State]
+        STATE_PUBLISHED: _ClassVar[Template.State]
+        STATE_WITHDRAWN: _ClassVar[Template.State]
+    STATE_UNSPECIFIED: Template.State
+    STATE_DRAFT: Template.State
+    STATE_PUBLISHED: Template.State
+    STATE_WITHDRAWN: Template.State
     class Field(_message.Message):
-        __slots__ = ("type", "kind", "required", "pattern", "enum_values")
+        __slots__ = ("type", "kind", "required", "pattern", "enum_values", "name", "id_index", "state", "min_length", "max_length", "minimum", "maximum", "precision", "date_format", "grants")
         class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
             __slots__ = ()
             KIND_UNSPECIFIED: _ClassVar[Template.Field.Kind]
@@ -170,6 +180,8 @@ class Template(_message.Message):
             KIND_DATE: _ClassVar[Template.Field.Kind]
             KIND_URL: _ClassVar[Template.Field.Kind]
             KIND_ENUM: _ClassVar[Template.Field.Kind]
+            KIND_FILE: _ClassVar[Template.Field.Kind]
+            KIND_REFERENCE: _ClassVar[Template.Field.Kind]
         KIND_UNSPECIFIED: Template.Field.Kind
         KIND_STRING: Template.Field.Kind
         KIND_INT: Template.Field.Kind
@@ -177,24 +189,80 @@ class Template(_message.Message):
         KIND_DATE: Template.Field.Kind
         KIND_URL: Template.Field.Kind
         KIND_ENUM: Template.Field.Kind
+        KIND_FILE: Template.Field.Kind
+        KIND_REFERENCE: Template.Field.Kind
+        class ItemState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+            __slots__ = ()
+            ITEM_STATE_UNSPECIFIED: _ClassVar[Template.Field.ItemState]
+            ITEM_STATE_ENABLED: _ClassVar[Template.Field.ItemState]
+            ITEM_STATE_DISABLED: _ClassVar[Template.Field.ItemState]
+        ITEM_STATE_UNSPECIFIED: Template.Field.ItemState
+        ITEM_STATE_ENABLED: Template.Field.ItemState
+        ITEM_STATE_DISABLED: Template.Field.ItemState
         TYPE_FIELD_NUMBER: _ClassVar[int]
         KIND_FIELD_NUMBER: _ClassVar[int]
         REQUIRED_FIELD_NUMBER: _ClassVar[int]
         PATTERN_FIELD_NUMBER: _ClassVar[int]
         ENUM_VALUES_FIELD_NUMBER: _ClassVar[int]
+        NAME_FIELD_NUMBER: _ClassVar[int]
+        ID_INDEX_FIELD_NUMBER: _ClassVar[int]
+        STATE_FIELD_NUMBER: _ClassVar[int]
+        MIN_LENGTH_FIELD_NUMBER: _ClassVar[int]
+        MAX_LENGTH_FIELD_NUMBER: _ClassVar[int]
+        MINIMUM_FIELD_NUMBER: _ClassVar[int]
+        MAXIMUM_FIELD_NUMBER: _ClassVar[int]
+        PRECISION_FIELD_NUMBER: _ClassVar[int]
+        DATE_FORMAT_FIELD_NUMBER: _ClassVar[int]
+        GRANTS_FIELD_NUMBER: _ClassVar[int]
         type: str
         kind: Template.Field.Kind
         required: bool
         pattern: str
         enum_values: _containers.RepeatedScalarFieldContainer[str]
-        def __init__(self, type: _Optional[str] = ..., kind: _Optional[_Union[Template.Field.Kind, str]] = ..., required: bool = ..., pattern: _Optional[str] = ..., enum_values: _Optional[_Iterable[str]] = ...) -> None: ...
+        name: str
+        id_index: int
+        state: Template.Field.ItemState
+        min_length: int
+        max_length: int
+        minimum: str
+        maximum: str
+        precision: int
+        date_format: str
+        grants: _containers.RepeatedScalarFieldContainer[str]
+        def __init__(self, type: _Optional[str] = ..., kind: _Optional[_Union[Template.Field.Kind, str]] = ..., required: bool = ..., pattern: _Optional[str] = ..., enum_values: _Optional[_Iterable[str]] = ..., name: _Optional[str] = ..., id_index: _Optional[int] = ..., state: _Optional[_Union[Template.Field.ItemState, str]] = ..., min_length: _Optional[int] = ..., max_length: _Optional[int] = ..., minimum: _Optional[str] = ..., maximum: _Optional[str] = ..., precision: _Optional[int] = ..., date_format: _Optional[str] = ..., grants: _Optional[_Iterable[str]] = ...) -> None: ...
     FIELDS_FIELD_NUMBER: _ClassVar[int]
     ALLOW_OTHER_TYPES_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    INDUSTRY_CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    INDUSTRY_SPECIFIC_FIELD_NUMBER: _ClassVar[int]
+    INDUSTRY_TRADE_FIELD_NUMBER: _ClassVar[int]
+    INDUSTRY_SUBCLASS_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    WITHDRAWN_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_BY_FIELD_NUMBER: _ClassVar[int]
     fields: _containers.RepeatedCompositeFieldContainer[Template.Field]
     allow_other_types: bool
     updated_at: _timestamp_pb2.Timestamp
-    def __init__(self, fields: _Optional[_Iterable[_Union[Template.Field, _Mapping]]] = ..., allow_other_types: bool = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    version: str
+    state: Template.State
+    description: str
+    industry_category: str
+    industry_specific: str
+    industry_trade: str
+    industry_subclass: str
+    object_type: int
+    prefix: str
+    created_at: _timestamp_pb2.Timestamp
+    published_at: _timestamp_pb2.Timestamp
+    withdrawn_at: _timestamp_pb2.Timestamp
+    updated_by: str
+    def __init__(self, fields: _Optional[_Iterable[_Union[Template.Field, _Mapping]]] = ..., allow_other_types: bool = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[str] = ..., state: _Optional[_Union[Template.State, str]] = ..., description: _Optional[str] = ..., industry_category: _Optional[str] = ..., industry_specific: _Optional[str] = ..., industry_trade: _Optional[str] = ..., industry_subclass: _Optional[str] = ..., object_type: _Optional[int] = ..., prefix: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., published_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., withdrawn_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_by: _Optional[str] = ...) -> None: ...
 
 class PutTemplateRequest(_message.Message):
     __slots__ = ("prefix", "template")
@@ -205,16 +273,20 @@ class PutTemplateRequest(_message.Message):
     def __init__(self, prefix: _Optional[str] = ..., template: _Optional[_Union[Template, _Mapping]] = ...) -> None: ...
 
 class PutTemplateResponse(_message.Message):
-    __slots__ = ("prefix",)
+    __slots__ = ("prefix", "template")
     PREFIX_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATE_FIELD_NUMBER: _ClassVar[int]
     prefix: str
-    def __init__(self, prefix: _Optional[str] = ...) -> None: ...
+    template: Template
+    def __init__(self, prefix: _Optional[str] = ..., template: _Optional[_Union[Template, _Mapping]] = ...) -> None: ...
 
 class GetTemplateRequest(_message.Message):
-    __slots__ = ("prefix",)
+    __slots__ = ("prefix", "version")
     PREFIX_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     prefix: str
-    def __init__(self, prefix: _Optional[str] = ...) -> None: ...
+    version: str
+    def __init__(self, prefix: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
 
 class GetTemplateResponse(_message.Message):
     __slots__ = ("prefix", "template")
@@ -223,3 +295,43 @@ class GetTemplateResponse(_message.Message):
     prefix: str
     template: Template
     def __init__(self, prefix: _Optional[str] = ..., template: _Optional[_Union[Template, _Mapping]] = ...) -> None: ...
+
+class ListTemplatesRequest(_message.Message):
+    __slots__ = ("prefix",)
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    prefix: str
+    def __init__(self, prefix: _Optional[str] = ...) -> None: ...
+
+class ListTemplatesResponse(_message.Message):
+    __slots__ = ("templates",)
+    TEMPLATES_FIELD_NUMBER: _ClassVar[int]
+    templates: _containers.RepeatedCompositeFieldContainer[Template]
+    def __init__(self, templates: _Optional[_Iterable[_Union[Template, _Mapping]]] = ...) -> None: ...
+
+class PublishTemplateRequest(_message.Message):
+    __slots__ = ("prefix", "version")
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    prefix: str
+    version: str
+    def __init__(self, prefix: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
+
+class PublishTemplateResponse(_message.Message):
+    __slots__ = ("template",)
+    TEMPLATE_FIELD_NUMBER: _ClassVar[int]
+    template: Template
+    def __init__(self, template: _Optional[_Union[Template, _Mapping]] = ...) -> None: ...
+
+class WithdrawTemplateRequest(_message.Message):
+    __slots__ = ("prefix", "version")
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    prefix: str
+    version: str
+    def __init__(self, prefix: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
+
+class WithdrawTemplateResponse(_message.Message):
+    __slots__ = ("template",)
+    TEMPLATE_FIELD_NUMBER: _ClassVar[int]
+    template: Template
+    def __init__(self, template: _Optional[_Union[Template, _Mapping]] = ...) -> None: ...

@@ -74,6 +74,21 @@ class RegistryStub(object):
                 request_serializer=idnode_dot_v1_dot_registry__pb2.GetTemplateRequest.SerializeToString,
                 response_deserializer=idnode_dot_v1_dot_registry__pb2.GetTemplateResponse.FromString,
                 _registered_method=True)
+        self.ListTemplates = channel.unary_unary(
+                '/idnode.v1.Registry/ListTemplates',
+                request_serializer=idnode_dot_v1_dot_registry__pb2.ListTemplatesRequest.SerializeToString,
+                response_deserializer=idnode_dot_v1_dot_registry__pb2.ListTemplatesResponse.FromString,
+                _registered_method=True)
+        self.PublishTemplate = channel.unary_unary(
+                '/idnode.v1.Registry/PublishTemplate',
+                request_serializer=idnode_dot_v1_dot_registry__pb2.PublishTemplateRequest.SerializeToString,
+                response_deserializer=idnode_dot_v1_dot_registry__pb2.PublishTemplateResponse.FromString,
+                _registered_method=True)
+        self.WithdrawTemplate = channel.unary_unary(
+                '/idnode.v1.Registry/WithdrawTemplate',
+                request_serializer=idnode_dot_v1_dot_registry__pb2.WithdrawTemplateRequest.SerializeToString,
+                response_deserializer=idnode_dot_v1_dot_registry__pb2.WithdrawTemplateResponse.FromString,
+                _registered_method=True)
 
 
 class RegistryServicer(object):
@@ -122,14 +137,40 @@ class RegistryServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def PutTemplate(self, request, context):
-        """Attach a metadata template to a prefix.
+        """Metadata templates (元数据模板), versioned per prefix: draft → published → withdrawn.
+        Writing needs add_value and modify_value on the prefix handle 0.NA/<prefix>;
+        reading needs nothing (drafts only to those who may write them).
+        Create a draft version, or replace a draft (a published version never changes).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetTemplate(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """One version, or (no version) the latest published one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTemplates(self, request, context):
+        """Every version of a prefix's templates, in creation order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PublishTemplate(self, request, context):
+        """Draft → published: records may be based on it from now on; it never changes again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WithdrawTemplate(self, request, context):
+        """Published → withdrawn (final): no new record may be based on it; records already
+        based on it stay writable and are still checked against it.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -176,6 +217,21 @@ def add_RegistryServicer_to_server(servicer, server):
                     servicer.GetTemplate,
                     request_deserializer=idnode_dot_v1_dot_registry__pb2.GetTemplateRequest.FromString,
                     response_serializer=idnode_dot_v1_dot_registry__pb2.GetTemplateResponse.SerializeToString,
+            ),
+            'ListTemplates': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTemplates,
+                    request_deserializer=idnode_dot_v1_dot_registry__pb2.ListTemplatesRequest.FromString,
+                    response_serializer=idnode_dot_v1_dot_registry__pb2.ListTemplatesResponse.SerializeToString,
+            ),
+            'PublishTemplate': grpc.unary_unary_rpc_method_handler(
+                    servicer.PublishTemplate,
+                    request_deserializer=idnode_dot_v1_dot_registry__pb2.PublishTemplateRequest.FromString,
+                    response_serializer=idnode_dot_v1_dot_registry__pb2.PublishTemplateResponse.SerializeToString,
+            ),
+            'WithdrawTemplate': grpc.unary_unary_rpc_method_handler(
+                    servicer.WithdrawTemplate,
+                    request_deserializer=idnode_dot_v1_dot_registry__pb2.WithdrawTemplateRequest.FromString,
+                    response_serializer=idnode_dot_v1_dot_registry__pb2.WithdrawTemplateResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -394,6 +450,87 @@ class Registry(object):
             '/idnode.v1.Registry/GetTemplate',
             idnode_dot_v1_dot_registry__pb2.GetTemplateRequest.SerializeToString,
             idnode_dot_v1_dot_registry__pb2.GetTemplateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTemplates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/idnode.v1.Registry/ListTemplates',
+            idnode_dot_v1_dot_registry__pb2.ListTemplatesRequest.SerializeToString,
+            idnode_dot_v1_dot_registry__pb2.ListTemplatesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PublishTemplate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/idnode.v1.Registry/PublishTemplate',
+            idnode_dot_v1_dot_registry__pb2.PublishTemplateRequest.SerializeToString,
+            idnode_dot_v1_dot_registry__pb2.PublishTemplateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WithdrawTemplate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/idnode.v1.Registry/WithdrawTemplate',
+            idnode_dot_v1_dot_registry__pb2.WithdrawTemplateRequest.SerializeToString,
+            idnode_dot_v1_dot_registry__pb2.WithdrawTemplateResponse.FromString,
             options,
             channel_credentials,
             insecure,
