@@ -1,7 +1,7 @@
 """``idnode template put|get|list|publish|withdraw``: metadata templates (元数据模板).
 
 - ``idnode template put FILE --prefix P`` — FILE is a template in the SNMS JSON shape
-  (``.json``; ``.yaml``/``.yml`` when PyYAML is installed). It is checked here first,
+  (``.json``, ``.yaml`` or ``.yml``). It is checked here first,
   with the node's own parser, so every problem is listed before anything is sent; the
   node stores it as a draft (a new version, or in place of a draft of that version).
 - ``idnode template publish --prefix P --version V`` — records may name it from now on;
@@ -46,18 +46,14 @@ Prefix = Annotated[str, typer.Option("--prefix", help="The prefix, e.g. 88.118.8
 
 
 def load_template_file(path: Path) -> dict[str, Any]:
-    """The template a file holds: JSON, or YAML when PyYAML is installed (it is not a
-    dependency of the node; ``pip install pyyaml``)."""
+    """The template a file holds: JSON, or YAML (``.yaml``/``.yml``)."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         _die(f"cannot read {path}: {exc}")
     if path.suffix.lower() in (".yaml", ".yml"):
-        try:
-            import yaml
-        except ImportError:
-            _die("YAML template files need PyYAML (pip install pyyaml); or write the "
-                 "template as JSON")
+        import yaml  # only the CLI reads YAML: imported where it is needed
+
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
