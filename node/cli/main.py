@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import grpc
 import typer
 
-from node.cli import audit, bulk, prefix, tokens
+from node.cli import audit, bulk, db, prefix, tokens
 from node.cli.options import Identity, Secret, Target
 from node.settings import Settings, SettingsError, load
 
@@ -29,6 +29,7 @@ app = typer.Typer(add_completion=True, no_args_is_help=True,
 keys_app = typer.Typer(no_args_is_help=True, help="Signing keys in the key directory.")
 app.add_typer(keys_app, name="keys")
 app.add_typer(tokens.app, name="token")
+app.add_typer(db.app, name="db")
 
 
 
