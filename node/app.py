@@ -60,7 +60,7 @@ from registry.access.principals import Principal
 from registry.access.rights import prefix_handle
 from registry.errors import IdnodeError
 from registry.registrar import Registrar
-from registry.store import Store
+from registry.store import SchemaStore, Store
 
 log = logging.getLogger("idnode.node")
 
@@ -207,31 +207,64 @@ class Node:
         self.beacon.close()
 
 
+def open_database(settings: Settings, *, auto_migrate: bool = True) -> Store:
+    """The store the settings name (``registry.stores.open_store``), migrated unless
+    ``auto_migrate`` is false; StartupError (never the URL: it may carry a password)
+    when it cannot be opened."""
+    if settings.database_url == "memory:":
+        return stores.open_store("memory:")
+    if settings.database_url.startswith(("postgres://", "postgresql://")):
+        try:
+            return stores.open_store(settings.database_url,
+                                     postgres_max_connections=settings.grpc_threads + 8,
+                                     auto_migrate=auto_migrate)
+        except IdnodeError as exc:
+            raise StartupError(f"cannot open the PostgreSQL store: {exc.message}") from None
+    path = Path(settings.sqlite_path).absolute()
+    try:
+        return stores.open_store(f"sqlite:///{path}",
+                                 sqlite_synchronous=settings.sqlite_synchronous,
+                                 sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+                                 auto_migrate=auto_migrate)
+    except IdnodeError as exc:
+        raise StartupError(f"cannot open the store at {path}: {exc.message}") from None
+
+
+def check_schema(store: Store) -> None:
+    """StartupError when the store lacks migrations this build ships (only possible with
+    ``database_auto_migrate = false``): the node must not run on a schema it was not
+    built for, and migrating is then the operator's explicit step."""
+    pending = store.pending_migrations() if isinstance(store, SchemaStore) else []
+    if pending:
+        versions = ", ".join(str(v) for v in pending)
+        raise StartupError(
+            f"the store's schema lacks migration{'s' if len(pending) > 1 else ''} "
+            f"{versions} that this build ships, and database_auto_migrate is false: run "
+            "`idnode db migrate` (same settings) first")
+
+
 def open_store(settings: Settings) -> tuple[Store, Beacon]:
-    """The store the settings name (``registry.stores.open_store``) and the host's change
-    beacon beside its file (an in-memory store has no other process to tell).
+    """The store the settings name (:func:`open_database`; migrated at open unless
+    ``database_auto_migrate`` is false, then refused while migrations are pending) and
+    the host's change beacon beside its file (an in-memory store has no other process to
+    tell).
 
     A PostgreSQL store gets an in-process beacon only: its nodes run on several hosts,
     where a file beside the database cannot exist, so invalidations reach the other
     processes through Redis pub/sub (``redis_url``); without Redis, another process's L1
     may serve an older answer until its entry expires. The pool holds a connection per
     gRPC thread plus a few for HTTP and background work."""
-    if settings.database_url == "memory:":
-        return stores.open_store("memory:"), Beacon(None)
-    if settings.database_url.startswith(("postgres://", "postgresql://")):
-        try:
-            pg = stores.open_store(settings.database_url,
-                                   postgres_max_connections=settings.grpc_threads + 8)
-        except IdnodeError as exc:  # never the URL: it may carry a password
-            raise StartupError(f"cannot open the PostgreSQL store: {exc.message}") from None
-        return pg, Beacon(None)
-    path = Path(settings.sqlite_path).absolute()
+    store = open_database(settings, auto_migrate=settings.database_auto_migrate)
     try:
-        store = stores.open_store(f"sqlite:///{path}",
-                                  sqlite_synchronous=settings.sqlite_synchronous,
-                                  sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms)
-    except IdnodeError as exc:
-        raise StartupError(f"cannot open the store at {path}: {exc.message}") from None
+        if not settings.database_auto_migrate:
+            check_schema(store)
+    except BaseException:
+        store.close()
+        raise
+    if settings.database_url == "memory:" or settings.database_url.startswith(
+            ("postgres://", "postgresql://")):
+        return store, Beacon(None)
+    path = Path(settings.sqlite_path).absolute()
     try:
         beacon = Beacon(path.with_name(path.name + ".beacon"))
     except OSError as exc:

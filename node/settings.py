@@ -48,6 +48,7 @@ class Settings:
     metrics_listen: str = ""
     redis_url: str = ""
     database_url: str = ""
+    database_auto_migrate: bool = True
     node_prefix: str = "88.118"
     node_id: str = ""
     workers: int = 1

@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from registry.access.principals import StoredPrincipal
 from registry.access.tokens import StoredToken
@@ -313,6 +313,50 @@ class Store(RecordStore, ChangeLog, AccessStore, TokenStore, ApplicationStore, A
 
     def close(self) -> None:
         """Release connections; later calls raise Unavailable. Idempotent."""
+        ...
+
+
+@runtime_checkable
+class SchemaStore(Store, Protocol):
+    """A store with a schema: what ``idnode db status`` and ``db migrate`` use
+    (node/cli/db.py). Every backend is one (the memory store has no migrations)."""
+
+    BACKEND: str  # "sqlite", "postgresql" or "memory"
+
+    def schema_version(self) -> int:
+        """The highest migration recorded (0 for a database never migrated)."""
+        ...
+
+    def shipped_migrations(self) -> list[int]:
+        """The migration versions this build ships, in order."""
+        ...
+
+    def pending_migrations(self) -> list[int]:
+        """The shipped migrations the database has not had, in order (the same query
+        the migration runner uses)."""
+        ...
+
+    def migrate(self) -> list[int]:
+        """Apply the pending migrations in one transaction; the versions applied."""
+        ...
+
+
+@runtime_checkable
+class DumpableStore(SchemaStore, Protocol):
+    """A store ``idnode db export``/``import`` can read in pages and restore (the SQL
+    backends; registry/stores/dump_rows.py)."""
+
+    def iter_records(self, after_key: str, limit: int) -> list[Record]:
+        """At most ``limit`` records with a key above ``after_key``, in key order."""
+        ...
+
+    def dump_rows(self, table: str, after: str | int, limit: int) -> list[tuple[object, ...]]:
+        """A page of a table the dump carries besides records (prefixes, principals,
+        tokens, applications), ordered by its first column, after ``after``, as stored."""
+        ...
+
+    def restore_rows(self, table: str, rows: Sequence[Sequence[object]]) -> None:
+        """Write rows as :meth:`dump_rows` read them, in one transaction."""
         ...
 
 

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import grpc
 import typer
 
-from node.cli import audit, bulk, prefix, templates, tokens
+from node.cli import audit, bulk, db, prefix, templates, tokens
 from node.cli.options import Identity, Secret, Target
 from node.settings import Settings, SettingsError, load
 
@@ -30,6 +30,7 @@ keys_app = typer.Typer(no_args_is_help=True, help="Signing keys in the key direc
 app.add_typer(keys_app, name="keys")
 app.add_typer(tokens.app, name="token")
 app.add_typer(templates.app, name="template")
+app.add_typer(db.app, name="db")
 
 
 

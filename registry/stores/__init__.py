@@ -18,7 +18,7 @@ _SUPPORTED = ("use sqlite:///ABSOLUTE/PATH, sqlite:RELATIVE/PATH, "
 
 def open_store(url: str, *, sqlite_synchronous: str = "FULL",
                sqlite_busy_timeout_ms: int = 10_000,
-               postgres_max_connections: int = 16) -> Store:
+               postgres_max_connections: int = 16, auto_migrate: bool = True) -> Store:
     """The store a database URL names, opened (and migrated).
 
     - ``memory:`` — a fresh :class:`MemoryStore` (nothing survives the process);
@@ -33,6 +33,8 @@ def open_store(url: str, *, sqlite_synchronous: str = "FULL",
       carry a password).
 
     A store that cannot be opened raises Unavailable (see the backend for why).
+    ``auto_migrate=False`` leaves pending migrations to the store's ``migrate`` (the
+    caller checks ``pending_migrations``); a schema newer than this build is refused.
     """
     scheme, sep, rest = url.partition(":")
     scheme = scheme.lower()
@@ -43,16 +45,18 @@ def open_store(url: str, *, sqlite_synchronous: str = "FULL",
             raise InvalidArgument(f"the memory store takes no path; {_SUPPORTED}")
         return MemoryStore()
     if scheme == "sqlite":
-        return _open_sqlite(rest, sqlite_synchronous, sqlite_busy_timeout_ms)
+        return _open_sqlite(rest, sqlite_synchronous, sqlite_busy_timeout_ms, auto_migrate)
     if scheme in ("postgres", "postgresql"):
         if not rest.startswith("//"):
             raise InvalidArgument(f"a PostgreSQL URL starts with {scheme}://; {_SUPPORTED}")
         from registry.stores.postgres import PostgresStore
-        return PostgresStore(url, max_connections=postgres_max_connections)
+        return PostgresStore(url, max_connections=postgres_max_connections,
+                             auto_migrate=auto_migrate)
     raise InvalidArgument(f"store URL scheme {scheme!r} is not supported; {_SUPPORTED}")
 
 
-def _open_sqlite(rest: str, synchronous: str, busy_timeout_ms: int) -> SQLiteStore:
+def _open_sqlite(rest: str, synchronous: str, busy_timeout_ms: int,
+                 auto_migrate: bool) -> SQLiteStore:
     if rest.startswith("//"):
         # sqlite:///abs/path: an empty authority, then the absolute path.
         authority, _, path = rest[2:].partition("/")
@@ -70,4 +74,5 @@ def _open_sqlite(rest: str, synchronous: str, busy_timeout_ms: int) -> SQLiteSto
     except OSError as exc:  # no path in the message: it reaches callers
         raise Unavailable("the store is unavailable: its directory cannot be created "
                           f"({exc.strerror})") from None
-    return SQLiteStore(target, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
+    return SQLiteStore(target, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms,
+                       auto_migrate=auto_migrate)

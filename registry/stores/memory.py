@@ -116,7 +116,10 @@ class MemoryUnitOfWork:
 
 
 class MemoryStore:
-    """See :class:`registry.store.Store`."""
+    """See :class:`registry.store.Store`. It has no schema (nothing to migrate) and lives
+    in one process, so ``idnode db export``/``import`` do not apply to it."""
+
+    BACKEND = "memory"
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
@@ -143,6 +146,18 @@ class MemoryStore:
     def store_id(self) -> str:
         self._check_open()
         return self._id
+
+    def schema_version(self) -> int:
+        return 0
+
+    def shipped_migrations(self) -> list[int]:
+        return []
+
+    def pending_migrations(self) -> list[int]:
+        return []
+
+    def migrate(self) -> list[int]:
+        return []
 
     # --- units of work -----------------------------------------------------------------
 

@@ -91,7 +91,7 @@ from registry.store import (
     replay_or_conflict,
     template_changed,
 )
-from registry.stores import template_rows, token_rows
+from registry.stores import dump_rows, template_rows, token_rows
 from registry.stores.application_rows import (
     COLUMNS,
     INSERT_COLUMNS,
@@ -271,16 +271,17 @@ def _refuse_newer(version: int) -> None:
             f"knows (up to version {KNOWN_VERSION}); run a newer idnode")
 
 
-def migrate(conn: psycopg.Connection[Any]) -> int:
+def migrate(conn: psycopg.Connection[Any]) -> list[int]:
     """Apply the migrations ``conn``'s database has not had, in one transaction; the
-    schema version afterwards. An up-to-date database is only read (a user without DDL
+    versions applied, in order. An up-to-date database is only read (a user without DDL
     rights can open it); otherwise an advisory lock makes concurrent openers migrate once.
     A migration file is sent whole (several statements, dollar-quoted bodies): the
     server splits it, so the runner needs no SQL parser."""
     applied = _applied(conn)
     _refuse_newer(max(applied, default=0))
     if not _pending(applied):
-        return max(applied)
+        return []
+    done: list[int] = []
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
         conn.execute("CREATE TABLE IF NOT EXISTS schema_version ("
@@ -291,8 +292,17 @@ def migrate(conn: psycopg.Connection[Any]) -> int:
         for version, sql in _pending(applied):
             conn.execute(sql.encode())  # bytes: no parameters, so no %-escaping
             conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
-            applied.add(version)
-    return max(applied)
+            done.append(version)
+    return done
+
+
+def _store_id(conn: psycopg.Connection[Any]) -> str:
+    """The store id ('' while the migration that creates it is pending)."""
+    exists = conn.execute("SELECT to_regclass('meta')").fetchone()
+    if exists is None or exists[0] is None:
+        return ""
+    row = conn.execute("SELECT value FROM meta WHERE name = 'store_id'").fetchone()
+    return str(row[0]) if row is not None else ""
 
 
 # --- rows ----------------------------------------------------------------------------------
@@ -391,12 +401,16 @@ class PostgresStore:
     ``statement_timeout_ms`` any statement; ``lock_timeout_ms`` how long a write waits for
     another writer; ``idle_in_transaction_timeout_ms`` how long a unit of work may sit
     idle holding the write lock (a frozen process cannot stall every writer for ever).
+    ``auto_migrate=False`` opens the database without applying pending migrations (a
+    schema newer than this build is still refused): :meth:`migrate` applies them.
     """
+
+    BACKEND = "postgresql"
 
     def __init__(self, url: str, *, min_connections: int = 1, max_connections: int = 16,
                  connect_timeout_seconds: float = 5.0, statement_timeout_ms: int = 10_000,
                  lock_timeout_ms: int = 5_000, idle_in_transaction_timeout_ms: int = 30_000,
-                 application_name: str = "idnode") -> None:
+                 application_name: str = "idnode", auto_migrate: bool = True) -> None:
         if not 1 <= min_connections <= max_connections:
             raise InvalidArgument("the pool needs 1 <= min_connections <= max_connections")
         self._closed = False
@@ -426,11 +440,13 @@ class PostgresStore:
         self._conninfo = make_conninfo("", **{k: v for k, v in params.items() if v is not None})
         try:
             with psycopg.connect(self._conninfo, autocommit=True) as conn:
-                self._schema = migrate(conn)
-                row = conn.execute("SELECT value FROM meta WHERE name = 'store_id'").fetchone()
-                if row is None:
+                if auto_migrate:
+                    migrate(conn)
+                else:
+                    _refuse_newer(max(_applied(conn), default=0))
+                self._id = _store_id(conn)
+                if auto_migrate and not self._id:
                     raise StoreDefect("the store id is missing")
-                self._id = str(row[0])
             self._pool = ConnectionPool(
                 self._conninfo, min_size=min_connections, max_size=max_connections,
                 kwargs={"autocommit": True}, timeout=self._connect_timeout,
@@ -487,7 +503,44 @@ class PostgresStore:
             self._after_writes(tx.writes, tx.now)
 
     def schema_version(self) -> int:
-        return int(self._rows("SELECT max(version) FROM schema_version")[0][0] or 0)
+        """The highest migration recorded (0 for a database never migrated)."""
+        with self._check_open().connection() as conn:
+            return max(_applied(conn), default=0)
+
+    def shipped_migrations(self) -> list[int]:
+        """The migration versions this build ships, in order."""
+        return [v for v, _ in migrations()]
+
+    def pending_migrations(self) -> list[int]:
+        """The shipped migrations this database has not had, in order."""
+        with self._check_open().connection() as conn:
+            return [v for v, _ in _pending(_applied(conn))]
+
+    def migrate(self) -> list[int]:
+        """Apply the pending migrations (one transaction, under the advisory lock, so
+        nodes starting at the same time wait for it); the versions applied."""
+        with self._check_open().connection() as conn:
+            applied = migrate(conn)
+            self._id = _store_id(conn)
+        return applied
+
+    # --- whole-store dumps (registry/stores/dump_rows.py) -------------------------------
+
+    def iter_records(self, after_key: str, limit: int) -> list[Record]:
+        """At most ``limit`` records with a key above ``after_key``, in key order."""
+        return dump_rows.group_records(self._rows(dump_rows.records_sql("%s"),
+                                                  (after_key, limit)))
+
+    def dump_rows(self, table: str, after: str | int, limit: int) -> list[tuple[object, ...]]:
+        """A page of ``table``'s rows (dump_rows.TABLES) after ``after``, as stored."""
+        t = dump_rows.table(table)
+        return [tuple(r) for r in self._rows(dump_rows.page_sql(t, "%s"), (after, limit))]
+
+    def restore_rows(self, table: str, rows: Sequence[Sequence[object]]) -> None:
+        """Write rows as :meth:`dump_rows` read them, in one write transaction."""
+        t = dump_rows.table(table)
+        with self._write_tx() as tx, tx.conn.cursor() as cur:
+            cur.executemany(dump_rows.insert_sql(t, "%s"), dump_rows.insert_rows(t, rows))
 
     def store_id(self) -> str:
         self._check_open()

@@ -66,7 +66,7 @@ from registry.store import (
     replay_or_conflict,
     template_changed,
 )
-from registry.stores import template_rows, token_rows
+from registry.stores import dump_rows, template_rows, token_rows
 from registry.stores.application_rows import (
     COLUMNS,
     INSERT_COLUMNS,
@@ -303,10 +303,16 @@ class SQLiteStore:
     ``busy_timeout_ms`` is how long a write waits for another process's write lock
     before it fails with Unavailable. ``read_only`` opens the file read-only (it must
     exist and be migrated already): reads work, every write raises Unavailable.
+    ``auto_migrate=False`` opens the file without applying pending migrations (``idnode
+    db status``; a node with ``database_auto_migrate = false`` then refuses to start while
+    :meth:`pending_migrations` is not empty): :meth:`migrate` applies them.
     """
 
+    BACKEND = "sqlite"
+
     def __init__(self, path: str | Path, *, synchronous: str = "FULL",
-                 busy_timeout_ms: int = 10000, read_only: bool = False) -> None:
+                 busy_timeout_ms: int = 10000, read_only: bool = False,
+                 auto_migrate: bool = True) -> None:
         if synchronous.upper() not in _SYNCHRONOUS:
             raise InvalidArgument(f"synchronous must be one of {', '.join(_SYNCHRONOUS)}, "
                                   f"got {synchronous!r}")
@@ -326,10 +332,9 @@ class SQLiteStore:
             if not read_only:
                 _create_private(self._path)
             self._writer = self._connect()
-            self._migrate()
-            row = self._writer.execute(
-                "SELECT value FROM meta WHERE name = 'store_id'").fetchone()
-            self._id = str(row[0])
+            if auto_migrate:
+                self._migrate()
+            self._id = self._load_id()
         except BaseException:
             self.close()
             raise
@@ -390,8 +395,21 @@ class SQLiteStore:
         with self._committed:
             self._committed.notify_all()
 
-    def _migrate(self) -> None:
-        """Apply the migrations this database has not had, in one transaction.
+    def _load_id(self) -> str:
+        """The store id ('' while the migration that creates it is pending)."""
+        if not self._has_table(self._writer, "meta"):
+            return ""
+        row = self._writer.execute("SELECT value FROM meta WHERE name = 'store_id'").fetchone()
+        return str(row[0]) if row is not None else ""
+
+    @staticmethod
+    def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+        return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                            (name,)).fetchone() is not None
+
+    def _migrate(self) -> list[int]:
+        """Apply the migrations this database has not had, in one transaction; the
+        versions applied, in order.
 
         ``schema_version`` holds one row per applied migration (``max(version)`` is the
         schema's version). A database that is up to date is only read, so a read-only
@@ -400,32 +418,51 @@ class SQLiteStore:
         """
         pending = self._pending(self._writer)
         if not pending:
-            return
+            return []
         if self._read_only:
             raise Unavailable(_UNAVAILABLE + "the database is read-only and its schema is "
                               "older than this build")
+        applied: list[int] = []
         with self._tx() as conn:
             conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             for version, sql in self._pending(conn):
                 for statement in split_statements(sql):
                     conn.execute(statement)
                 conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+                applied.append(version)
+        return applied
 
     @staticmethod
     def _pending(conn: sqlite3.Connection) -> list[tuple[int, str]]:
         """Every shipped migration without its row in ``schema_version``, in order: a
         number left free by another branch and shipped later (0004 after 0005) is applied
         when it arrives instead of being skipped as "older than the schema"."""
-        exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
-                              "AND name = 'schema_version'").fetchone()
         applied: set[int] = set()
-        if exists is not None:
+        if SQLiteStore._has_table(conn, "schema_version"):
             applied = {int(r[0]) for r in conn.execute("SELECT version FROM schema_version")}
         return [(v, sql) for v, sql in _migrations() if v not in applied]
 
     def schema_version(self) -> int:
-        row = self._reader().execute("SELECT max(version) FROM schema_version").fetchone()
+        """The highest migration recorded (0 for a database never migrated)."""
+        conn = self._reader()
+        if not self._has_table(conn, "schema_version"):
+            return 0
+        row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
         return int(row[0] or 0)
+
+    def shipped_migrations(self) -> list[int]:
+        """The migration versions this build ships, in order."""
+        return [v for v, _ in _migrations()]
+
+    def pending_migrations(self) -> list[int]:
+        """The shipped migrations this database has not had, in order."""
+        return [v for v, _ in self._pending(self._reader())]
+
+    def migrate(self) -> list[int]:
+        """Apply the pending migrations (one transaction); the versions applied."""
+        applied = self._migrate()
+        self._id = self._load_id()
+        return applied
 
     def store_id(self) -> str:
         if self._closed:
@@ -598,6 +635,25 @@ class SQLiteStore:
             "SELECT key, handle FROM records WHERE key > ? AND key < ? ORDER BY key LIMIT ?",
             (after_key or prefix_key + "/", prefix_key + "0", limit)).fetchall()
         return [(r[0], r[1]) for r in rows]
+
+    # --- whole-store dumps (registry/stores/dump_rows.py) -------------------------------
+
+    def iter_records(self, after_key: str, limit: int) -> list[Record]:
+        """At most ``limit`` records with a key above ``after_key``, in key order."""
+        return dump_rows.group_records(self._reader().execute(
+            dump_rows.records_sql("?"), (after_key, limit)))
+
+    def dump_rows(self, table: str, after: str | int, limit: int) -> list[tuple[object, ...]]:
+        """A page of ``table``'s rows (dump_rows.TABLES) after ``after``, as stored."""
+        t = dump_rows.table(table)
+        return [tuple(r) for r in self._reader().execute(dump_rows.page_sql(t, "?"),
+                                                         (after, limit))]
+
+    def restore_rows(self, table: str, rows: Sequence[Sequence[object]]) -> None:
+        """Write rows as :meth:`dump_rows` read them, in one transaction."""
+        t = dump_rows.table(table)
+        with self._tx() as conn:
+            conn.executemany(dump_rows.insert_sql(t, "?"), dump_rows.insert_rows(t, rows))
 
     def counts(self) -> Counts:
         conn = self._reader()
