@@ -55,6 +55,7 @@ from node.web.handles import HandleApi
 from node.web.openapi import OpenApi
 from node.web.scan import ScanProxy
 from node.web.server import BindError, HttpServer
+from node.web.snms import SnmsApi
 from registry import stores
 from registry.access.principals import Principal
 from registry.access.rights import prefix_handle
@@ -332,10 +333,12 @@ def rate_limits(settings: Settings, metrics: Metrics) -> RateLimits:
 
 
 def web_routes(core: Core, settings: Settings) -> Routes:
-    """The HTTP door's routes, in lookup order: the Handle REST API and the OpenAPI
-    document by path, then the scan-to-resolve proxy for every other ``/{handle}``."""
+    """The HTTP door's routes, in lookup order: the Handle REST API, the SNMS-compatible
+    API and the OpenAPI document by path, then the scan-to-resolve proxy for every
+    other ``/{handle}``."""
     routes = Routes()
     HandleApi(core).add_to(routes)
+    SnmsApi(core).add_to(routes)
     OpenApi().add_to(routes)
     ScanProxy(core, node_id=settings.node_id, public_url=settings.public_url).add_to(routes)
     return routes

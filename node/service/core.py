@@ -8,6 +8,9 @@ through gRPC, HTTP or any later door.
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,8 +25,11 @@ from node.service.resolve import Resolver
 from node.service.templates import Templates
 from node.service.tokens import Tokens
 from node.service.writes import Authenticate, Writes
+from registry.access.tokens import StoredToken
 from registry.errors import IdnodeError, InvalidArgument
 from registry.registrar import Registrar
+
+LOGIN_TOKEN_SECONDS = 24 * 3600  # SNMS: a token is valid for 24 h
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +70,27 @@ class Core:
         # it is not None (the per-address resolve limit is on).
         self.public = resolver.public
         self.admit_public = self.admission.public
+
+    # --- logins ------------------------------------------------------------------------
+
+    def login(self, caller: Caller, username: str, password: str, *,
+              ttl_seconds: int = LOGIN_TOKEN_SECONDS,
+              description: str = "login") -> tuple[StoredToken, str]:
+        """A write-scoped bearer token for ``username`` (a principal such as
+        ``300:88.118.8/ADMIN``) that just proved ``password`` (its secret), valid for
+        ``ttl_seconds``: the SNMS ``/identity/token`` login. The proof is checked like any
+        Basic credential (failed attempts limited per address and per identity); a
+        refusal is audited (``create_token``), without the password."""
+        user = urllib.parse.quote(username, safe="")
+        header = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        proving = dataclasses.replace(caller, authorization=header)
+        try:
+            self.admission.authenticate(proving)  # the per-address limit of failures
+            return self.tokens.create(proving, "", "write", "",
+                                      int(self.tokens.clock()) + ttl_seconds, description)
+        except IdnodeError as exc:
+            self.writes.refused(proving, "create-token", exc, handle=username)
+            raise
 
     # --- reads -------------------------------------------------------------------------
 
@@ -107,4 +134,4 @@ class Core:
         return Stats(counts.prefixes, counts.identifiers, store.last_sequence())
 
 
-__all__ = ["Core", "Stats"]
+__all__ = ["LOGIN_TOKEN_SECONDS", "Core", "Stats"]
