@@ -281,6 +281,85 @@ def _html_or_json_error(status: int) -> dict[str, Any]:
     return out
 
 
+_SNMS_RECORD = {
+    "type": "object", "required": ["handle"],
+    "properties": {
+        "handle": {"type": "string", "maxLength": 255},
+        "templateVersion": {"type": "string", "maxLength": 128},
+        "value": {"type": "array", "items": {
+            "type": "object", "required": ["index", "type", "data"],
+            "properties": {
+                "index": {"type": ["integer", "string"]},
+                "type": {"type": "string", "maxLength": 128},
+                "auth": {"type": ["integer", "string"]},
+                "data": {"oneOf": [
+                    {"type": "string", "maxLength": 255},
+                    {"type": "object", "required": ["value"], "properties": {
+                        "format": {"const": "string"},
+                        "value": {"type": "string", "maxLength": 255}}}]}}}},
+    }}
+_SNMS_ENVELOPE = {
+    "type": "object", "required": ["status", "message"],
+    "properties": {"status": {"type": "integer", "enum": [1, -1, -2, -3, -4]},
+                   "message": {"type": "string"}, "data": {}}}
+
+
+def _snms_operation(operation_id: str, summary: str, body: dict[str, Any] | None = None, *,
+                    secured: bool = True, query: list[dict[str, Any]] | None = None
+                    ) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "operationId": operation_id, "tags": ["snms"], "summary": summary,
+        "responses": {"200": {"description": "The envelope: status 1 with data, or -1 (no or "
+                                             "bad credentials), -2 (refused, see message), "
+                                             "-3 (no permission), -4 (internal)",
+                              "content": _json_content(_SNMS_ENVELOPE)}},
+    }
+    if secured:
+        op["security"] = _WRITE_SECURITY
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": _json_content(body)}
+    if query:
+        op["parameters"] = query
+    return op
+
+
+def _snms_paths() -> dict[str, Any]:
+    """The SNMS-compatible routes (node/web/snms.py; docs/ARCHITECTURE.md for where the
+    node differs from SNMS)."""
+    login = {"type": "object", "required": ["username", "password"],
+             "properties": {"username": {"type": "string", "maxLength": 256},
+                            "password": {"type": "string", "maxLength": 1024}}}
+    handles = {"type": "array", "maxItems": 2000, "items": {"type": "string"}}
+    records = {"type": "array", "maxItems": 2000, "items": _SNMS_RECORD}
+    return {
+        "/identity/token": {"post": _snms_operation(
+            "snmsToken", "A 24-hour bearer token for a principal and its secret", login,
+            secured=False)},
+        "/identity/token/v1": {"post": _snms_operation(
+            "snmsTokenPrehashed", "The pre-hashed login: refused (status -2), use "
+            "/identity/token over TLS", login, secured=False)},
+        "/identityv2/data": {
+            "post": _snms_operation("snmsCreate", "Register an identifier", _SNMS_RECORD),
+            "put": _snms_operation("snmsUpdate", "Replace an identifier's values",
+                                   _SNMS_RECORD),
+            "delete": _snms_operation("snmsDelete", "Delete an identifier", {
+                "type": "object", "required": ["handle"],
+                "properties": {"handle": {"type": "string", "maxLength": 255}}}),
+        },
+        "/identityv2/data/detail": {"get": _snms_operation(
+            "snmsDetail", "An identifier's values (public ones without credentials)",
+            query=[{"name": "handle", "in": "query", "required": True,
+                    "schema": {"type": "string", "maxLength": 255}}])},
+        "/identityv2/data/batchCreate": {"post": _snms_operation(
+            "snmsBatchCreate", "Register up to 2,000 identifiers; per-item results",
+            records)},
+        "/identityv2/data/batchUpdate": {"put": _snms_operation(
+            "snmsBatchUpdate", "Update up to 2,000 identifiers; per-item results", records)},
+        "/identityv2/data/batchDelete": {"delete": _snms_operation(
+            "snmsBatchDelete", "Delete up to 2,000 identifiers; per-item results", handles)},
+    }
+
+
 def build_document(version: str = __version__) -> dict[str, Any]:
     """The OpenAPI 3.1 document as a fresh dict."""
     handle_path = _handle_param(
@@ -441,6 +520,7 @@ def build_document(version: str = __version__) -> dict[str, Any]:
                         "content": {"text/plain": {"schema": {"type": "string"}}}}},
         }},
     }
+    paths.update(_snms_paths())
     return {
         "openapi": "3.1.0",
         "info": {
@@ -456,6 +536,9 @@ def build_document(version: str = __version__) -> dict[str, Any]:
                            "resolve public values.",
         },
         "tags": [{"name": "handles", "description": "The Handle REST API"},
+                 {"name": "snms", "description": "The SNMS-compatible API: every answer is "
+                                                 "HTTP 200 with {status, message, data}; "
+                                                 "status 1 is success"},
                  {"name": "scan", "description": "Scan-to-resolve and QR labels"},
                  {"name": "operations", "description": "Probes, metrics, this document"}],
         "paths": paths,
@@ -467,8 +550,9 @@ def build_document(version: str = __version__) -> dict[str, Any]:
                               "user `index:handle` (e.g. `300:88.118.8/ADMIN`, "
                               "percent-encoding allowed), password the secret"},
                 "bearerAuth": {"type": "http", "scheme": "bearer", "description":
-                               "Bearer tokens for principals' systems; this node does not "
-                               "issue them yet and answers 401"},
+                               "Bearer tokens (`idn1.<id>.<secret>`) for principals' "
+                               "systems: `idnode token create`, Admin.CreateToken, or "
+                               "POST /identity/token; revoked or expired is 401"},
             },
         },
     }

@@ -29,6 +29,7 @@ from node.web.app import Endpoints, Routes
 from node.web.handles import HandleApi
 from node.web.openapi import DOCS_PATH, OPENAPI_PATH, OpenApi, build_document, operations
 from node.web.scan import ScanProxy
+from node.web.snms import SnmsApi
 from registry.values import Value
 from tests.conftest import ADMIN, NodeFactory
 
@@ -73,7 +74,7 @@ def test_fuzz_the_served_document(node_factory: NodeFactory, method: str, path: 
     _seed(node)
     base = f"http://127.0.0.1:{_http_port(node)}"
     operation = schemathesis.openapi.from_url(base + OPENAPI_PATH)[path][method]
-    writes = method in {"PUT", "DELETE"} or path in {"/api/handles", "/api/handles/"}
+    writes = method in {"PUT", "POST", "DELETE"} or path in {"/api/handles", "/api/handles/"}
     headers = ADMIN_HEADERS if writes else None
 
     @given(case=operation.as_strategy())
@@ -102,6 +103,7 @@ def _served_routes(node: Node) -> Routes:
     routes = Routes()
     HandleApi(node.core).add_to(routes)
     OpenApi().add_to(routes)
+    SnmsApi(node.core).add_to(routes)
     ScanProxy(node.core).add_to(routes)
     Endpoints(CollectorRegistry(), node.keys, node.ready).add_to(routes)
     return routes
@@ -124,7 +126,7 @@ def test_every_served_route_is_documented(node_factory: NodeFactory) -> None:
         found = routes.find(concrete)
         assert found is not None, path
         for method in item:
-            if method in {"get", "put", "delete"}:
+            if method in {"get", "put", "post", "delete"}:
                 assert method.upper() in found[1].methods, (method, path)
 
 
