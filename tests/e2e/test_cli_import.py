@@ -327,3 +327,39 @@ def test_unreachable_node_exits_3(tmp_path: Path) -> None:
     code, out = cli(None, "import", str(src), "--prefix", PREFIX, "--retries", "0",
                     target="127.0.0.1:1")
     assert code == 3 and "--resume" in out, out
+
+
+def test_dry_run_checks_rows_against_the_template_they_name(node: Node, tmp_path: Path) -> None:
+    from idnode.v1 import registry_pb2
+    from tests.e2e.test_templates import part_template
+
+    with grpc.insecure_channel(f"127.0.0.1:{node.grpc_port}") as ch:
+        reg = registry_pb2_grpc.RegistryStub(ch)
+        reg.PutTemplate(registry_pb2.PutTemplateRequest(prefix=PREFIX, template=part_template()),
+                        metadata=ADMIN, timeout=10)
+        reg.PublishTemplate(registry_pb2.PublishTemplateRequest(prefix=PREFIX, version="1.0"),
+                            metadata=ADMIN, timeout=10)
+
+    def record(suffix: str, version: str, **items: str) -> dict[str, Any]:
+        indexes = {"productName": 2000, "weight": 2001, "productionDate": 2002}
+        return {"handle": f"{PREFIX}/{suffix}", "values": [
+            {"index": 1, "type": "URL", "data": "https://x"},
+            {"index": 1001, "type": "TEMPLATE", "data": version},
+            *({"index": indexes[k], "type": k, "data": v} for k, v in items.items())]}
+
+    src = tmp_path / "parts.jsonl"
+    src.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in (
+        record("T-1", "1.0", productName="主轴", productionDate="2024-05-01"),
+        record("T-2", "1.0", productName="S" * 17, weight="heavy"),
+        record("T-3", "9.9", productName="主轴", productionDate="2024-05-01"),
+    )) + "\n", encoding="utf-8")
+    code, out = cli(node, "import", str(src), "--prefix", PREFIX, "--dry-run")
+    assert code == 1 and "valid 1" in out and "rejected 2" in out, out
+    reasons = {r["line"]: r for r in rejects(tmp_path / "parts.jsonl.rejects.csv")}
+    assert "3 violations" in reasons["2"]["reason"] and "required" in reasons["2"]["reason"]
+    assert reasons["2"]["column"] == "values[2]"  # the first violation: productName
+    assert "version 9.9, which does not exist" in reasons["3"]["reason"]
+    # ... exactly what the node says on a real import
+    code, out = cli(node, "import", str(src), "--prefix", PREFIX)
+    assert code == 1 and "accepted 1" in out and "rejected 2" in out, out
+    assert f"{PREFIX}/T-1" in store(node)
