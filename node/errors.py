@@ -1,5 +1,6 @@
 """The one table that maps domain errors to a status (gRPC's names and numbers), an
-HTTP status and a Handle response code. Every door uses it; nothing else decides.
+HTTP status, a Handle response code and an SNMS envelope status. Every door uses it;
+nothing else decides.
 No transport is imported here: the gRPC door turns ``status`` into its StatusCode."""
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ class Mapping:
     code: int  # its number on the gRPC wire
     http_status: int
     handle_code: int
+    snms_status: int  # the SNMS envelope's status (node/web/snms.py)
 
 
-INTERNAL = Mapping("INTERNAL", 13, 500, 2)
+INTERNAL = Mapping("INTERNAL", 13, 500, 2, -4)
 
 
 class UnsupportedMediaType(e.InvalidArgument):
@@ -27,17 +29,17 @@ class UnsupportedMediaType(e.InvalidArgument):
 
 # Most specific first: the first class an error is an instance of wins.
 TABLE: tuple[tuple[type[e.IdnodeError], Mapping], ...] = (
-    (UnsupportedMediaType, Mapping("INVALID_ARGUMENT", 3, 415, 2)),
-    (e.InvalidIdentifier, Mapping("INVALID_ARGUMENT", 3, 400, 102)),
-    (e.InvalidArgument, Mapping("INVALID_ARGUMENT", 3, 400, 2)),
-    (e.ValuesNotFound, Mapping("NOT_FOUND", 5, 404, 200)),
-    (e.NotFound, Mapping("NOT_FOUND", 5, 404, 100)),
-    (e.AlreadyExists, Mapping("ALREADY_EXISTS", 6, 409, 101)),
-    (e.StaleEtag, Mapping("ABORTED", 10, 409, 2)),
-    (e.Unauthenticated, Mapping("UNAUTHENTICATED", 16, 401, 402)),
-    (e.PermissionDenied, Mapping("PERMISSION_DENIED", 7, 403, 402)),
-    (e.ResourceExhausted, Mapping("RESOURCE_EXHAUSTED", 8, 429, 2)),
-    (e.Unavailable, Mapping("UNAVAILABLE", 14, 503, 2)),
+    (UnsupportedMediaType, Mapping("INVALID_ARGUMENT", 3, 415, 2, -2)),
+    (e.InvalidIdentifier, Mapping("INVALID_ARGUMENT", 3, 400, 102, -2)),
+    (e.InvalidArgument, Mapping("INVALID_ARGUMENT", 3, 400, 2, -2)),
+    (e.ValuesNotFound, Mapping("NOT_FOUND", 5, 404, 200, -2)),
+    (e.NotFound, Mapping("NOT_FOUND", 5, 404, 100, -2)),
+    (e.AlreadyExists, Mapping("ALREADY_EXISTS", 6, 409, 101, -2)),
+    (e.StaleEtag, Mapping("ABORTED", 10, 409, 2, -2)),
+    (e.Unauthenticated, Mapping("UNAUTHENTICATED", 16, 401, 402, -1)),
+    (e.PermissionDenied, Mapping("PERMISSION_DENIED", 7, 403, 402, -3)),
+    (e.ResourceExhausted, Mapping("RESOURCE_EXHAUSTED", 8, 429, 2, -2)),
+    (e.Unavailable, Mapping("UNAVAILABLE", 14, 503, 2, -4)),
 )
 
 
@@ -45,7 +47,8 @@ def mapping_for(exc: BaseException) -> Mapping:
     for cls, mapping in TABLE:
         if isinstance(exc, cls):
             if isinstance(exc, e.NotFound) and cls is e.NotFound and exc.referral_prefix:
-                return Mapping(mapping.status, mapping.code, mapping.http_status, 301)
+                return Mapping(mapping.status, mapping.code, mapping.http_status, 301,
+                               mapping.snms_status)
             return mapping
     return INTERNAL
 

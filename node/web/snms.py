@@ -31,7 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 from idnode.v1 import record_pb2
-from node.errors import public_message, retry_after
+from node.errors import mapping_for, public_message, retry_after
 from node.service.core import Core
 from node.web.app import Reply, Request, Route, Routes
 from node.web.handles import caller_of
@@ -40,10 +40,8 @@ from registry.errors import (
     IdnodeError,
     InvalidArgument,
     NotFound,
-    PermissionDenied,
     StaleEtag,
     Unauthenticated,
-    Unavailable,
 )
 from registry.templates import TEMPLATE_INDEX, TEMPLATE_TYPE
 from registry.values import (
@@ -99,14 +97,8 @@ def ok(data: object) -> Reply:
 
 
 def status_of(exc: BaseException) -> int:
-    """The envelope status of an error (the door's one table)."""
-    if isinstance(exc, Unauthenticated):
-        return NOT_LOGGED_IN
-    if isinstance(exc, PermissionDenied):
-        return NO_PERMISSION
-    if isinstance(exc, Unavailable) or not isinstance(exc, IdnodeError):
-        return INTERNAL
-    return FAILED
+    """The envelope status of an error: a column of the node's one table."""
+    return mapping_for(exc).snms_status
 
 
 def message_of(exc: BaseException) -> str:
