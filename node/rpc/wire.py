@@ -8,41 +8,12 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from idnode.v1 import admin_pb2, record_pb2, sync_pb2
 from node.security.signing import PublishedKey
-from node.service.payload import record_to_wire, value_to_wire
+from node.service.payload import record_to_wire, value_from_wire, value_to_wire
 from registry.audit import AuditEntry
-from registry.errors import InvalidValue
 from registry.record import Change, Operation
 from registry.values import (
-    DEFAULT_PERMISSIONS,
-    AdminRef,
-    Permissions,
     Value,
-    ValueData,
-    ValueList,
-    ValueRef,
 )
-
-
-def value_from_wire(msg: record_pb2.Value) -> Value:
-    kind = msg.WhichOneof("data")
-    data: ValueData
-    if kind == "text":
-        data = msg.text
-    elif kind == "binary":
-        data = bytes(msg.binary)
-    elif kind == "admin":
-        data = AdminRef(msg.admin.handle, msg.admin.index, msg.admin.permissions)
-    elif kind == "vlist":
-        data = ValueList(tuple(ValueRef(r.handle, r.index) for r in msg.vlist.refs))
-    else:
-        raise InvalidValue(f"value at index {msg.index} has no data "
-                           "(set text, binary, admin or vlist)")
-    perms = DEFAULT_PERMISSIONS
-    if msg.HasField("permissions"):
-        p = msg.permissions
-        perms = Permissions.from_bits(p.admin_read | p.admin_write << 1 | p.public_read << 2
-                                      | p.public_write << 3)
-    return Value(msg.index, msg.type, data, msg.ttl, 0, perms)
 
 
 def values_from_wire(msgs: Iterable[record_pb2.Value]) -> list[Value]:

@@ -11,8 +11,17 @@ from collections.abc import Iterable
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from idnode.v1 import record_pb2
+from registry.errors import InvalidValue
 from registry.record import Record
-from registry.values import Value, ValueList
+from registry.values import (
+    DEFAULT_PERMISSIONS,
+    AdminRef,
+    Permissions,
+    Value,
+    ValueData,
+    ValueList,
+    ValueRef,
+)
 
 
 def value_to_wire(v: Value, out: record_pb2.Value) -> None:
@@ -36,6 +45,30 @@ def value_to_wire(v: Value, out: record_pb2.Value) -> None:
     out.permissions.admin_write = p.admin_write
     out.permissions.public_read = p.public_read
     out.permissions.public_write = p.public_write
+
+
+def value_from_wire(msg: record_pb2.Value) -> Value:
+    """The inverse of :func:`value_to_wire`: a wire value (a request's, or one of a signed
+    payload's) in the domain; no data is InvalidValue, no permissions the default."""
+    kind = msg.WhichOneof("data")
+    data: ValueData
+    if kind == "text":
+        data = msg.text
+    elif kind == "binary":
+        data = bytes(msg.binary)
+    elif kind == "admin":
+        data = AdminRef(msg.admin.handle, msg.admin.index, msg.admin.permissions)
+    elif kind == "vlist":
+        data = ValueList(tuple(ValueRef(r.handle, r.index) for r in msg.vlist.refs))
+    else:
+        raise InvalidValue(f"value at index {msg.index} has no data "
+                           "(set text, binary, admin or vlist)")
+    perms = DEFAULT_PERMISSIONS
+    if msg.HasField("permissions"):
+        p = msg.permissions
+        perms = Permissions.from_bits(p.admin_read | p.admin_write << 1 | p.public_read << 2
+                                      | p.public_write << 3)
+    return Value(msg.index, msg.type, data, msg.ttl, 0, perms)
 
 
 def record_to_wire(record: Record, values: Iterable[Value], *, node_id: str, signed_at: int,

@@ -33,6 +33,7 @@ from typing import Any
 from idnode.v1 import record_pb2
 from node.errors import mapping_for, public_message, retry_after
 from node.service.core import Core
+from node.service.payload import value_from_wire
 from node.web.app import Reply, Request, Route, Routes
 from node.web.handles import caller_of
 from registry.errors import (
@@ -47,12 +48,8 @@ from registry.templates import TEMPLATE_INDEX, TEMPLATE_TYPE
 from registry.values import (
     DEFAULT_PERMISSIONS,
     MAX_INDEX,
-    AdminRef,
     Permissions,
     Value,
-    ValueData,
-    ValueList,
-    ValueRef,
 )
 
 log = logging.getLogger("idnode.http")
@@ -221,23 +218,6 @@ def _value(entry: object, n: int) -> Value:
     return Value(index, kind, text, permissions=permissions)
 
 
-def _kept(wire: record_pb2.Value) -> Value:
-    """A value of the current record, back in the domain (an update keeps HS_ values)."""
-    kind = wire.WhichOneof("data")
-    data: ValueData
-    if kind == "text":
-        data = wire.text
-    elif kind == "binary":
-        data = wire.binary
-    elif kind == "admin":
-        data = AdminRef(wire.admin.handle, wire.admin.index, wire.admin.permissions)
-    else:
-        data = ValueList(tuple(ValueRef(r.handle, r.index) for r in wire.vlist.refs))
-    p = wire.permissions
-    return Value(wire.index, wire.type, data, wire.ttl, 0,
-                 Permissions(p.admin_read, p.admin_write, p.public_read, p.public_write))
-
-
 # --- the door ----------------------------------------------------------------------------
 
 
@@ -336,7 +316,7 @@ class SnmsApi:
                 self.core.writes.refused(caller, "update", exc, handle=handle)
                 raise
             current = record_pb2.Record.FromString(entry.payload)
-            kept = [_kept(v) for v in current.values
+            kept = [value_from_wire(v) for v in current.values
                     if v.type.upper().startswith("HS_") and v.index not in named]
             try:
                 self.core.writes.update(caller, handle, values + kept, entry.etag)
