@@ -332,6 +332,7 @@ class SQLiteStore:
             if not read_only:
                 _create_private(self._path)
             self._writer = self._connect()
+            self._refuse_newer()
             if auto_migrate:
                 self._migrate()
             self._id = self._load_id()
@@ -406,6 +407,18 @@ class SQLiteStore:
     def _has_table(conn: sqlite3.Connection, name: str) -> bool:
         return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
                             (name,)).fetchone() is not None
+
+    def _refuse_newer(self) -> None:
+        """A schema a newer build migrated (an operator rolled the binary back) is refused
+        before anything is read or written, naming both versions, as on PostgreSQL."""
+        if not self._has_table(self._writer, "schema_version"):
+            return
+        row = self._writer.execute("SELECT max(version) FROM schema_version").fetchone()
+        newest, known = int(row[0] or 0), max(v for v, _ in _migrations())
+        if newest > known:
+            raise Unavailable(
+                f"{_UNAVAILABLE}the database schema is version {newest}, newer than this "
+                f"build knows (up to version {known}); run a newer idnode")
 
     def _migrate(self) -> list[int]:
         """Apply the migrations this database has not had, in one transaction; the
