@@ -246,14 +246,17 @@ class Registrar:
         digest = hashlib.sha256(f"{op.value}\n{handle.key}\n{content}".encode()).hexdigest()
         return RequestKey(principal.key, request_id, digest)
 
-    def _new_record(self, principal: Principal, handle: Handle, values: Iterable[Value],
-                    now: int) -> tuple[Value, ...]:
-        """Rights, values and references of a new identifier: the values to store."""
+    def _may_register(self, principal: Principal, handle: Handle) -> None:
+        """Whether ``principal`` may create ``handle`` (prefix handles are only allocated)."""
         if governed_prefix(handle) is not None:
             raise PermissionDenied(f"{handle} is a prefix handle: it is created by allocating "
                                    "its prefix, not registered")
         self.policy.require(principal, _ADD_HANDLE, handle, doing=f"register {handle}")
-        checked = validate_values(values)
+
+    def _new_record(self, handle: Handle, checked: tuple[Value, ...],
+                    now: int) -> tuple[Value, ...]:
+        """The values to store for a new identifier, from values that passed
+        validate_values: its template, sealed secrets, references."""
         self.check_template(handle, (), checked)
         vals = _seal(stamp(checked, now))
         self._check_references(handle, (), vals)
@@ -268,7 +271,8 @@ class Registrar:
         request = self._request_key(who, request_id, Operation.REGISTER, handle,
                                     _content(incoming))
         now = self._now()
-        vals = self._new_record(who, handle, incoming, now)
+        self._may_register(who, handle)
+        vals = self._new_record(handle, incoming, now)
         return self._apply(Write(Operation.REGISTER, handle, vals,
                                       Precondition(absent=True), who.id, request, audit), now)
 
@@ -283,7 +287,8 @@ class Registrar:
             try:
                 handle = Handle.parse(row.handle)
                 who = self._writer(principal, handle, f"register {handle}")
-                vals = self._new_record(who, handle, row.values, now)
+                self._may_register(who, handle)
+                vals = self._new_record(handle, validate_values(row.values), now)
             except IdnodeError as exc:
                 out[i] = exc
                 continue
