@@ -177,8 +177,8 @@ def test_list_keys_pages_in_key_order_within_one_prefix(store: Store) -> None:
 
 
 def allocate(store: Store, prefix: str, owner: StoredPrincipal) -> None:
-    """An allocation as the registrar makes it: prefix, (legacy) principal and the ADMIN
-    record in one unit of work."""
+    """An allocation as builds before HS_SECKEY values made it: prefix, principals-table
+    row and the ADMIN record in one unit of work."""
     with store.unit_of_work() as unit:
         unit.add_prefix(Prefix.parse(prefix), owner.principal.id, NOW)
         unit.add_principal(owner)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from registry.access.policy import Permission, describe, permission_string
-from registry.access.principals import Principal, Scope, verify_secret
+from registry.access.principals import Principal, Scope, StoredPrincipal, verify_secret
 from registry.errors import (
     InvalidArgument,
     InvalidValue,
@@ -196,3 +196,15 @@ def test_anonymous_writes_are_unauthenticated_before_anything_is_read(reg: Regis
         reg.update(None, "88.118.8/NOPE", [url()], "s1")
     with pytest.raises(PermissionDenied, match="holds no write rights"):
         reg.update(OTHER, "88.118.8/NOPE", [url()], "s1")  # not NotFound: nothing leaks
+
+
+def test_a_principals_row_from_an_older_store_still_proves_its_identity() -> None:
+    store = MemoryStore()
+    reg = Registrar(store, Prefix.parse("88.118"))
+    legacy = StoredPrincipal(Principal.of("300:88.118.7/ADMIN"), "scrypt$old-hash", 1)
+    store.add_principal(legacy)
+    assert reg.credential("300:88.118.7/admin") == legacy
+    # Once the identity's record holds an HS_SECKEY at that index, the record wins.
+    reg.register(NODE, "88.118.7/ADMIN", [Value(300, "HS_SECKEY", "a-newer-secret-01")])
+    found = reg.credential("300:88.118.7/admin")
+    assert found is not None and verify_secret("a-newer-secret-01", found.secret_hash)
