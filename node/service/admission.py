@@ -26,15 +26,11 @@ per-address resolve limit is off, so the hot path then pays one ``None`` check.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from node.security.ratelimit import NO_LIMITS, RateLimits
-from node.service.caller import Caller
+from node.service.caller import Authenticate, Caller
 from registry.access.principals import Principal
 from registry.errors import Unauthenticated
-
-if TYPE_CHECKING:
-    from node.service.writes import Authenticate
 
 Remembered = Callable[[str], Principal | None]
 

@@ -29,8 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from node.observe.logs import AUDIT, event
-from node.service.caller import Caller
-from node.service.writes import Authenticate, Writes
+from node.service.caller import Authenticate, Caller
+from node.service.writes import Writes
 from registry.access.principals import Principal
 from registry.applications import (
     Application,

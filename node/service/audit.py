@@ -36,13 +36,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from node.errors import TABLE, mapping_for
 from node.observe.logs import event
 from node.observe.metrics import Metrics
 from node.security.auth import parse_basic
-from node.service.caller import Caller
+from node.service.caller import Authenticate, Caller
 from registry import audit, paging
 from registry.access.policy import AccessPolicy
 from registry.access.principals import Principal
@@ -50,9 +49,6 @@ from registry.audit import AuditEntry, AuditQuery
 from registry.errors import IdnodeError, InvalidArgument
 from registry.identifier import Prefix
 from registry.store import AuditLog
-
-if TYPE_CHECKING:
-    from node.service.writes import Authenticate
 
 log = logging.getLogger("idnode.audit")
 

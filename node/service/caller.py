@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import urllib.parse
 from dataclasses import dataclass
+from typing import Protocol
 
 from node.security.certificates import ClientCertificate
+from registry.access.principals import Principal
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,14 @@ def client_address(peer: str) -> str:
     return host[1:-1] if host.startswith("[") and host.endswith("]") else host
 
 
+class Authenticate(Protocol):
+    """The one method the core needs (credentials → principal): the authorization value,
+    else the verified client certificate (node.security.certificates.Credentials)."""
+
+    def principal(self, header: str | None,
+                  certificate: ClientCertificate | None = None) -> Principal | None: ...
+
+
 ANONYMOUS = Caller()
 
-__all__ = ["ANONYMOUS", "Caller", "client_address"]
+__all__ = ["ANONYMOUS", "Authenticate", "Caller"]

@@ -19,12 +19,12 @@ from node.security.signing import KeyRing, PublishedKey
 from node.service.admission import Admission
 from node.service.applications import Applications
 from node.service.audit import Audit
-from node.service.caller import Caller
+from node.service.caller import Authenticate, Caller
 from node.service.follow import Follow
 from node.service.resolve import Resolver
 from node.service.templates import Templates
 from node.service.tokens import Tokens
-from node.service.writes import Authenticate, Writes
+from node.service.writes import Writes
 from registry.access.tokens import StoredToken
 from registry.errors import IdnodeError, InvalidArgument
 from registry.registrar import Registrar

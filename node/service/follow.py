@@ -14,8 +14,7 @@ from collections.abc import Callable, Iterator
 
 from node.observe.metrics import Metrics
 from node.service.admission import Admission
-from node.service.caller import Caller
-from node.service.writes import Authenticate
+from node.service.caller import Authenticate, Caller
 from registry.access.policy import AccessPolicy, Permission
 from registry.errors import IdnodeError, ResourceExhausted
 from registry.identifier import Handle, Prefix

@@ -14,8 +14,7 @@ import time
 from collections.abc import Callable
 
 from node.observe.logs import AUDIT, event
-from node.service.caller import Caller
-from node.service.writes import Authenticate
+from node.service.caller import Authenticate, Caller
 from registry.access.principals import Principal, Scope, identity_key, parse_identity
 from registry.access.tokens import (
     MAX_DESCRIPTION_CHARS,

@@ -16,14 +16,13 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from node.errors import mapping_for
 from node.observe.logs import AUDIT, event
 from node.observe.metrics import Metrics
-from node.security.certificates import ClientCertificate
 from node.service.admission import Admission
-from node.service.caller import Caller
+from node.service.caller import Authenticate, Caller
 from node.service.coherence import Coherence
 from registry.access.principals import Principal
 from registry.errors import IdnodeError, Unauthenticated
@@ -38,14 +37,6 @@ audit = logging.getLogger(AUDIT)
 
 BULK_BATCH_ROWS = 2000
 MAX_BULK_FAILURES_REPORTED = 10_000
-
-class Authenticate(Protocol):
-    """The one method the core needs (credentials → principal): the authorization value,
-    else the verified client certificate (node.security.certificates.Credentials)."""
-
-    def principal(self, header: str | None,
-                  certificate: ClientCertificate | None = None) -> Principal | None: ...
-
 
 # A registrar call bound to its arguments, given the authenticated principal.
 _Run = Callable[[Principal | None], WriteResult]
