@@ -150,7 +150,9 @@ class HandleApi:
     def add_to(self, routes: Routes) -> None:
         routes.exact["/api/handles"] = Route(self.list_handles)
         routes.exact["/api/handles/"] = Route(self.list_handles)
-        routes.prefixes.append((PREFIX, Route(self.one, frozenset({"GET", "PUT", "DELETE"}))))
+        # GET/HEAD answered directly by the server (node.web.app.App.direct): the hot path.
+        routes.prefixes.append((PREFIX, Route(self.one, frozenset({"GET", "PUT", "DELETE"}),
+                                              direct=True)))
 
     def one(self, request: Request) -> Reply:
         text = request.raw_path[len(_RAW_PREFIX):].decode("latin-1")  # echoed on errors

@@ -29,28 +29,43 @@ import logging
 import socket
 import ssl
 import threading
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
+import httptools
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import (
+    HEADER_RE,
+    HEADER_VALUE_RE,
+    STATUS_LINE,
+    HttpToolsProtocol,
+)
 
 from node.security.tls import KeyPair, TlsFiles, load_pair
-from node.web.app import ASGIApp
+from node.web.app import Answer, ASGIApp, DirectApp
 
 log = logging.getLogger("idnode.http")
+
+
+_DIRECT_METHODS = frozenset((b"GET", b"HEAD"))
+_BODY_HEADERS = frozenset((b"content-length", b"transfer-encoding"))
 
 
 class BindError(OSError):
     """The HTTP address cannot be listened on; the message names it."""
 
 
-def _protocol(head_timeout_seconds: float) -> type[HttpToolsProtocol]:
+def _protocol(head_timeout_seconds: float, app: object) -> type[HttpToolsProtocol]:
+    direct = app.direct if isinstance(app, DirectApp) else None
+
     class Protocol(HttpToolsProtocol):
-        """httptools protocol with a deadline for each request head."""
+        """httptools protocol with a deadline for each request head, which offers
+        bodyless requests to the app's ``direct`` answer before going through ASGI."""
 
         _head_deadline: asyncio.TimerHandle | None = None
         _tls: dict[str, Any] | None = None
+        _direct = False  # the request being parsed was answered directly
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -59,6 +74,7 @@ def _protocol(head_timeout_seconds: float) -> type[HttpToolsProtocol]:
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
+            self._direct = False
             if self._tls is not None:
                 # uvicorn types extensions as dict[object, object]; the ASGI TLS
                 # extension is a plain dict of str keys.
@@ -78,7 +94,67 @@ def _protocol(head_timeout_seconds: float) -> type[HttpToolsProtocol]:
             if self._head_deadline is not None:
                 self._head_deadline.cancel()
                 self._head_deadline = None
+            if direct is not None and self._answer_directly():
+                return
             super().on_headers_complete()
+
+        def _answer_directly(self) -> bool:
+            """Answer the request whose head was just parsed without ASGI, if the app
+            has a direct answer for it and nothing about the connection needs uvicorn's
+            request cycle; True if answered (or the connection closed on an error)."""
+            assert direct is not None
+            parser = self.parser
+            cycle = self.cycle
+            limit = self.limit_concurrency
+            if (cycle is not None and not cycle.response_complete) or self.pipeline \
+                    or self.flow.write_paused or self.expect_100_continue \
+                    or self.access_log or parser.should_upgrade() \
+                    or (limit is not None and (len(self.connections) >= limit
+                                               or len(self.tasks) >= limit)):
+                return False  # queued behind a request in flight, or uvicorn's 503, …
+            method = parser.get_method()
+            if method not in _DIRECT_METHODS:
+                return False
+            headers = self.headers
+            for name, _ in headers:
+                if name in _BODY_HEADERS:
+                    return False  # a body to read past: uvicorn's cycle does that
+            parsed = httptools.parse_url(self.url)
+            raw_path: bytes = parsed.path
+            try:
+                path = raw_path.decode("ascii")
+            except UnicodeDecodeError:
+                return False  # uvicorn answers that one (400)
+            if "%" in path:
+                path = urllib.parse.unquote(path)
+            verb = "GET" if method == b"GET" else "HEAD"
+            try:
+                answer = direct(verb, path, raw_path, parsed.query or b"", headers,
+                                self.client, self._tls)
+                if answer is None:
+                    return False
+                self._direct = True
+                keep_alive = parser.should_keep_alive() \
+                    and parser.get_http_version() != "1.0"
+                self.transport.write(_response(answer, verb, self.server_state
+                                               .default_headers, keep_alive))
+            except Exception:  # as uvicorn does when the app fails mid-answer
+                log.exception("Exception in ASGI application (direct answer)")
+                self._direct = True
+                self.transport.close()
+                return True
+            if not keep_alive:
+                self.transport.close()
+            self.on_response_complete()
+            return True
+
+        def on_body(self, body: bytes) -> None:
+            if not self._direct:
+                super().on_body(body)
+
+        def on_message_complete(self) -> None:
+            if not self._direct:
+                super().on_message_complete()
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
@@ -92,6 +168,37 @@ def _protocol(head_timeout_seconds: float) -> type[HttpToolsProtocol]:
             super().connection_lost(exc)
 
     return Protocol
+
+
+def _response(answer: Answer, method: str, default_headers: list[tuple[bytes, bytes]],
+              keep_alive: bool) -> bytes:
+    """The bytes uvicorn's ``RequestResponseCycle.send`` writes for ``answer`` (status
+    line, default and app headers, ``connection: close`` when the connection ends, the
+    body unless HEAD), with the same checks; a content-length is required."""
+    status, headers, body = answer
+    content = [STATUS_LINE[status]]
+    length = -1
+    for given, value in (default_headers + headers) if default_headers else headers:
+        if HEADER_RE.search(given):
+            raise RuntimeError("Invalid HTTP header name.")
+        if HEADER_VALUE_RE.search(value):
+            raise RuntimeError("Invalid HTTP header value.")
+        name = given.lower()
+        if name == b"content-length" and length < 0:
+            length = int(value.decode())
+        elif name in _BODY_HEADERS or name == b"connection":
+            raise RuntimeError(f"a direct answer cannot set {name.decode()}")
+        content += (name, b": ", value, b"\r\n")
+    if length < 0:
+        raise RuntimeError("a direct answer needs a content-length")
+    if not keep_alive:
+        content.append(b"connection: close\r\n")
+    content.append(b"\r\n")
+    if method != "HEAD":
+        if len(body) != length:
+            raise RuntimeError("Response content length differs from Content-Length")
+        content.append(body)
+    return b"".join(content)
 
 
 def _tls_extension(transport: asyncio.BaseTransport) -> dict[str, Any] | None:
@@ -162,7 +269,7 @@ class HttpServer:
             tls.add_listener(self._new_pair)
             factory = _keep(context)
         config = uvicorn.Config(
-            app, http=_protocol(idle_timeout_seconds), lifespan="off", ws="none",
+            app, http=_protocol(idle_timeout_seconds, app), lifespan="off", ws="none",
             interface="asgi3", log_config=None, access_log=False, server_header=False,
             proxy_headers=False,  # X-Forwarded-* is read where it matters (scan.py)
             date_header=False, limit_concurrency=max_connections,
