@@ -87,6 +87,11 @@ class Route:
     #: GET/HEAD without a body may be answered by :meth:`App.direct` (same handler and
     #: headers, no ASGI); only for handlers whose headers are fixed, safe byte strings.
     direct: bool = False
+    #: The handler's own answer to the plainest request — a GET or HEAD with no query
+    #: string, no Authorization header and no client certificate — from the raw path and
+    #: the client address alone, without a :class:`Request`; it must answer exactly what
+    #: ``handler`` answers to such a request (the hot anonymous resolve).
+    plain: Callable[[bytes, Any], Reply] | None = None
 
 
 @dataclass
@@ -234,9 +239,24 @@ class App:
         found = self.table.find(path)
         if found is None or not found[1].direct:
             return None
-        reply = self._reply(found, method, path, lambda: request_of(
-            method, path, raw_path, query_string, headers, client,
-            _tls_certificate(tls) if tls is not None else None, b""))
+        plain = found[1].plain
+        if query_string or tls is not None:
+            plain = None  # the handler reads the query and the certificate
+        elif plain is not None:
+            for name, _ in headers:
+                if name == b"authorization":
+                    plain = None  # nor is the caller anonymous
+                    break
+        if plain is not None:
+            try:
+                reply = plain(raw_path, client)
+            except Exception:  # as _call: nothing internal reaches the caller
+                log.exception("unexpected error on %s", path)
+                reply = _INTERNAL_ERROR
+        else:
+            reply = self._reply(found, method, path, lambda: request_of(
+                method, path, raw_path, query_string, headers, client,
+                _tls_certificate(tls) if tls is not None else None, b""))
         if self.on_request is not None:
             self.on_request(found[0], reply.status)
         return reply.status, head_of(reply), reply.body
@@ -290,13 +310,16 @@ def _tls_certificate(tls: dict[str, Any]) -> ClientCertificate | None:
     return client_certificate(pem.encode("ascii") if isinstance(pem, str) else pem)
 
 
+_INTERNAL_ERROR = Reply.json(500, {"responseCode": 2,
+                                   "message": "internal error (logged on the node)"})
+
+
 def _call(handler: Handler, request: Request) -> Reply:
     try:
         return handler(request)
     except Exception:  # nothing internal reaches the caller
         log.exception("unexpected error on %s", request.path)
-        return Reply.json(500, {"responseCode": 2,
-                                "message": "internal error (logged on the node)"})
+        return _INTERNAL_ERROR
 
 
 async def _read_body(receive: Receive, limit: int) -> tuple[bytes, bool]:
