@@ -9,7 +9,16 @@ Connections are bounded (``max_connections``: beyond it new requests get 503) an
 connection must send a complete request head within ``idle_timeout_seconds`` of opening
 (or of its previous response): uvicorn's own keep-alive timeout only starts after a first
 response, so a client that connects and says nothing, or trickles its headers, would
-otherwise hold a slot for ever.
+otherwise hold a slot for ever. That deadline is one timer per connection, moved lazily,
+and replaces uvicorn's keep-alive timer (two timers per request cost more than a resolve).
+
+The hot GET skips ASGI. When the app has a ``direct`` hook (node.web.app.App), every
+bodyless GET/HEAD whose connection has nothing in flight is offered to it as soon as the
+head is parsed; its answer is written here, as uvicorn's ``send`` would write it, and
+anything it declines goes through ASGI. Through ASGI (scope, request cycle, task, two
+sends) the server cost ~2× what the direct path costs per request
+(docs/benchmarks/http-stack.md); tests/e2e/test_http_direct.py holds both ways to the
+same bytes.
 
 With TLS (``tls``: node.security.tls.TlsFiles) uvicorn serves through an SSLContext we
 build and keep (``ssl_context_factory``); a new certificate pair is loaded into that
