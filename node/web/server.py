@@ -77,6 +77,7 @@ class Tally:
 def _protocol(head_timeout_seconds: float, app: object, tally: Tally
               ) -> type[HttpToolsProtocol]:
     direct = app.direct if isinstance(app, DirectApp) else None
+    heads: dict[tuple[tuple[bytes, bytes], ...], tuple[bytes, int]] = {}
 
     class Protocol(HttpToolsProtocol):
         """httptools protocol with a deadline for each request head, which offers
@@ -183,7 +184,7 @@ def _protocol(head_timeout_seconds: float, app: object, tally: Tally
                     self.access_logger.info('%s - "%s %s HTTP/%s" %d', get_client_addr(
                         scope), verb, get_path_with_query_string(scope), version, answer[0])
                 self.transport.write(_response(answer, verb, self.server_state
-                                               .default_headers, keep_alive))
+                                               .default_headers, keep_alive, heads))
             except Exception:  # as uvicorn does when the app fails mid-answer
                 log.exception("Exception in ASGI application (direct answer)")
                 self._direct = True
@@ -232,17 +233,35 @@ def _protocol(head_timeout_seconds: float, app: object, tally: Tally
 _PLAIN_LINES = re.compile(rb'(?:[^\x00-\x20\x7f()<>@,;:\[\]={}\\"A-Z]+: '
                           rb'[^\x00-\x08\x0a-\x1f\x7f]*\r\n)*')
 _FRAMING = frozenset((b"content-length", b"transfer-encoding", b"connection"))
+_MAX_HEADS = 1024  # distinct header blocks remembered per server (content lengths, mostly)
 
 
 def _response(answer: Answer, method: str, default_headers: list[tuple[bytes, bytes]],
-              keep_alive: bool) -> bytes:
+              keep_alive: bool, heads: dict[tuple[tuple[bytes, bytes], ...], tuple[bytes, int]]
+              ) -> bytes:
     """The bytes uvicorn's ``RequestResponseCycle.send`` writes for ``answer`` (status
     line, default and app headers, ``connection: close`` when the connection ends, the
     body unless HEAD), with the same checks on names and values. A direct answer frames
-    itself with exactly one content-length (no transfer-encoding, no connection)."""
+    itself with exactly one content-length (no transfer-encoding, no connection).
+    ``heads`` remembers checked header blocks: hot answers repeat the same few."""
     status, headers, body = answer
-    if default_headers:
-        headers = default_headers + headers
+    key = tuple(default_headers + headers) if default_headers else tuple(headers)
+    known = heads.get(key)
+    if known is None:
+        if len(heads) >= _MAX_HEADS:
+            heads.clear()
+        known = heads[key] = _head(list(key))
+    head, length = known
+    if method == "HEAD":
+        body = b""
+    elif length != len(body):
+        raise RuntimeError("Response content length differs from Content-Length")
+    return b"".join((STATUS_LINE[status], head,
+                     b"" if keep_alive else b"connection: close\r\n", b"\r\n", body))
+
+
+def _head(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, int]:
+    """(the header lines, the content-length) of a direct answer, checked."""
     head = b"".join([b"%s: %s\r\n" % pair for pair in headers])
     if _PLAIN_LINES.fullmatch(head) is None:
         headers = _checked(headers)
@@ -256,12 +275,7 @@ def _response(answer: Answer, method: str, default_headers: list[tuple[bytes, by
             length = value
     if not length:
         raise RuntimeError("a direct answer needs a content-length")
-    if method == "HEAD":
-        body = b""
-    elif int(length) != len(body):
-        raise RuntimeError("Response content length differs from Content-Length")
-    return b"".join((STATUS_LINE[status], head,
-                     b"" if keep_alive else b"connection: close\r\n", b"\r\n", body))
+    return head, int(length)
 
 
 def _checked(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
