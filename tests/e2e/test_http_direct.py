@@ -10,7 +10,9 @@ order) and bodies — plus that the direct path really answered the requests it 
 from __future__ import annotations
 
 import socket
+import ssl
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +21,7 @@ from node.web.server import HttpServer
 from tests.conftest import NodeFactory
 from tests.http_client import ADMIN_AUTH, Http
 from tests.servers import wait_until
+from tests.tls_certs import CA, client_context
 
 HANDLE = "88.118.8/DIRECT-1"
 PATH = f"/api/handles/{HANDLE}"
@@ -201,3 +204,51 @@ def test_direct_answers_count_in_the_request_metrics(node: Node, asgi: HttpServe
     # Both servers share the app, hence its metrics: 2 × 2 hits and 2 × 1 miss.
     assert count("200") - ok == 4
     assert count("404") - missing == 2
+
+
+def test_over_tls_client_certificates_reach_the_handler_the_same_way(
+        node_factory: NodeFactory, tmp_path: Path) -> None:
+    ca = CA()
+    folder = tmp_path / "tls"
+    folder.mkdir()
+    ca.issue("idnode test server", server=True).write(folder / "s.pem", folder / "s.key")
+    (folder / "ca.pem").write_bytes(ca.pem)
+    node = node_factory(tls_cert_file=str(folder / "s.pem"), tls_key_file=str(folder / "s.key"),
+                        tls_client_ca_file=str(folder / "ca.pem"),
+                        http_tls_client_auth="optional")
+    assert node.http is not None and node.tls is not None
+    asgi = HttpServer("127.0.0.1:0", node.http.app, tls=node.tls, client_auth="optional",
+                      direct=False)
+    asgi.start()
+    try:
+        wait_until(lambda: asgi.started, 10, message="the ASGI-only server did not start")
+        clients = {
+            "none": client_context(ca),
+            "unproved identity": client_context(
+                ca, ca.issue("x", uris=("hdl:88.118.8/ADMIN",)), tmp_path / "c1"),
+            "no identity": client_context(ca, ca.issue("plain"), tmp_path / "c2"),
+        }
+        for name, context in clients.items():
+            for target in ("/api/handles/88.118/ADMIN", "/api/handles/88.118.8/NOPE"):
+                before = node.http.tally.direct
+                fast = _tls_exchange(node.http_port, context, _get(target))
+                slow = _tls_exchange(asgi.port, context, _get(target))
+                assert node.http.tally.direct - before == 1, name
+                assert fast == slow, (name, target, fast[:200], slow[:200])
+    finally:
+        asgi.stop()
+
+
+def _tls_exchange(port: int, context: ssl.SSLContext, raw: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), 5) as plain, \
+            context.wrap_socket(plain, server_hostname="127.0.0.1") as sock:
+        sock.sendall(raw)
+        chunks: list[bytes] = []
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except ssl.SSLZeroReturnError:
+                chunk = b""
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
