@@ -30,7 +30,7 @@ from node.service.writes import Writes
 from registry.access.policy import Permission
 from registry.access.principals import Principal
 from registry.access.rights import prefix_handle
-from registry.errors import IdnodeError, NotFound, Unauthenticated
+from registry.errors import AlreadyExists, IdnodeError, NotFound, Unauthenticated
 from registry.identifier import Prefix
 from registry.registrar import Registrar
 from registry.store import TemplateStore
@@ -38,10 +38,12 @@ from registry.templates import (
     Template,
     TemplateState,
     check_version,
+    increment,
     latest_published,
     parse_template,
     publish,
     put_draft,
+    with_indexes,
     withdraw,
 )
 
@@ -98,6 +100,48 @@ class Templates:
             wanted = check_version(version)
             return lambda existing, now, by: withdraw(existing, wanted, now, by)
         return self._write(caller, "withdraw-template", prefix_text, version, prepare)
+
+    # --- the SNMS door's shapes (node.web.snms) ---------------------------------------
+
+    def create_published(self, caller: Caller, prefix_text: str,
+                         body: Mapping[str, Any]) -> Template:
+        """SNMS ``POST /snms/api/v3|v5/template``: a new version, published at once (SNMS
+        templates take records as soon as they exist). Items without ``idIndex`` get one
+        (:func:`registry.templates.with_indexes`); an existing version is refused."""
+        def prepare() -> _Step:
+            def step(existing: Sequence[Template], now: int, by: str) -> Template:
+                draft = parse_template(with_indexes(body, existing), prefix=prefix_text)
+                there = [t for t in existing if t.version == draft.version]
+                if there:
+                    raise AlreadyExists(f"{there[0].name} already exists "
+                                        f"({there[0].state.value}): put a new version")
+                stored = put_draft(existing, draft, now, by)
+                return publish([*existing, stored], stored.version, now, by)
+            return step
+        version = body.get("version", "") if isinstance(body, Mapping) else ""
+        return self._write(caller, "put-template", prefix_text, str(version), prepare)
+
+    def amend_draft(self, caller: Caller, prefix_text: str,
+                    body: Mapping[str, Any]) -> Template:
+        """SNMS ``PUT /snms/api/v5/template``: the incremental update
+        (:func:`registry.templates.increment`) of a draft; a published or withdrawn
+        version never changes (put a new version)."""
+        def prepare() -> _Step:
+            version = check_version(str(body.get("version", "")))
+
+            def step(existing: Sequence[Template], now: int, by: str) -> Template:
+                current = next((t for t in existing if t.version == version), None)
+                if current is None:
+                    raise NotFound(f"template {prefix_text} version {version} not found")
+                if current.state is not TemplateState.DRAFT:
+                    raise AlreadyExists(f"{current.name} is {current.state.value} and "
+                                        "cannot change: put a new version")
+                merged = with_indexes(increment(current, body), existing)
+                return put_draft(existing, parse_template(merged, prefix=prefix_text),
+                                 now, by)
+            return step
+        version = body.get("version", "") if isinstance(body, Mapping) else ""
+        return self._write(caller, "put-template", prefix_text, str(version), prepare)
 
     def _write(self, caller: Caller, operation: str, prefix_text: str, version: str,
                prepare: Callable[[], _Step]) -> Template:
