@@ -357,13 +357,15 @@ class SnmsApi:
             try:
                 return self.template(request, v3=v3)
             except IdnodeError as exc:
-                reply = failure(exc)
-                if isinstance(exc, AlreadyExists | NotFound) and not (
-                        isinstance(exc, NotFound) and exc.referral_prefix):
-                    word = TEMPLATE_EXISTS if isinstance(exc, AlreadyExists) \
-                        else TEMPLATE_MISSING
-                    reply = envelope(status_of(exc), f"{word}: {public_message(exc)}")
-                return reply
+                # SNMS's words for templates, not the identifiers' (标识已存在/不存在).
+                if isinstance(exc, AlreadyExists):
+                    word = TEMPLATE_EXISTS if request.method == "POST" else ""
+                elif isinstance(exc, NotFound) and not exc.referral_prefix:
+                    word = TEMPLATE_MISSING
+                else:
+                    return failure(exc)
+                text = public_message(exc)
+                return envelope(status_of(exc), f"{word}: {text}" if word else text)
         return run
 
     def template(self, request: Request, *, v3: bool) -> Reply:
