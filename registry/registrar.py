@@ -101,6 +101,7 @@ from registry.values import (
 )
 
 MAX_REQUEST_ID_CHARS = 128
+MAX_AUDIENCES = 100_000
 _PUT_ATTEMPTS = 3
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
@@ -142,6 +143,8 @@ class Registrar:
         self.policy: AccessPolicy = policy or HandlePolicy(node_prefix, self.rights)
         # Field-level data authorisation (registry.access.grants).
         self.data = DataAccess(self.rights, self.templates.get)
+        # audience() per (principal, identifier), valid for one rights-book generation.
+        self._audiences: dict[tuple[Principal, str], tuple[int, bool, frozenset[int]]] = {}
         self._clock = clock
 
     def _now(self) -> int:
@@ -202,9 +205,20 @@ class Registrar:
         items it is granted (the set; empty for most callers)."""
         if principal is None:
             return False, EMPTY_ITEMS
-        if self.policy.permits(principal, Permission.READ_VALUE, handle):
-            return True, EMPTY_ITEMS
-        return False, self.data.readable(principal, handle)
+        key = (principal, handle.key)
+        generation = self.rights.generation
+        hit = self._audiences.get(key)
+        if hit is not None and hit[0] == generation:
+            return hit[1], hit[2]
+        # Both answers come from admin views (forgotten on every write, which bumps the
+        # generation) and published templates (whose grants never change).
+        private_ok = self.policy.permits(principal, Permission.READ_VALUE, handle)
+        granted = EMPTY_ITEMS if private_ok else self.data.readable(principal, handle)
+        if generation == self.rights.generation and self.data.settled(handle):
+            if len(self._audiences) >= MAX_AUDIENCES:
+                self._audiences.clear()
+            self._audiences[key] = (generation, private_ok, granted)
+        return private_ok, granted
 
     def credential(self, key: str) -> StoredPrincipal | None:
         """The secret hash that proves identity ``key`` (``index:handle key``): the

@@ -232,6 +232,14 @@ class DataAccess:
             self._tables[handle.key] = (view, template, table)
         return table
 
+    def settled(self, handle: Handle) -> bool:
+        """False when the record names a template version this node does not have (an
+        imported record): what was derived for it may change when the version appears,
+        so it is not remembered."""
+        view = self.book.view(handle.key)
+        return view is None or not view.template_version or \
+            self.template_of(handle.prefix_key, view.template_version) is not None
+
     def table_for(self, prefix_key: str, values: Sequence[Value], version: str) -> Table:
         """The grant table of a record just read (the resolve pipeline's miss path)."""
         return table_of(self.template_of(prefix_key, version), grant_values(values))

@@ -132,6 +132,12 @@ class RightsBook:
         self._lock = threading.Lock()
         self._generation = 0
 
+    @property
+    def generation(self) -> int:
+        """Bumped by every :meth:`forget` and :meth:`clear`: what was derived from views
+        at one generation holds while it is unchanged."""
+        return self._generation
+
     def view(self, handle_key: str) -> AdminView | None:
         """The admin view of the identifier, or None when it does not exist."""
         found = self._views.get(handle_key, _MISSING)
