@@ -36,6 +36,7 @@ from node.service.core import Core
 from node.service.payload import value_from_wire
 from node.web.app import Reply, Request, Route, Routes
 from node.web.handles import caller_of
+from registry.access.grants import GRANT_TYPE
 from registry.errors import (
     AlreadyExists,
     IdnodeError,
@@ -203,7 +204,7 @@ def _value(entry: object, n: int) -> Value:
         raise InvalidArgument(f"index {TEMPLATE_INDEX} is reserved (不能为{TEMPLATE_INDEX}): "
                               "name the template with templateVersion")
     kind = _text(entry.get("type"), f"{where}: type", MAX_TYPE_CHARS)
-    if kind.upper().startswith("HS_"):
+    if _administrative(kind):
         raise InvalidArgument(f"{where}: {kind[:40]} values are Handle administration, "
                               "not written through this API")
     data = entry.get("data")
@@ -326,7 +327,7 @@ class SnmsApi:
                 raise
             current = record_pb2.Record.FromString(entry.payload)
             kept = [value_from_wire(v) for v in current.values
-                    if v.type.upper().startswith("HS_") and v.index not in named]
+                    if _administrative(v.type) and v.index not in named]
             try:
                 self.core.writes.update(caller, handle, values + kept, entry.etag)
                 return
@@ -343,7 +344,7 @@ class SnmsApi:
         for v in record.values:
             if v.index == TEMPLATE_INDEX and v.type == TEMPLATE_TYPE:
                 version = v.text
-            elif v.WhichOneof("data") == "text" and not v.type.upper().startswith("HS_"):
+            elif v.WhichOneof("data") == "text" and not _administrative(v.type):
                 values.append({"index": v.index, "type": v.type,
                                "auth": 0 if v.permissions.public_read else 1,
                                "data": {"format": "string", "value": v.text}})
@@ -470,6 +471,12 @@ class SnmsApi:
             else:
                 out.append({"handle": item, "code": OK, "msg": "success"})
         return ok(out)
+
+
+def _administrative(kind: str) -> bool:
+    """HS_ values and data grants: rights and keys, which SNMS bodies neither carry nor
+    see (an update keeps them)."""
+    return kind.upper().startswith("HS_") or kind == GRANT_TYPE
 
 
 def snms_template(t: Template, *, v3: bool) -> dict[str, Any]:

@@ -227,6 +227,20 @@ def test_identifier_grants_add_readers_override_the_template_and_are_audited(
     assert rest_indexes(api, "other enterprise") == [1, 1001, 2000, 2001, 2002]
     assert grpc_indexes(world, "partner") == [1, 1001, 2000]  # taken away here
     assert grpc_indexes(world, "anonymous") == EXPECTED["anonymous"]
+    # The owner's SNMS update (a whole-record replace with a write-scoped token) keeps the
+    # grants it cannot send back, like HS_ values.
+    _, login, _ = api.call("POST", "/identity/token", {"username": OWNER[0],
+                                                       "password": OWNER[1]})
+    _, updated, _ = api.call("PUT", "/identityv2/data", {
+        "handle": ITEM, "templateVersion": "1.0", "value": [
+            {"index": 1, "type": "URL", "data": "https://example.com/p1"},
+            {"index": 2000, "type": "productName", "data": "Spindle-2"},
+            {"index": 2001, "type": "price", "data": "12.50"},
+            {"index": 2002, "type": "supplier", "data": "ACME"}]},
+        auth=f"Bearer {login['data']['token']}")
+    assert updated["status"] == 1, updated
+    assert grpc_indexes(world, "other enterprise") == [1, 1001, 2000, 2001, 2002]
+    assert snms_indexes(api, "other enterprise") == [1, 1001, 2000, 2001, 2002]
     status, _, _ = api.call("DELETE", f"/api/handles/{ITEM}?index=1101", auth=auth("owner"))
     assert status == 200
     assert grpc_indexes(world, "partner") == [1, 1001, 2000, 2001]
