@@ -75,6 +75,7 @@ class Resolver:
         self.negative_ttl = negative_ttl_seconds
         self.monotonic = monotonic
         self._aliases: dict[str, Handle] = {}
+        self._granted_views: dict[frozenset[int], str] = {}
         self._flights: dict[str, Future[Entry]] = {}  # gathering callers
         self._reading: dict[str, Future[Entry]] = {}  # reading L2 / the store
         self._reading_generation: dict[str, int] = {}  # L1 generation when reading began
@@ -139,7 +140,15 @@ class Resolver:
             self.coherence.catch_up()
         handle = self.parse(text)
         private_ok, granted = self.registrar.audience(principal, handle)
-        view = view_id(private_ok, types, indexes, granted)
+        if types or indexes or private_ok:
+            view = view_id(private_ok, types, indexes, granted)
+        else:  # the common authenticated case: a name per granted set, built once
+            found = self._granted_views.get(granted)
+            if found is None:
+                if len(self._granted_views) >= MAX_ALIASES:
+                    self._granted_views.clear()
+                found = self._granted_views[granted] = view_id(False, (), (), granted)
+            view = found
         cache_key = handle.key + VIEW_SEP + view if view else handle.key
         entry = self._l1_get(cache_key, self.monotonic())
         if entry is None:
