@@ -6,9 +6,11 @@
   and the node admin have them, and a write token bound to ``P`` keeps them. Rights are
   checked before the body is looked at, so a stranger learns nothing about it.
 - **Reading** needs nothing: a published or withdrawn template is schema, public like
-  the ``TEMPLATE`` value at 1001 that names it. Drafts are shown only to callers who may
-  write them (an unfinished draft is nobody else's business); to anyone else a draft
-  version is NOT_FOUND. Reads are limited like resolves (per address and principal).
+  the ``TEMPLATE`` value at 1001 that names it — except its items' ``grants`` (who may
+  read which field), shown only to callers who may write the prefix's templates.
+  Drafts are shown only to callers who may write them (an unfinished draft is nobody
+  else's business); to anyone else a draft version is NOT_FOUND. Reads are limited
+  like resolves (per address and principal).
 - The rules themselves (parse, lifecycle, stable indexes) are
   :mod:`registry.templates`; the store runs the lifecycle step under its write lock
   (``change_templates``), so two concurrent puts cannot both break the index rule.
@@ -22,6 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from node.observe.logs import AUDIT, event
@@ -178,17 +181,17 @@ class Templates:
         """One version, or (``version`` empty) the latest published one."""
         principal = self.writes.admission.reader(caller)
         prefix = self._prefix(prefix_text)
+        writer = self.may_write(principal, prefix)
         if not version:
             latest = latest_published(self.store.list_templates(prefix.key))
             if latest is None:
                 raise NotFound(f"prefix {prefix.text} has no published template")
-            return latest
+            return latest if writer else _without_grants(latest)
         wanted = check_version(version)
         found = self.store.get_template(prefix.key, wanted)
-        if found is None or (found.state is TemplateState.DRAFT
-                             and not self.may_write(principal, prefix)):
+        if found is None or (found.state is TemplateState.DRAFT and not writer):
             raise NotFound(f"template {prefix.text} version {wanted} not found")
-        return found
+        return found if writer else _without_grants(found)
 
     def list(self, caller: Caller, prefix_text: str) -> list[Template]:
         """Every version in creation order; drafts only for those who may write them."""
@@ -197,7 +200,16 @@ class Templates:
         found = self.store.list_templates(prefix.key)
         if self.may_write(principal, prefix):
             return found
-        return [t for t in found if t.state is not TemplateState.DRAFT]
+        return [_without_grants(t) for t in found if t.state is not TemplateState.DRAFT]
+
+
+def _without_grants(template: Template) -> Template:
+    """What readers who may not write the template see: its items without their
+    ``grants`` — who a prefix shares which field with is the prefix's business (the
+    values stay hidden either way)."""
+    if not any(i.grants for i in template.items):
+        return template
+    return replace(template, items=tuple(replace(i, grants=()) for i in template.items))
 
 
 __all__ = ["TEMPLATE_BITS", "Templates"]

@@ -306,3 +306,18 @@ def test_callers_granted_the_same_items_share_one_signed_view(world: Client,
 
 def _count(counter: Any) -> float:
     return float(counter._value.get())
+
+
+def test_a_templates_grants_are_shown_only_to_those_who_may_write_it(world: Client,
+                                                                     gnode: Node) -> None:
+    def grants(who: str) -> list[list[str]]:
+        got = world.registry.GetTemplate(registry_pb2.GetTemplateRequest(
+            prefix=A, version="1.0"), metadata=md(who), timeout=10)
+        return [list(f.grants) for f in got.template.fields]
+    assert grants("owner") == [[], [f"300:{A}/PARTNER rw"], [f"200:{A}/PARTNERS"]]
+    assert grants("anonymous") == grants("partner") == grants("other enterprise") == \
+        [[], [], []]
+    status, body, _ = Http(gnode.http_port).call(
+        "GET", f"/snms/api/v5/template?prefix={A}&version=1.0", auth=auth("other enterprise"))
+    assert status == 200 and body["status"] == 1
+    assert all("grants" not in item for item in body["data"]["items"])
