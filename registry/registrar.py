@@ -180,7 +180,9 @@ class Registrar:
         """Credentials first (an anonymous write is Unauthenticated wherever it aims), then
         whether this node serves the identifier, then *some* write right on it, before
         anything about the identifier is read; the exact bits are checked once the change
-        is known."""
+        is known. A caller without write bits passes only when it holds ``rw`` on some
+        item of the identifier (field-level data authorisation), which reads its admin
+        view; the refusal is the same either way."""
         if principal is None:
             raise Unauthenticated(f"{doing} requires credentials (authorization metadata)")
         self.check_served(handle)

@@ -75,7 +75,7 @@ class AdminView:
         version = ""
         data_grants: list[Value] = []
         for v in values:
-            if v.index == TEMPLATE_INDEX:
+            if v.type == "TEMPLATE" and v.index == TEMPLATE_INDEX:
                 version = template_version((v,))
             elif v.type == GRANT_TYPE:
                 data_grants.append(v)

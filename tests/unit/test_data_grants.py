@@ -22,10 +22,13 @@ from registry.access.grants import (
 )
 from registry.access.principals import Principal, Scope
 from registry.access.rights import RightsBook
-from registry.errors import InvalidArgument, InvalidValue
-from registry.identifier import Handle
+from registry.audit import AuditQuery
+from registry.errors import InvalidArgument, InvalidValue, PermissionDenied
+from registry.identifier import Handle, Prefix
 from registry.record import Record
-from registry.templates import Template, TemplateState, parse_template
+from registry.registrar import Registrar
+from registry.stores.memory import MemoryStore
+from registry.templates import Template, TemplateState, parse_template, publish, put_draft
 from registry.values import Permissions, Value, ValueList, ValueRef
 from registry.views import visible
 
@@ -135,3 +138,31 @@ def test_a_write_changing_grants_is_audited_as_grant_or_revoke() -> None:
     assert grant_changes([a], [a]) == ("", "")
     action, detail = grant_changes([a], [b])
     assert action == "grant" and detail == "+300:88.2/B rw 2002; -300:88.2/A"
+
+
+def test_the_registrar_lets_a_grantee_write_only_its_items_and_audits_grants() -> None:
+    node, owner = Principal.of("300:88.1/ADMIN"), Principal.of("300:88.1.8/ADMIN")
+    reg = Registrar(MemoryStore(), Prefix.parse("88.1"))
+    reg.allocate_prefix(node, "88.1.8", "owner-secret-0001")
+    reg.register(owner, "88.1.8/P", [Value(300, "HS_SECKEY", "partner-secret-1")])
+    draft = parse_template({"prefix": "88.1.8", "version": "1.0", "items": [
+        {"name": "a", "idType": "a", "idIndex": 2000},
+        {"name": "b", "idType": "b", "idIndex": 2001, "grants": ["300:88.1.8/P rw"]}]})
+    reg.store.change_templates("88.1.8", lambda ex: put_draft(ex, draft, 1, node.id))
+    reg.store.change_templates("88.1.8", lambda ex: publish(ex, "1.0", 2, node.id))
+    made = reg.register(owner, "88.1.8/ITEM", [
+        Value(1001, "TEMPLATE", "1.0"), Value(2000, "a", "x"), Value(2001, "b", "y")])
+    partner = Principal.of("300:88.1.8/P")
+    done = reg.update(partner, "88.1.8/ITEM", [Value(2001, "b", "z")], made.etag, merge=True)
+    with pytest.raises(PermissionDenied):
+        reg.update(partner, "88.1.8/ITEM", [Value(2000, "a", "w")], done.etag, merge=True)
+    with pytest.raises(PermissionDenied):  # a whole replace would drop what it cannot see
+        reg.update(partner, "88.1.8/ITEM", [Value(2001, "b", "w")], done.etag)
+    granted = reg.update(owner, "88.1.8/ITEM", [Value(1100, "DATA_GRANT", "300:88.2/A r 2000")],
+                         done.etag, merge=True)
+    reg.delete(owner, "88.1.8/ITEM", granted.etag, indexes=[1100])
+    entries = reg.store.audit_entries(AuditQuery(prefix_key="88.1.8")).entries
+    assert [(e.action, e.message) for e in entries[:2]] == [
+        ("revoke", "-300:88.2/A"), ("grant", "+300:88.2/A r 2000")]
+    assert reg.audience(partner, Handle.parse("88.1.8/ITEM")) == (False, {2001})
+    assert reg.audience(owner, Handle.parse("88.1.8/ITEM")) == (True, frozenset())
