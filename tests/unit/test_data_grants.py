@@ -164,5 +164,5 @@ def test_the_registrar_lets_a_grantee_write_only_its_items_and_audits_grants() -
     entries = reg.store.audit_entries(AuditQuery(prefix_key="88.1.8")).entries
     assert [(e.action, e.message) for e in entries[:2]] == [
         ("revoke", "-300:88.2/A"), ("grant", "+300:88.2/A r 2000")]
-    assert reg.audience(partner, Handle.parse("88.1.8/ITEM")) == (False, {2001})
+    assert reg.audience(partner, Handle.parse("88.1.8/ITEM")) == (False, frozenset({2001}))
     assert reg.audience(owner, Handle.parse("88.1.8/ITEM")) == (True, frozenset())
