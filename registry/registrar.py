@@ -693,9 +693,8 @@ def _audited(audit: AuditContext | None, old: Sequence[Value],
              new: Sequence[Value]) -> AuditContext | None:
     """The write's audit context, naming a grant or revoke when it changes DATA_GRANT
     values (so the audit log shows who handed out or took back data access)."""
-    if not any(v.type == GRANT_TYPE for v in new) and \
-            not any(v.type == GRANT_TYPE for v in old):
-        return audit
+    if GRANT_TYPE not in [v[1] for v in new] and GRANT_TYPE not in [v[1] for v in old]:
+        return audit  # the usual write: one pass over plain tuple fields
     action, detail = grant_changes(old, new)
     if not action:
         return audit
