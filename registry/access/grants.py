@@ -245,8 +245,20 @@ class DataAccess:
             self.template_of(handle.prefix_key, view.template_version) is not None
 
     def table_for(self, prefix_key: str, values: Sequence[Value], version: str) -> Table:
-        """The grant table of a record just read (the resolve pipeline's miss path)."""
-        return table_of(self.template_of(prefix_key, version), grant_values(values))
+        """The grant table of a record just read (the resolve pipeline's miss path).
+
+        Fails closed: a record naming a template version this node does not have (an
+        imported or replicated record without its template) has every item restricted
+        to read_value holders and the record's own grantees, since which items its
+        template grants is unknown."""
+        template = self.template_of(prefix_key, version)
+        table = table_of(template, grant_values(values))
+        if version and template is None:
+            unknown: dict[int, Mapping[str, int]] = {
+                v.index: {} for v in values if v.index >= MIN_ITEM_INDEX}
+            unknown.update(table)
+            return unknown
+        return table
 
     def levels(self, principal: Principal | None, handle: Handle, table: Table,
                prefix_key: str) -> dict[int, int]:

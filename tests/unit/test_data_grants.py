@@ -166,3 +166,12 @@ def test_the_registrar_lets_a_grantee_write_only_its_items_and_audits_grants() -
         ("revoke", "-300:88.2/A"), ("grant", "+300:88.2/A r 2000")]
     assert reg.audience(partner, Handle.parse("88.1.8/ITEM")) == (False, frozenset({2001}))
     assert reg.audience(owner, Handle.parse("88.1.8/ITEM")) == (True, frozenset())
+
+
+def test_a_record_naming_a_template_the_node_lacks_shows_its_items_to_no_one_extra() -> None:
+    access = DataAccess(RightsBook(lambda key: None), lambda prefix, version: None)
+    values = (Value(1, "URL", "u"), Value(1001, "TEMPLATE", "9.9"), Value(2000, "a", "x"),
+              Value(1100, "DATA_GRANT", "300:88.2/A r 2001"), Value(2001, "b", "y"))
+    table = access.table_for("88.1", values, "9.9")
+    assert set(table) == {2000, 2001} and table[2001] == {"300:88.2/a": READ}
+    assert access.table_for("88.1", values[:1] + values[2:3], "") == {}
