@@ -1,9 +1,12 @@
 """The Handle protocol's sockets: UDP and TCP on one port, in threads of their own.
 
-- **UDP**: one thread in a blocking ``recvfrom`` loop. A datagram is a whole request,
-  so the loop decodes, asks :class:`~node.handle.service.HandleService` and sends; a
-  blocking socket loop costs a fraction of an event loop's per-datagram overhead, and
-  UDP has no slow client that could hold it.
+- **UDP**: one thread in a blocking ``recvfrom`` loop. It first asks
+  :meth:`~node.handle.service.HandleService.fast` whether the datagram repeats a
+  remembered plain resolution (an answer without decoding anything); otherwise it
+  decodes, asks :class:`~node.handle.service.HandleService` and sends. Fragments of a
+  request sent in several datagrams are put together first
+  (:mod:`node.handle.reassembly`). A blocking socket loop costs a fraction of an event
+  loop's per-datagram overhead, and UDP has no slow client that could hold it.
 - **TCP**: an asyncio event loop in its own thread. Connections are protocol objects
   with a buffer, never threads, so a client that sends half a message and stalls costs
   a few hundred bytes until the idle sweep closes it; their number is bounded
@@ -185,7 +188,7 @@ class HandleServer:
     def _serve_udp(self) -> None:
         sock = self.udp_sock
         recvfrom, sendto = sock.recvfrom, sock.sendto
-        fast = self.service.fast_udp
+        fast = self.service.fast
         stopping = self._stopping.is_set
         send = self._send_udp
 
@@ -395,9 +398,14 @@ class _Connection(asyncio.Protocol):
             total = c.ENVELOPE_BYTES + env.length
             if len(self.buf) < total:
                 break
-            msg = bytes(self.buf[c.ENVELOPE_BYTES:total])
+            data = bytes(self.buf[:total])
             del self.buf[:total]
             self.last = self.loop.time()
+            out = service.fast(data, "tcp")  # a remembered plain resolution
+            if out is not None:
+                transport.write(out)
+                continue
+            msg = data[c.ENVELOPE_BYTES:]
             out = service.answer(env, msg, "tcp", self.peer, may_block=False)
             if out is None:
                 self.busy = True

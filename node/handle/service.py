@@ -75,7 +75,7 @@ SITE_TTL_SECONDS = 86400
 # messages (AbstractMessage); its resolver refuses an answer whose expiration has passed
 # (HandleResolver: GOT_EXPIRED_MESSAGE), and a signed one cannot be replayed after it.
 ANSWER_LIFETIME_SECONDS = 43200
-# Whole UDP answers remembered by their request's bytes (see HandleService.fast_udp):
+# Whole answers remembered by their request's bytes (see HandleService.fast):
 # at most this many, each at most one datagram plus its key (≈ 1 KiB), so ≈ 8 MiB.
 FAST_ANSWERS_MAX = 8192
 _I32 = struct.Struct(">i")
@@ -227,8 +227,9 @@ class HandleService:
                 self._error_slots[(operation, transport)] = \
                     self._slots[(operation, transport, c.RC_ERROR)]
         self._l1_hit_slot = batched.counter(metrics.l1_hit)
-        self._fast_slots = self._slots[("resolution", "udp", c.RC_SUCCESS)]
-        self._fast_bounds = batched.bounds[self._fast_slots[1]]
+        self._fast_slots = {transport: self._slots[("resolution", transport, c.RC_SUCCESS)]
+                            for transport in HANDLE_TRANSPORTS}
+        self._fast_bounds = batched.bounds[self._fast_slots["udp"][1]]  # all alike
         self._tally = batched.tally
         metrics.before_collect(batched.fold)
 
@@ -246,10 +247,11 @@ class HandleService:
         tally.observe(slots[1], self._batched.bounds[slots[1]],
                       time.perf_counter() - started)
 
-    # --- the raw-bytes UDP fast path --------------------------------------------------
+    # --- the raw-bytes fast path ------------------------------------------------------
 
-    def fast_udp(self, data: bytes) -> bytes | None:
-        """The answer to a whole UDP datagram ``data`` when the same request (every byte
+    def fast(self, data: bytes, transport: str = "udp") -> bytes | None:
+        """The answer to a whole request ``data`` (a UDP datagram, or envelope and
+        message from a TCP stream) when the same request (every byte
         but the session id, request id and expiration) was answered from the same
         current L1 entry before: the remembered answer with this request's ids and a
         fresh expiration patched in. None: not remembered (or no longer current), use
@@ -258,8 +260,9 @@ class HandleService:
         No decoding, no peer string: one dict lookup, the core's coherence and L1 checks
         (the same :meth:`Resolver.cached_public` makes), three slices. Only plain
         resolutions answered by :meth:`_plain` are remembered (never certified, digest,
-        filtered, rate-limited, fragmented or truncated exchanges), so what the general
-        path would do is all a hit can stand for."""
+        filtered, rate-limited, fragmented or truncated exchanges), and only answers
+        that fit one datagram, so what the general path would do is all a hit can stand
+        for, on either transport."""
         started = time.perf_counter()
         hit = self._fast.get(data[:4] + data[12:36] + data[40:])
         if hit is None or self._beacon_read() != self._coherence.applied_sequence:
@@ -275,7 +278,7 @@ class HandleService:
         out = answer[:4] + data[4:12] + answer[12:36] + self._expiration + answer[40:]
         tally = self._tally()
         counts = tally.counts
-        counter, histogram = self._fast_slots
+        counter, histogram = self._fast_slots[transport]
         counts[counter] += 1
         counts[self._l1_hit_slot] += 1
         seconds = time.perf_counter() - started
@@ -287,7 +290,7 @@ class HandleService:
 
     def _remember(self, env: c.Envelope, msg: bytes, text: str, entry: Entry,
                   out: bytes) -> None:
-        """Keep ``out`` for :meth:`fast_udp` under the datagram bytes of ``env`` + ``msg``
+        """Keep ``out`` for :meth:`fast` under the request bytes of ``env`` + ``msg``
         that it depends on (all but the ids and the request's expiration)."""
         if len(out) > c.UDP_PACKET_BYTES:
             return  # sent in fragments: the general path's business
@@ -407,8 +410,8 @@ class HandleService:
             return _NOT_PLAIN if self._admit is None else _ADMITTED
         out = self.frame(env, c.OC_RESOLUTION, c.RC_SUCCESS, op_flags, msg[18], b"", body)
         self._count("resolution", transport, c.RC_SUCCESS, started)
-        if transport == "udp" and entry is not None and self._admit is None \
-                and env.sequence == 0 and env.length == len(msg):
+        if entry is not None and self._admit is None and env.sequence == 0 \
+                and env.length == len(msg) and not env.flags & c.ENV_TRUNCATED:
             self._remember(env, msg, text, entry, out)
         return out
 
