@@ -58,11 +58,12 @@ def request(*, op_flags: int = 0, minor: int = 10) -> tuple[c.Envelope, bytes]:
     return c.Envelope(c.MAJOR_VERSION, minor, 0, 0, 0, 12345, 0, len(msg)), msg
 
 
-def measure(number: int) -> dict[str, float]:
+def measure(number: int, *, metrics: bool = True) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         node = build(load(env={}, overrides={
             "data_dir": tmp, "database_url": "memory:", "grpc_listen": "127.0.0.1:0",
-            "http_listen": "", "handle_listen": "127.0.0.1:0"}))
+            "http_listen": "", "handle_listen": "127.0.0.1:0",
+            "metrics_enabled": metrics}))
         try:
             assert node.handle is not None
             node.registrar.register(ADMIN, HANDLE, [
@@ -105,8 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--number", type=int, default=20_000,
                         help="calls per repetition for the unsigned answers (a hundredth "
                              "of that, at least 50, for the signed ones)")
+    parser.add_argument("--metrics-disabled", action="store_true",
+                        help="build the node with metrics_enabled=false (what metrics cost)")
     args = parser.parse_args(argv)
-    r = measure(args.number)
+    r = measure(args.number, metrics=not args.metrics_disabled)
     print(f"{'answer':<16} {'µs/answer':>10} {'bytes':>6}   (HandleService.answer, "
           "best of 7, thread CPU time)")
     for name in ("remembered", "plain", "digest", "certified 2.10", "certified 2.5"):
