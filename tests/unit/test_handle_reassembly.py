@@ -6,6 +6,8 @@ independent encoder in tests/handle_wire.py; the clock is a variable."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from node.handle import codec as c
 from node.handle.reassembly import Reassembler, Refused
@@ -117,3 +119,28 @@ def test_fragments_that_do_not_fit_are_a_protocol_error_and_drop_the_message(
     assert refused.message
     if damage != "too long":  # refused before the message was looked up
         assert len(r) == 0 and r.reserved == 0
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(st.lists(st.tuples(
+    st.integers(0, 3),  # sender
+    st.integers(0, 2),  # request id
+    st.integers(-1, 6),  # sequence number
+    st.sampled_from([24, 491, 492, 493, 984, 1500, 3000, c.MAX_REQUEST_BYTES + 1]),
+    st.one_of(st.sampled_from([24, 492]), st.integers(0, 600)),  # fragment size
+    st.sampled_from([0, c.ENV_TRUNCATED, c.ENV_COMPRESSED]),
+    st.floats(0, 3)), max_size=60))
+def test_any_fragments_stay_within_the_bounds_and_never_raise(
+        steps: list[tuple[int, int, int, int, int, int, float]]) -> None:
+    clock = Clock()
+    r = Reassembler(clock=clock, per_peer_bytes=4000, total_bytes=9000, timeout_seconds=5)
+    for sender, request_id, sequence, length, size, flags, pause in steps:
+        clock.now += pause
+        env = c.Envelope(2, 10, flags, 0, 0, request_id, sequence, length)
+        got = r.add(env, bytes(size), f"10.0.0.{sender}", 5000)
+        if isinstance(got, tuple):
+            whole, message = got
+            assert len(message) == whole.length == length and not whole.truncated
+        assert r.reserved <= 9000
+        assert all(n <= 4000 for n in r._reserved.values())
+        assert r.reserved == sum(r._reserved.values())
