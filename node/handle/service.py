@@ -7,7 +7,10 @@ A hot resolution is a lookup plus a header patch: the core returns its cached
 :class:`~node.cache.l1.Entry`, whose ``renditions["handle"]`` holds the answer body
 (handle and value records, and the empty credential) encoded the first time this record
 version was asked for over this door; only the 44 bytes of envelope and header are
-packed per request.
+packed per request. A repeated plain resolution is cheaper still: :meth:`HandleService.fast`
+finds the whole answer by the request's bytes and patches the ids and expiration in,
+without decoding anything (docs/ARCHITECTURE.md, "Handle protocol: the hot path").
+Request counts and durations are batched per thread (:mod:`node.observe.batched`).
 
 Two things exist only on this door:
 
@@ -189,8 +192,8 @@ class HandleService:
         self._l1_get = core.resolver.l1.get
         self._monotonic = core.resolver.monotonic
         self._batch(metrics)
-        # The raw-bytes UDP fast path: request bytes (without the ids and expiration) →
-        # (L1 key, the L1 entry answered, the whole encoded answer).
+        # The raw-bytes fast path (UDP and TCP): request bytes without the ids and the
+        # expiration → (L1 key, the L1 entry answered from, the whole encoded answer).
         self._fast: dict[bytes, tuple[str, Entry, bytes]] = {}
         self._expiration = b""
         self._expiration_until = 0.0
@@ -251,14 +254,14 @@ class HandleService:
 
     def fast(self, data: bytes, transport: str = "udp") -> bytes | None:
         """The answer to a whole request ``data`` (a UDP datagram, or envelope and
-        message from a TCP stream) when the same request (every byte
-        but the session id, request id and expiration) was answered from the same
-        current L1 entry before: the remembered answer with this request's ids and a
+        message from a TCP stream) when the same request (every byte but the session
+        id, request id and expiration) was answered from the same current L1 entry
+        before: the remembered answer with this request's ids and a
         fresh expiration patched in. None: not remembered (or no longer current), use
         :meth:`answer`.
 
         No decoding, no peer string: one dict lookup, the core's coherence and L1 checks
-        (the same :meth:`Resolver.cached_public` makes), three slices. Only plain
+        (the same :meth:`Resolver.cached_public` makes), a few slices. Only plain
         resolutions answered by :meth:`_plain` are remembered (never certified, digest,
         filtered, rate-limited, fragmented or truncated exchanges), and only answers
         that fit one datagram, so what the general path would do is all a hit can stand
