@@ -24,7 +24,9 @@ Bounds (every number a constructor argument, defaults below):
 Garbage — a fragment whose sequence number is past the message's end, whose size is not
 the one its position implies, or whose envelope disagrees with the first fragment's
 (length, version, flags) — is a protocol error (RC_PROTOCOL_ERROR): the message is
-dropped and the sender told once. A repeated fragment replaces the earlier copy.
+dropped and the sender told once (by the server, when the refusal is no longer than
+the datagram refused: no reflection amplification). A repeated fragment replaces the
+earlier copy.
 
 Pure: no sockets and an injectable clock, so the bounds are unit-tested.
 """

@@ -263,7 +263,10 @@ class HandleServer:
                 out = self.service.busy(env, data if env.sequence == 0 else b"", "udp")
             else:
                 out = self.service.protocol_error(env, "udp", got.message)
-            self._send_udp(out, addr)
+            if len(out) <= c.ENVELOPE_BYTES + len(data):
+                # Never more bytes than the refused datagram: a spoofed sender address
+                # gains nothing by reflecting refusals off this node.
+                self._send_udp(out, addr)
             return
         self._udp_request(*got, addr)
 

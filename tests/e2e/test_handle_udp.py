@@ -106,6 +106,8 @@ def test_fragments_that_do_not_fit_together_are_a_protocol_error(hnode: Node,
     huge = bytearray(first)
     huge[16:20] = (10_000_000).to_bytes(4, "big")
     assert w.parse_answer(send_all(port, [bytes(huge)])).code == 4
+    # a refusal longer than the datagram refused is not sent (no reflection gain)
+    assert no_answer(port, [w.envelope(1000, request_id=66, flags=w.TC_BIT)])
 
 
 def test_an_incomplete_request_gets_no_answer_and_blocks_no_one(hnode: Node,
