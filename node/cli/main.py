@@ -215,6 +215,10 @@ def resolve(handle: str, target: Target = "127.0.0.1:50051", identity: Identity 
             as_json: Annotated[bool, typer.Option(
                 "--json", help="One line of JSON: the Handle REST values, version, etag "
                                "and the verifying key (gRPC).")] = False,
+            certified: Annotated[bool, typer.Option(
+                "--certified", help="With --protocol handle: ask for a certified answer "
+                                    "and verify its signature with the RSA key the node "
+                                    "publishes in its site info.")] = False,
             ) -> None:
     """Resolve an identifier and print the (verified) record."""
     from idnode.v1 import resolver_pb2, resolver_pb2_grpc
@@ -223,8 +227,12 @@ def resolve(handle: str, target: Target = "127.0.0.1:50051", identity: Identity 
     if protocol not in ("grpc", "handle"):
         _die("--protocol must be grpc or handle")
     if protocol == "handle":
-        _resolve_handle(handle, "127.0.0.1:2641" if target == "127.0.0.1:50051" else target)
+        _resolve_handle(handle, "127.0.0.1:2641" if target == "127.0.0.1:50051" else target,
+                        certified=certified)
         return
+    if certified:
+        _die("--certified is for --protocol handle (gRPC answers are always signed and "
+             "verified)")
 
     with grpc.insecure_channel(target) as channel:
         stub = resolver_pb2_grpc.ResolverStub(channel)
@@ -241,13 +249,14 @@ def resolve(handle: str, target: Target = "127.0.0.1:50051", identity: Identity 
     _print_record(record, response.etag)
 
 
-def _resolve_handle(handle: str, target: str) -> None:
-    """``resolve --protocol handle``: the Handle native protocol (node.handle.client)."""
+def _resolve_handle(handle: str, target: str, *, certified: bool) -> None:
+    """``resolve --protocol handle``: the Handle native protocol (node.handle.client);
+    ``--certified``: the answer's signature verified (a line on stderr says so)."""
     from node.handle.client import HandleClientError, to_json
     from node.handle.client import resolve as handle_resolve
 
     try:
-        name, values = handle_resolve(target, handle)
+        name, values = handle_resolve(target, handle, certified=certified)
     except HandleClientError as exc:
         _die(str(exc), 1)
         raise
@@ -255,6 +264,9 @@ def _resolve_handle(handle: str, target: str) -> None:
         _die(f"cannot reach {target}: {exc}", 1)
         raise
     typer.echo(to_json(name, values))
+    if certified:
+        typer.echo("verified: HS_SIGNED SHA-256 with RSA, the key of the node's site info",
+                   err=True)
 
 
 @app.command(name="verify")

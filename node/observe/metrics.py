@@ -9,10 +9,12 @@ With metrics disabled every child is a no-op with the same interface.
 from __future__ import annotations
 
 import platform
+from collections.abc import Callable
 from typing import Any
 
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics_core import Metric
 
 from node import __version__
 
@@ -62,6 +64,21 @@ class _Noop:
 NOOP = _Noop()
 
 
+class _BeforeCollect:
+    """A collector that exposes nothing and runs hooks when collected."""
+
+    def __init__(self, hooks: list[Callable[[], None]]) -> None:
+        self.hooks = hooks
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> list[Metric]:
+        for hook in self.hooks:
+            hook()
+        return []
+
+
 class Metrics:
     """Every metric the node exposes, registered in ``registry``."""
 
@@ -69,6 +86,10 @@ class Metrics:
         self.enabled = enabled
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
+        # Registered first, so a collection runs the hooks (folding batched updates, see
+        # node.observe.batched) before it reads any metric.
+        self._before_collect: list[Callable[[], None]] = []
+        r.register(_BeforeCollect(self._before_collect))
         self.grpc_requests = Counter(
             "idnode_grpc_requests_total", "gRPC requests handled, by method and status code.",
             ["method", "code"], registry=r)
@@ -186,6 +207,10 @@ class Metrics:
         self.l2_pending = self.l2_pending_invalidations if enabled else NOOP
         self.sign_view = self._child(self.signing_ops, "view")
         self.sign_nonce = self._child(self.signing_ops, "nonce")
+
+    def before_collect(self, hook: Callable[[], None]) -> None:
+        """Run ``hook`` whenever the registry is collected, before any metric is read."""
+        self._before_collect.append(hook)
 
     def _child(self, metric: Any, *labels: str) -> Any:
         return metric.labels(*labels) if self.enabled else NOOP
