@@ -56,6 +56,7 @@ class Measured(Server):
 
     members: list[Server] = field(default_factory=list)
     database: BenchPostgres | None = None
+    readings: list[tuple[float, float]] = field(default_factory=list)  # (nodes, database)
 
     @property
     def targets(self) -> list[str]:
@@ -63,7 +64,18 @@ class Measured(Server):
 
     def cpu(self) -> float:
         own = sum(m.cpu() for m in self.members) if self.members else super().cpu()
-        return own + (self.database.cpu() if self.database is not None else 0.0)
+        database = self.database.cpu() if self.database is not None else 0.0
+        self.readings.append((own, database))
+        return own + database
+
+    def database_share(self) -> float:
+        """The database's part of the CPU of the last measured window (the harness reads
+        ``cpu()`` at the window's start and end)."""
+        if len(self.readings) < 2:
+            return 0.0
+        (n0, d0), (n1, d1) = self.readings[-2], self.readings[-1]
+        total = (n1 - n0) + (d1 - d0)
+        return (d1 - d0) / total if total > 0 else 0.0
 
     def processes(self) -> int:
         return sum(m.processes() for m in self.members) if self.members else \
@@ -99,9 +111,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"load average before: {load_average():.2f}; {pin.describe()}", flush=True)
     rows: list[dict[str, object]] = []
 
-    def keep(label: str, backend: str, run: Run) -> None:
+    def keep(label: str, backend: str, target: Measured, run: Run) -> None:
         rows.append({"measure": label, "backend": backend, "rps": round(run.rps),
                      "cpu_us_per_request": round(run.cpu_us_per_req, 1),
+                     "database_cpu_share": round(target.database_share(), 2),
                      "p50_ms": run.latency.get("p50_ms"), "p99_ms": run.latency.get("p99_ms"),
                      "errors": run.errors, "other_load": run.other_load})
 
@@ -119,8 +132,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                   name=backend)
                 target = measured(backend, [node], pg if backend == "postgresql" else None)
                 bench.seed(node)
-                keep("resolve-miss", backend, bench.load(target, "cold", bench.workload("cold")))
-                keep("register", backend, bench.load(target, "register", Workload(
+                keep("resolve-miss", backend, target,
+                     bench.load(target, "cold", bench.workload("cold")))
+                keep("register", backend, target, bench.load(target, "register", Workload(
                     kind="mixed", ids=a.ids, write_ratio=1.0, authorization=bench.admin[0][1])))
                 group.stop(node.proc)
             # Stateless processes side by side on the (seeded) PostgreSQL store.
@@ -130,18 +144,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             for node in nodes:
                 bench.prime(node)
             for count in (1, 2):
-                keep(f"resolve-hot x{count} node", "postgresql",
-                     bench.load(measured(f"pg x{count}", nodes[:count], pg), "hot",
-                                bench.workload("hot")))
+                group_of = measured(f"pg x{count}", nodes[:count], pg)
+                keep(f"resolve-hot x{count} node", "postgresql", group_of,
+                     bench.load(group_of, "hot", bench.workload("hot")))
         finally:
             pg.close()
     print(f"load average after: {load_average():.2f}")
-    print(f"{'measure':<22} {'backend':<11} {'req/s':>8} {'CPU µs/req':>11} {'p50 ms':>7} "
-          f"{'p99 ms':>7} {'errors':>6}")
+    print(f"{'measure':<22} {'backend':<11} {'req/s':>8} {'CPU µs/req':>11} {'db share':>8} "
+          f"{'p50 ms':>7} {'p99 ms':>7} {'errors':>6}")
     for r in rows:
         print(f"{r['measure']:<22} {r['backend']:<11} {r['rps']:>8,} "
-              f"{r['cpu_us_per_request']:>11} {r['p50_ms'] or 0:>7.2f} {r['p99_ms'] or 0:>7.2f} "
-              f"{r['errors']:>6}")
+              f"{r['cpu_us_per_request']:>11} {r['database_cpu_share']:>8.0%} "
+              f"{r['p50_ms'] or 0:>7.2f} {r['p99_ms'] or 0:>7.2f} {r['errors']:>6}")
     if a.json is not None:
         a.json.write_text(json.dumps(rows, indent=2))
     return 0
