@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from concurrent import futures
@@ -37,9 +38,10 @@ from node.verify import verify
 from registry import stores
 from registry.record import Change, parse_etag
 from registry.views import without_secrets
+from tests import handle_wire as w
 from tests.conftest import ADMIN, ADMIN_SECRET, NODE_PREFIX, Client, NodeFactory
 from tests.http_client import Http
-from tests.servers import http_get, wait_until
+from tests.servers import free_port, http_get, wait_until
 
 ADMIN_IDENTITY = f"300:{NODE_PREFIX}/ADMIN"
 MirrorFactory = Callable[..., Node]
@@ -50,11 +52,12 @@ def mirror_factory(tmp_path: Path) -> Iterator[MirrorFactory]:
     """Mirrors of a primary (its gRPC target), each with its own data directory."""
     made: list[Node] = []
 
-    def make(target: str, name: str = "mirror") -> Node:
+    def make(target: str, name: str = "mirror", **overrides: object) -> Node:
         settings = load(env={}, overrides={
             "data_dir": str(tmp_path / name), "grpc_listen": "127.0.0.1:0",
             "http_listen": "127.0.0.1:0", "handle_listen": "", "node_prefix": NODE_PREFIX,
-            "grpc_threads": 8, "shutdown_grace_seconds": 1, "admin_secret": ADMIN_SECRET})
+            "grpc_threads": 8, "shutdown_grace_seconds": 1, "admin_secret": ADMIN_SECRET,
+            **overrides})
         node = build(settings, mirror=MirrorSource(
             target, identity=ADMIN_IDENTITY, secret=ADMIN_SECRET,
             backoff_initial_seconds=0.05, backoff_max_seconds=0.3))
@@ -126,7 +129,7 @@ def test_a_mirror_follows_registrations_updates_and_deletes_and_resolves_them(
     client = Client(target)
     a = client.register("88.118.8/M-A", ("URL", "https://a/1"), ("DESC", "first"))
     client.register("88.118.8/M-B", ("URL", "https://b"))
-    mirror = mirror_factory(target)
+    mirror = mirror_factory(target, handle_listen="127.0.0.1:0")
     mirror_target = f"127.0.0.1:{mirror.grpc_port}"
     wait_until(lambda: caught_up(mirror, primary), 20, message="mirror never caught up")
     assert resolve(mirror_target, "88.118.8/M-B").values[0].text == "https://b"
@@ -152,6 +155,12 @@ def test_a_mirror_follows_registrations_updates_and_deletes_and_resolves_them(
     assert [v.type for v in resolve(mirror_target, "88.118.8/M-C").values] == ["URL"]
     status, body = Http(mirror.http_port).get("88.118.8/M-A")
     assert status == 200 and body["values"][0]["data"]["value"] == "https://a/2"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:  # the Handle protocol
+        udp.settimeout(5)
+        udp.sendto(w.resolve_request("88.118.8/M-A"), ("127.0.0.1", mirror.handle_udp_port))
+        answer = w.parse_answer(udp.recv(65536))
+    assert answer.code == 1
+    assert [(v.index, v.data) for v in w.parse_values(answer.body)[1]] == [(1, b"https://a/2")]
     assert listed(mirror_target, "88.118.8") == ["88.118.8/M-A", "88.118.8/M-C"]
     assert metric(mirror.http_port, "idnode_mirror_lag_sequences") == 0
     assert metric(mirror.http_port, "idnode_mirror_connected") == 1
@@ -194,6 +203,28 @@ def test_writes_to_a_mirror_are_refused_with_permission_denied(
     assert status == 403 and "read-only mirror" in body["message"]
     assert resolve_code(f"127.0.0.1:{mirror.grpc_port}", "88.118.8/NEW") == \
         grpc.StatusCode.NOT_FOUND
+    client.close()
+
+
+def test_a_mirror_keeps_serving_while_its_primary_is_away_and_reconnects(
+        node_factory: NodeFactory, mirror_factory: MirrorFactory, tmp_path: Path) -> None:
+    port = free_port()
+    listen = f"127.0.0.1:{port}"
+    primary = node_factory(tmp_path / "primary", grpc_listen=listen)
+    Client(listen).register("88.118.8/R-1", ("URL", "https://r1"))
+    mirror = mirror_factory(listen)
+    mirror_target = f"127.0.0.1:{mirror.grpc_port}"
+    wait_until(lambda: caught_up(mirror, primary), 20)
+    primary.stop(0)
+    wait_until(lambda: metric(mirror.http_port, "idnode_mirror_connected") == 0, 20)
+    assert resolve(mirror_target, "88.118.8/R-1").values[0].text == "https://r1"
+    again = node_factory(tmp_path / "primary", grpc_listen=listen)  # same store and port
+    client = Client(listen)
+    client.register("88.118.8/R-2", ("URL", "https://r2"))
+    wait_until(lambda: caught_up(mirror, again), 30, message="the mirror did not reconnect")
+    assert resolve(mirror_target, "88.118.8/R-2").values[0].text == "https://r2"
+    assert metric(mirror.http_port, "idnode_mirror_reconnects_total") >= 1
+    assert metric(mirror.http_port, "idnode_mirror_changes_refused_total") == 0
     client.close()
 
 
