@@ -123,6 +123,8 @@ class Follower:
                       reason=exc.message)
             except OSError as exc:  # TLS files unreadable
                 event(log, "mirror cannot connect", level=logging.ERROR, reason=str(exc))
+            except Exception:  # a bug must not end following for good: log, back off, retry
+                log.exception("mirror follower failed")
             finally:
                 self.metrics.mirror_connected.set(0)
             if applied:
