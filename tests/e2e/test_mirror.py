@@ -42,6 +42,7 @@ from tests import handle_wire as w
 from tests.conftest import ADMIN, ADMIN_SECRET, NODE_PREFIX, Client, NodeFactory
 from tests.http_client import Http
 from tests.servers import free_port, http_get, wait_until
+from tests.tls_certs import CA
 
 ADMIN_IDENTITY = f"300:{NODE_PREFIX}/ADMIN"
 MirrorFactory = Callable[..., Node]
@@ -52,14 +53,14 @@ def mirror_factory(tmp_path: Path) -> Iterator[MirrorFactory]:
     """Mirrors of a primary (its gRPC target), each with its own data directory."""
     made: list[Node] = []
 
-    def make(target: str, name: str = "mirror", **overrides: object) -> Node:
+    def make(target: str, name: str = "mirror", ca_file: str = "", **overrides: object) -> Node:
         settings = load(env={}, overrides={
             "data_dir": str(tmp_path / name), "grpc_listen": "127.0.0.1:0",
             "http_listen": "127.0.0.1:0", "handle_listen": "", "node_prefix": NODE_PREFIX,
             "grpc_threads": 8, "shutdown_grace_seconds": 1, "admin_secret": ADMIN_SECRET,
             **overrides})
         node = build(settings, mirror=MirrorSource(
-            target, identity=ADMIN_IDENTITY, secret=ADMIN_SECRET,
+            target, identity=ADMIN_IDENTITY, secret=ADMIN_SECRET, ca_file=ca_file,
             backoff_initial_seconds=0.05, backoff_max_seconds=0.3))
         node.start()
         made.append(node)
@@ -169,6 +170,27 @@ def test_a_mirror_follows_registrations_updates_and_deletes_and_resolves_them(
     assert mirror.store.meta(POSITION_META) == \
         f"{primary.store.store_id()}:{primary.store.last_sequence()}"
     client.close()
+
+
+def test_a_mirror_follows_a_primary_over_tls(node_factory: NodeFactory,
+                                             mirror_factory: MirrorFactory,
+                                             tmp_path: Path) -> None:
+    ca = CA()
+    server = ca.issue("idnode primary", server=True)
+    server.write(tmp_path / "server.pem", tmp_path / "server.key")
+    (tmp_path / "ca.pem").write_bytes(ca.pem)
+    primary = node_factory(tls_cert_file=str(tmp_path / "server.pem"),
+                           tls_key_file=str(tmp_path / "server.key"))
+    credentials = grpc.ssl_channel_credentials(ca.pem)
+    with grpc.secure_channel(f"localhost:{primary.grpc_port}", credentials) as channel:
+        registry_pb2_grpc.RegistryStub(channel).Register(registry_pb2.RegisterRequest(
+            handle="88.118.8/TLS", values=[record_pb2.Value(index=1, type="URL",
+                                                            text="https://tls")]),
+            metadata=ADMIN, timeout=10)
+    mirror = mirror_factory(f"localhost:{primary.grpc_port}", ca_file=str(tmp_path / "ca.pem"))
+    wait_until(lambda: caught_up(mirror, primary), 20, message="no change arrived over TLS")
+    assert resolve(f"127.0.0.1:{mirror.grpc_port}", "88.118.8/TLS").values[0].text == \
+        "https://tls"
 
 
 def test_writes_to_a_mirror_are_refused_with_permission_denied(
