@@ -251,6 +251,21 @@ class Registrar:
         self.rights.forget([r.key for r in created])
         return created
 
+    def ensure_mirror_admin(self, secret: str) -> bool:
+        """On a mirror: the node admin ``300:<node prefix>/ADMIN`` proved by ``secret``
+        through a row of the principals table, not a record (the mirror's records are
+        its primary's, which carry no HS_SECKEY on the feed, so the row is what counts;
+        a record would be a write the primary never made). Whether it was created (an
+        existing row is kept: the first secret stays until the row is removed)."""
+        identity = admin_identity(self.node_prefix)
+        key = identity_key(identity)
+        if self.store.get_principal(key) is not None:
+            return False
+        check_new_secret(secret)
+        self.store.add_principal(StoredPrincipal(Principal(identity, key),
+                                                 hash_secret(secret), self._now()))
+        return True
+
     def _admin_records(self, prefix: Prefix, secret: str, by: str, now: int, *,
                        admin_exists: bool = False,
                        audit: AuditContext | None = None) -> list[Write]:

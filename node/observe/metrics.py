@@ -31,7 +31,7 @@ GRPC_METHODS = (
 GRPC_CODES = tuple(c.name for c in grpc.StatusCode)
 CACHE_LAYERS = ("l1", "l2", "negative")
 STORE_OPERATIONS = ("get", "write", "list", "changes")
-SIGN_KINDS = ("view", "nonce")
+SIGN_KINDS = ("view", "nonce", "change")
 # The Handle native protocol (node.handle): opcodes answered, transports, response codes.
 HANDLE_OPERATIONS = ("resolution", "get_siteinfo", "other")
 HANDLE_TRANSPORTS = ("tcp", "udp")
@@ -134,7 +134,8 @@ class Metrics:
             "Invalidations that could not reach Redis yet and are being retried.",
             registry=r, multiprocess_mode="sum")
         self.signing_ops = Counter(
-            "idnode_signing_operations_total", "Signatures made, by kind (view, nonce).",
+            "idnode_signing_operations_total",
+            "Signatures made, by kind (view, nonce, change: a signed change-feed entry).",
             ["kind"], registry=r)
         self.store_duration = Histogram(
             "idnode_store_query_duration_seconds", "Store query latency by operation.",
@@ -152,6 +153,7 @@ class Metrics:
         self.followers = Gauge(
             "idnode_sync_followers", "Open WatchChanges streams.", registry=r,
             multiprocess_mode="sum")
+        self._mirror_metrics(r)
         self.identifiers = Gauge(
             "idnode_registry_identifiers", "Identifiers stored.", registry=r,
             multiprocess_mode="max")
@@ -207,6 +209,38 @@ class Metrics:
         self.l2_pending = self.l2_pending_invalidations if enabled else NOOP
         self.sign_view = self._child(self.signing_ops, "view")
         self.sign_nonce = self._child(self.signing_ops, "nonce")
+        self.sign_change = self._child(self.signing_ops, "change")
+
+    def _mirror_metrics(self, r: CollectorRegistry) -> None:
+        """`idnode mirror` (node/mirror.py): following a primary's change feed."""
+        self.mirror_lag_sequences = Gauge(
+            "idnode_mirror_lag_sequences",
+            "How many change-log sequences the mirror's store is behind its primary "
+            "(the primary's newest sequence, as last heard, minus the last one applied).",
+            registry=r, multiprocess_mode="max")
+        self.mirror_lag_seconds = Gauge(
+            "idnode_mirror_lag_seconds",
+            "Age of the newest primary change not yet applied by the mirror (0 when caught "
+            "up).", registry=r, multiprocess_mode="max")
+        self.mirror_sequence = Gauge(
+            "idnode_mirror_applied_sequence",
+            "The primary's change-log sequence the mirror's store has applied up to.",
+            registry=r, multiprocess_mode="max")
+        self.mirror_applied = Counter(
+            "idnode_mirror_changes_applied_total",
+            "Primary changes the mirror verified and applied to its own store.", registry=r)
+        self.mirror_refused = Counter(
+            "idnode_mirror_changes_refused_total",
+            "Primary changes the mirror refused (signature or content check failed); "
+            "nothing after them is applied until a valid change arrives.", registry=r)
+        self.mirror_connected = Gauge(
+            "idnode_mirror_connected",
+            "1 while the mirror's change stream to its primary is open, else 0.",
+            registry=r, multiprocess_mode="max")
+        self.mirror_reconnects = Counter(
+            "idnode_mirror_reconnects_total",
+            "Times the mirror lost its primary's change stream and connected again.",
+            registry=r)
 
     def before_collect(self, hook: Callable[[], None]) -> None:
         """Run ``hook`` whenever the registry is collected, before any metric is read."""
