@@ -104,35 +104,7 @@ class Metrics:
         self.http_requests = Counter(
             "idnode_http_requests_total", "HTTP requests handled, by route and status code.",
             ["route", "code"], registry=r)
-        self.cache_hits = Counter(
-            "idnode_cache_hits_total", "Resolve cache hits by layer.", ["layer"], registry=r)
-        self.cache_misses = Counter(
-            "idnode_cache_misses_total", "Resolve cache misses by layer.", ["layer"], registry=r)
-        self.cache_entries = Gauge(
-            "idnode_cache_l1_entries", "Entries in this process's L1 cache.", registry=r,
-            multiprocess_mode="sum")
-        self.cache_invalidations = Counter(
-            "idnode_cache_invalidations_total",
-            "L1 invalidations applied, by source (local write, change log, redis).",
-            ["source"], registry=r)
-        self.redis_up = Gauge(
-            "idnode_cache_redis_up", "1 when the Redis L2 cache is reachable, 0 when degraded.",
-            registry=r, multiprocess_mode="min")
-        self.redis_errors = Counter(
-            "idnode_cache_redis_errors_total", "Redis operations that failed or timed out.",
-            registry=r)
-        self.l2_corrupt_total = Counter(
-            "idnode_cache_l2_corrupt_total",
-            "Values read from Redis that were not a well-formed entry (treated as misses).",
-            registry=r)
-        self.l2_stale_total = Counter(
-            "idnode_cache_l2_stale_total",
-            "L2 entries refused as older than a known write (on set or on read).",
-            registry=r)
-        self.l2_pending_invalidations = Gauge(
-            "idnode_cache_l2_pending_invalidations",
-            "Invalidations that could not reach Redis yet and are being retried.",
-            registry=r, multiprocess_mode="sum")
+        self._cache_metrics(r)
         self.signing_ops = Counter(
             "idnode_signing_operations_total",
             "Signatures made, by kind (view, nonce, change: a signed change-feed entry).",
@@ -210,6 +182,38 @@ class Metrics:
         self.sign_view = self._child(self.signing_ops, "view")
         self.sign_nonce = self._child(self.signing_ops, "nonce")
         self.sign_change = self._child(self.signing_ops, "change")
+
+    def _cache_metrics(self, r: CollectorRegistry) -> None:
+        """The resolve caches: L1 in process, L2 in Redis."""
+        self.cache_hits = Counter(
+            "idnode_cache_hits_total", "Resolve cache hits by layer.", ["layer"], registry=r)
+        self.cache_misses = Counter(
+            "idnode_cache_misses_total", "Resolve cache misses by layer.", ["layer"], registry=r)
+        self.cache_entries = Gauge(
+            "idnode_cache_l1_entries", "Entries in this process's L1 cache.", registry=r,
+            multiprocess_mode="sum")
+        self.cache_invalidations = Counter(
+            "idnode_cache_invalidations_total",
+            "L1 invalidations applied, by source (local write, change log, redis).",
+            ["source"], registry=r)
+        self.redis_up = Gauge(
+            "idnode_cache_redis_up", "1 when the Redis L2 cache is reachable, 0 when degraded.",
+            registry=r, multiprocess_mode="min")
+        self.redis_errors = Counter(
+            "idnode_cache_redis_errors_total", "Redis operations that failed or timed out.",
+            registry=r)
+        self.l2_corrupt_total = Counter(
+            "idnode_cache_l2_corrupt_total",
+            "Values read from Redis that were not a well-formed entry (treated as misses).",
+            registry=r)
+        self.l2_stale_total = Counter(
+            "idnode_cache_l2_stale_total",
+            "L2 entries refused as older than a known write (on set or on read).",
+            registry=r)
+        self.l2_pending_invalidations = Gauge(
+            "idnode_cache_l2_pending_invalidations",
+            "Invalidations that could not reach Redis yet and are being retried.",
+            registry=r, multiprocess_mode="sum")
 
     def _mirror_metrics(self, r: CollectorRegistry) -> None:
         """`idnode mirror` (node/mirror.py): following a primary's change feed."""
