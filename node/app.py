@@ -291,7 +291,8 @@ def open_reads(settings: Settings, store: Store, metrics: Metrics) -> Reads:
         for n, url in enumerate(read_urls(settings), 1):
             try:
                 replicas.append(stores.open_replica(
-                    url, max_connections=settings.grpc_threads + 4))
+                    url, max_connections=settings.grpc_threads + 4,
+                    statement_timeout_ms=settings.database_read_timeout_ms))
             except IdnodeError as exc:
                 raise StartupError(f"database_read_url: replica {n}: {exc.message}") from None
         return Reads(store, replicas, metrics,

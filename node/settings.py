@@ -52,6 +52,7 @@ class Settings:
     # Read replicas (PostgreSQL streaming standbys) for resolve misses and listings.
     database_read_url: str = field(default="", repr=False)
     database_read_retry_after_ms: int = 1000
+    database_read_timeout_ms: int = 1000
     node_prefix: str = "88.118"
     node_id: str = ""
     workers: int = 1
@@ -233,6 +234,7 @@ def _validate(s: Settings) -> Settings:
         ("redis_floor_ttl_seconds", 10 <= s.redis_floor_ttl_seconds <= 86400),
         ("redis_invalidate_timeout_ms", 1 <= s.redis_invalidate_timeout_ms <= 60000),
         ("database_read_retry_after_ms", 10 <= s.database_read_retry_after_ms <= 600000),
+        ("database_read_timeout_ms", 10 <= s.database_read_timeout_ms <= 60000),
         ("max_batch_handles", 1 <= s.max_batch_handles <= 100),
         ("shutdown_grace_seconds", 0 <= s.shutdown_grace_seconds <= 600),
         ("access_log_sample_ratio", 0.0 <= s.access_log_sample_ratio <= 1.0),

@@ -225,6 +225,10 @@ class Resolver:
                     return entry
                 self.metrics.l2_stale.inc()
             self.metrics.l2_miss.inc()
+        elif self.l2 is not None and self.reads.replicas_in_use:
+            # Private views are not shared through L2, but its floor still tells a
+            # replica what it must have replayed.
+            floor = self.l2.lookup(handle.key, view)[1]
         read_started = self.monotonic()
         # What the store has committed at least up to, read before the record: a "not
         # found" answer is true as of this sequence (the beacon is bumped after commit).

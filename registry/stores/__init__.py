@@ -55,7 +55,8 @@ def open_store(url: str, *, sqlite_synchronous: str = "FULL",
     raise InvalidArgument(f"store URL scheme {scheme!r} is not supported; {_SUPPORTED}")
 
 
-def open_replica(url: str, *, max_connections: int = 16) -> ReplicaReader:
+def open_replica(url: str, *, max_connections: int = 16,
+                 statement_timeout_ms: int = 1_000) -> ReplicaReader:
     """A read-only copy of a PostgreSQL store (a streaming standby) that ``url`` names:
     :class:`~registry.stores.postgres.PostgresReplica`. Opening does not connect (a copy
     that is down now may be up later); only ``postgresql://`` and ``postgres://`` URLs
@@ -64,7 +65,8 @@ def open_replica(url: str, *, max_connections: int = 16) -> ReplicaReader:
     if scheme not in ("postgres", "postgresql") or not url.partition(":")[2].startswith("//"):
         raise InvalidArgument(f"a read replica URL is postgresql://…, not {scheme!r}")
     from registry.stores.postgres import PostgresReplica
-    return PostgresReplica(url, max_connections=max_connections)
+    return PostgresReplica(url, max_connections=max_connections,
+                           statement_timeout_ms=statement_timeout_ms)
 
 
 def _open_sqlite(rest: str, synchronous: str, busy_timeout_ms: int,

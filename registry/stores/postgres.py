@@ -1002,7 +1002,7 @@ class PostgresReplica:
     BACKEND = "postgresql"
 
     def __init__(self, url: str, *, max_connections: int = 16,
-                 connect_timeout_seconds: float = 2.0, statement_timeout_ms: int = 5_000,
+                 connect_timeout_seconds: float = 2.0, statement_timeout_ms: int = 1_000,
                  application_name: str = "idnode-read") -> None:
         if max_connections < 1:
             raise InvalidArgument("a replica pool needs at least one connection")
