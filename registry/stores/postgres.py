@@ -349,9 +349,10 @@ def _decide(conn: psycopg.Connection[Any], application_id: str, state: Applicati
 
 
 def _conninfo(url: str, application_name: str, connect_timeout: float,
-              settings: Sequence[str]) -> str:
+              settings: Sequence[str], **extra: str | int) -> str:
     """The libpq connection string for ``url`` with our server settings (``-c name=value``
-    options) and a bounded connect timeout; InvalidArgument when it does not parse."""
+    options), a bounded connect timeout and ``extra`` libpq parameters (the URL's own
+    win); InvalidArgument when it does not parse."""
     try:
         params = conninfo_to_dict(url)
     except psycopg.ProgrammingError:
@@ -360,6 +361,8 @@ def _conninfo(url: str, application_name: str, connect_timeout: float,
     params.update(options=options, application_name=application_name)
     # libpq's connect_timeout is whole seconds, at least 2.
     params.setdefault("connect_timeout", max(2, round(connect_timeout)))
+    for name, value in extra.items():
+        params.setdefault(name, value)
     return make_conninfo("", **{k: v for k, v in params.items() if v is not None})
 
 
@@ -996,7 +999,9 @@ class PostgresReplica:
     makes the pool keep trying in the background. ``connect_timeout_seconds`` bounds a
     connection attempt and the wait for a free pooled connection; ``statement_timeout_ms``
     any query (a standby may also cancel a query that conflicts with replay: that is one
-    failed read too).
+    failed read too); a host that stops acknowledging fails a read after twice that.
+    A replica *process* that is frozen while its host still acknowledges (SIGSTOP) holds
+    the reads that reached it until it resumes: neither bound can end them.
     """
 
     BACKEND = "postgresql"
@@ -1007,10 +1012,13 @@ class PostgresReplica:
         if max_connections < 1:
             raise InvalidArgument("a replica pool needs at least one connection")
         self._closed = False
+        # tcp_user_timeout: a replica host that stops acknowledging (a network partition,
+        # a paused machine) fails the read after twice the statement timeout instead of
+        # holding it for as long as TCP retransmits.
         self._conninfo = _conninfo(url, application_name, connect_timeout_seconds, [
             f"-c statement_timeout={int(statement_timeout_ms)}",
             "-c default_transaction_read_only=on",
-        ])
+        ], tcp_user_timeout=2 * int(statement_timeout_ms))
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = ConnectionPool(
             self._conninfo, min_size=1, max_size=max_connections,
             kwargs={"autocommit": True}, timeout=max(connect_timeout_seconds, 0.1),
