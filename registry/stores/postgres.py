@@ -23,8 +23,9 @@ bulk imports take it once per chunk. Reads never wait for it (MVCC).
 
 **Waiting for changes** uses ``LISTEN idnode_changes``: a trigger on ``changes`` (migration
 0002) notifies at commit, one listener connection per store object wakes every waiter.
-While that connection is down, waiters poll every 50 ms; while it is up they still look
-once a second, so a lost notification costs at most that.
+While that connection is down, waiters poll every 50 ms; while it is up they ask the
+database only after a notification, and once a second in case one was lost (so idle
+followers, which wait in 50 ms slices, cost no queries).
 
 **Failures** are translated in one place, :func:`_translate`, applied to every public
 method by :func:`_errors_mapped`: a database that cannot be reached, is shutting down,
@@ -454,6 +455,10 @@ class PostgresStore:
         self._local = threading.local()
         self._changed = threading.Condition()
         self._generation = 0
+        # The last look at the counter while listening: (generation, sequence, when).
+        # Until a notification (or the listener reconnecting) moves the generation,
+        # nothing new has committed, so waiters need not ask the database again.
+        self._looked: tuple[int, int, float] | None = None
         self._listener: threading.Thread | None = None
         self._listening = False
         self._listener_lock = threading.Lock()
@@ -769,13 +774,18 @@ class PostgresStore:
 
     def wait_for_changes(self, after_sequence: int, timeout_seconds: float) -> bool:
         """Woken by LISTEN/NOTIFY (commits by any process) and at once by commits through
-        this object; polls every 50 ms while the listener is reconnecting."""
+        this object; polls every 50 ms while the listener is reconnecting.
+
+        While listening, the database is asked only after a notification (or once a
+        second, in case one was lost): waiters that find the generation where the last
+        look left it know nothing has committed since, so idle followers (which call
+        this in short slices) cost no queries."""
         deadline = time.monotonic() + max(timeout_seconds, 0.0)
         self._start_listener()
         while True:
             with self._changed:
                 generation = self._generation
-            if self.last_sequence() > after_sequence:
+            if self._committed_since_look(generation) > after_sequence:
                 return True
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -784,6 +794,19 @@ class PostgresStore:
             with self._changed:
                 if self._generation == generation and not self._closed:
                     self._changed.wait(min(poll, remaining))
+
+    def _committed_since_look(self, generation: int) -> int:
+        """The highest committed sequence, from the last look when no notification came
+        since (and it is under a second old), else from the database."""
+        looked = self._looked
+        now = time.monotonic()
+        if (looked is not None and looked[0] == generation and self._listening
+                and now - looked[2] < _POLL_WITH_LISTENER):
+            return looked[1]
+        listening = self._listening  # before the query: a commit after it notifies
+        sequence = self.last_sequence()
+        self._looked = (generation, sequence, now) if listening else None
+        return sequence
 
     def _wake(self) -> None:
         with self._changed:

@@ -49,3 +49,40 @@ def test_a_waiting_follower_wakes_on_notify_with_polling_an_hour_apart(
     finally:
         writer.close()
         follower.close()
+
+
+class CountingStore(PostgresStore):
+    """Counts how often the highest committed sequence is asked of the database."""
+
+    looks = 0
+
+    def last_sequence(self) -> int:
+        self.looks += 1
+        return super().last_sequence()
+
+
+def test_an_idle_follower_asks_the_database_only_after_a_notification(
+        pg_database: Callable[[], str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A follower waits in short slices (node.service.follow); while nothing commits,
+    the slices cost no queries, and the first commit (another process's) is seen."""
+    monkeypatch.setattr(pg, "_POLL_WITH_LISTENER", HOUR)
+    url = pg_database()
+    follower = CountingStore(url)
+    writer = PostgresStore(url)
+    try:
+        last = follower.last_sequence()
+        follower.wait_for_changes(last, 0.01)  # starts the listener
+        wait_until(lambda: follower._listening, message="the follower never listened")
+        assert not follower.wait_for_changes(last, 0.01)  # one look while listening
+        before = follower.looks
+        for _ in range(20):
+            assert not follower.wait_for_changes(last, 0.01)
+        assert follower.looks == before
+        writer.apply(Write(Operation.REGISTER, Handle.parse("88.118.8/SEEN"),
+                           (Value(1, "URL", "https://example.com/s"),),
+                           Precondition(absent=True), "tester"), NOW)
+        assert follower.wait_for_changes(last, 30.0)
+        assert follower.looks > before
+    finally:
+        writer.close()
+        follower.close()
