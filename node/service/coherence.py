@@ -10,6 +10,7 @@ left behind is recognised as old.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -19,6 +20,7 @@ from node.cache.beacon import Beacon
 from node.cache.l1 import L1Cache
 from node.cache.l2 import SharedCache
 from node.observe.metrics import Metrics
+from registry.errors import IdnodeError
 from registry.store import Store
 
 # When the change log moved by more than this since L1 last looked, dropping the whole
@@ -52,10 +54,11 @@ class Coherence:
         self.applied_sequence = beacon.read()
         self.recent: OrderedDict[str, int] = OrderedDict()  # O(1) eviction of the oldest
         # What replica reads must have replayed (node.service.reads): the highest
-        # sequence this process has written or heard of, and the highest sequence that
-        # left ``recent`` (a key not in it was last written at or below that, if ever).
-        self.known_sequence = self.applied_sequence
-        self.forgotten_sequence = 0
+        # sequence this process has written or heard of, and the highest sequence of a
+        # write it knows happened but not to which key — whatever left ``recent``, and
+        # everything committed before it started (it could not hear of those).
+        self.forgotten_sequence = store.last_sequence()
+        self.known_sequence = max(self.applied_sequence, self.forgotten_sequence)
         self._recent_lock = threading.Lock()
         self._catch_up_lock = threading.Lock()
 
@@ -86,8 +89,12 @@ class Coherence:
         self.metrics.cache_invalidations.labels("redis").inc()
 
     def resync(self) -> None:
-        """Invalidations may have been missed (Redis was unreachable): drop L1."""
+        """Invalidations may have been missed (Redis was unreachable): drop L1, and count
+        every write committed until now as known, though not to which key (a replica
+        must have replayed them)."""
         self._clear()
+        with contextlib.suppress(IdnodeError):
+            self._forget_all(self.store.last_sequence())
 
     def _forget(self, keys: Sequence[str]) -> None:
         for derived in self.derived:

@@ -250,3 +250,17 @@ def test_a_write_this_process_forgot_still_bounds_what_a_copy_may_answer(
     coherence.remote_invalidate("88.118.8/d", 9)
     assert coherence.known_sequence == 9 and coherence.required_sequence("88.118.8/d") == 9
     assert coherence.required_sequence("88.118.8/c") == 7  # "c" left for "d"
+
+
+def test_writes_before_the_process_started_or_while_it_was_deaf_bound_a_copy(
+        store: MemoryStore) -> None:
+    """It never heard which keys they touched, but it knows they were committed."""
+    registrar = Registrar(store, Prefix.parse("88.118"))
+    first = registrar.register(ADMIN, "88.118.8/A", [Value(1, "URL", "one")])
+    coherence = Coherence(store, L1Cache(0, 0), Beacon(None), Metrics(enabled=False))
+    assert coherence.required_sequence("88.118.8/a") == first.sequence
+    assert coherence.known_sequence == first.sequence
+    missed = registrar.register(ADMIN, "88.118.8/B", [Value(1, "URL", "b")])
+    coherence.resync()  # the Redis subscription was lost and is back
+    assert coherence.required_sequence("88.118.8/b") == missed.sequence
+    assert coherence.known_sequence == missed.sequence
