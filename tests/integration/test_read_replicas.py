@@ -142,6 +142,33 @@ def test_a_write_is_never_read_older_through_the_writing_node_while_replay_is_pa
         client.close()
 
 
+def test_a_node_started_next_to_a_stuck_replica_never_serves_what_it_did_not_hear_of(
+        node_factory: NodeFactory, pair: Pair, urls: tuple[str, str]) -> None:
+    """Writes made before a node started are unknown to it key by key, but it knows they
+    were committed: a replica that has not replayed them is not used for any key."""
+    standby = pair[1]
+    writer = node_factory(database_url=urls[0])
+    writing = Client(f"127.0.0.1:{writer.grpc_port}")
+    handle = "88.118.8/BEFORE-START"
+    try:
+        etag = writing.register(handle, ("URL", "https://example.com/0")).etag
+        standby.wait_replayed()
+        standby.pause_replay()
+        try:
+            ack = update(writing, handle, etag, "https://example.com/1")
+            node = replicated_node(node_factory, urls)  # no Redis: hears of nothing
+            client = Client(f"127.0.0.1:{node.grpc_port}")
+            try:
+                assert resolve_version(client, handle) == (ack.version, ack.etag)
+                assert fallbacks(node, "lagging") == 1
+            finally:
+                client.close()
+        finally:
+            standby.resume_replay()
+    finally:
+        writing.close()
+
+
 def test_a_stopped_replica_costs_clients_nothing_and_is_used_again_once_back(
         node_factory: NodeFactory, pair: Pair, urls: tuple[str, str]) -> None:
     standby = pair[1]
