@@ -15,15 +15,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from typer.testing import CliRunner
 
 from idnode.v1 import registry_pb2
 from node.app import Node
+from node.cli.main import app as cli_app
 from registry.identifier import Handle
+from registry.record import Operation, Precondition, Write
 from registry.stores.postgres import PostgresReplica, PostgresStore
+from registry.values import Value
 from tests.conftest import ADMIN, Client, NodeFactory
 from tests.integration.helpers import resolve_version, sample, update, wait_until
 from tests.pg_server import PostgresServer, StandbyServer, start_pair
-from tests.servers import RedisServer
+from tests.servers import RedisServer, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -269,3 +273,31 @@ def test_three_nodes_on_a_primary_and_standby_never_answer_stale(
     assert sum(reads(n, "replica") for n in nodes) > 0
     assert sum(fallbacks(n, "lagging") for n in nodes) > 0
     assert sum(fallbacks(n, "unavailable") for n in nodes) == 0
+
+
+def test_db_status_says_how_far_each_replica_has_replayed_or_why_it_is_not_used(
+        pair: Pair, urls: tuple[str, str]) -> None:
+    primary, standby = pair
+    other = primary.create_database()
+    try:
+        PostgresStore(other).close()
+        store = PostgresStore(urls[0])
+        store.apply(Write(Operation.REGISTER, Handle.parse("88.118.8/STATUS"),
+                          (Value(1, "URL", "https://example.com/s"),),
+                          Precondition(absent=True), "tester"), 1_700_000_000)
+        last = store.last_sequence()
+        store.close()
+        standby.wait_replayed()
+        dead = f"postgresql://u:pw-Secret-1@127.0.0.1:{free_port()}/idnode"
+        result = CliRunner().invoke(cli_app, ["db", "status"], env={
+            "IDNODE_DATABASE_URL": urls[0],
+            "IDNODE_DATABASE_READ_URL": ",".join([urls[1], standby.url_of(other), dead]),
+            "COLUMNS": "200"})
+        assert result.exit_code == 0, result.output
+        lines = result.output.splitlines()
+        assert f"replica 1:      replayed sequence {last}, 0 behind the primary" in lines
+        assert "replica 2:      serves another store" in result.output
+        assert "replica 3:      the store is unavailable" in result.output
+        assert "pw-Secret-1" not in result.output and "127.0.0.1" not in result.output
+    finally:
+        primary.drop_database(other)
