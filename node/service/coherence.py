@@ -51,13 +51,19 @@ class Coherence:
         self.l2 = l2
         self.beacon = beacon
         self.metrics = metrics
+        # Nothing is cached yet, so nothing committed before now needs dropping: start
+        # at the store's newest sequence. The beacon is raised to it too, or an
+        # in-process beacon (or a new beacon file) reading 0 would make the first
+        # catch-up replay the whole log, dropping every remembered credential and L1.
+        started_at = store.last_sequence()
+        beacon.bump(started_at)
         self.applied_sequence = beacon.read()
         self.recent: OrderedDict[str, int] = OrderedDict()  # O(1) eviction of the oldest
         # What replica reads must have replayed (node.service.reads): the highest
         # sequence this process has written or heard of, and the highest sequence of a
         # write it knows happened but not to which key — whatever left ``recent``, and
         # everything committed before it started (it could not hear of those).
-        self.forgotten_sequence = store.last_sequence()
+        self.forgotten_sequence = started_at
         self.known_sequence = max(self.applied_sequence, self.forgotten_sequence)
         self._recent_lock = threading.Lock()
         self._catch_up_lock = threading.Lock()
