@@ -32,6 +32,7 @@ from node.handle.server import HandleServer  # Handle protocol door
 from node.handle.service import SITE_SERIAL, HandleService, site_record
 from node.observe.logs import configure, event
 from node.observe.metrics import Metrics
+from node.rpc.mirror import Follower, MirrorSource
 from node.rpc.server import SERVICES, Services, add_port, build_server
 from node.security.auth import Authenticator
 from node.security.certificates import CertificatePrincipals, Credentials
@@ -44,12 +45,14 @@ from node.service.audit import Audit, RefusalRecorder
 from node.service.coherence import Coherence
 from node.service.core import Core
 from node.service.follow import Follow
+from node.service.mirror import Mirror
+from node.service.reads import KnownListing, Reads
 from node.service.resolve import Resolver
 from node.service.templates import Templates
 from node.service.tokens import Tokens
 from node.service.views import ViewSigner
 from node.service.writes import Writes
-from node.settings import Settings
+from node.settings import Settings, read_urls
 from node.web.app import Endpoints, Routes, build_app
 from node.web.handles import HandleApi
 from node.web.openapi import OpenApi
@@ -61,7 +64,7 @@ from registry.access.principals import Principal
 from registry.access.rights import prefix_handle
 from registry.errors import IdnodeError
 from registry.registrar import Registrar
-from registry.store import SchemaStore, Store
+from registry.store import ReplicaReader, SchemaStore, Store
 
 log = logging.getLogger("idnode.node")
 
@@ -90,6 +93,8 @@ class Node:
     l2: RedisL2 | None = None
     handle: HandleServer | None = None  # the Handle protocol door (RFC 3652, TCP+UDP)
     tls: TlsFiles | None = None  # the certificate pair of the gRPC and HTTP doors
+    follower: Follower | None = None  # `idnode mirror`: following the primary's changes
+    reads: Reads | None = None  # where misses and listings read (read replicas)
     _stopped: bool = field(default=False, repr=False)
     _halt: threading.Event = field(default_factory=threading.Event, repr=False)
     _watchdog: threading.Thread | None = field(default=None, repr=False)
@@ -129,6 +134,8 @@ class Node:
             self.handle.start()
         if self.tls is not None:
             self.tls.start()
+        if self.follower is not None:
+            self.follower.start()
         self._refresh_gauges()
         self._set_health(True)
         self._watchdog = threading.Thread(target=self._watch_store, name="store-watchdog",
@@ -142,7 +149,10 @@ class Node:
         counts = self.store.counts()
         self.metrics.identifiers.set(counts.identifiers)
         self.metrics.prefixes.set(counts.prefixes)
-        self.metrics.changelog_sequence.set(self.store.last_sequence())
+        last = self.store.last_sequence()
+        self.metrics.changelog_sequence.set(last)
+        if self.reads is not None:
+            self.metrics.replica_lag.set(self.reads.max_lag(last))
         self.metrics.cache_entries.set(len(self.resolver.l1))
 
     def _set_health(self, serving: bool) -> None:
@@ -190,6 +200,8 @@ class Node:
         if self.tls is not None:
             self.tls.stop()
         self.health.enter_graceful_shutdown()
+        if self.follower is not None:
+            self.follower.stop()
         self.services.stop_followers()
         grace = self.settings.shutdown_grace_seconds if grace_seconds is None else grace_seconds
         if self.handle is not None:  # Handle protocol door: stop receiving, drain workers
@@ -204,6 +216,8 @@ class Node:
             self.l2.close()
         if self.core.audit.recorder is not None:
             self.core.audit.recorder.close()  # refusals still queued, before the store goes
+        if self.reads is not None:
+            self.reads.close()
         self.store.close()
         self.beacon.close()
 
@@ -275,10 +289,34 @@ def open_store(settings: Settings) -> tuple[Store, Beacon]:
     return store, beacon
 
 
+def open_reads(settings: Settings, store: Store, metrics: Metrics) -> Reads:
+    """Where resolve misses and listings read: ``store`` and the read replicas
+    ``database_read_url`` names (none is connected yet: a replica that is down at start
+    is probed in the background, node.service.reads)."""
+    replicas: list[ReplicaReader] = []
+    try:
+        for n, url in enumerate(read_urls(settings), 1):
+            try:
+                replicas.append(stores.open_replica(
+                    url, max_connections=settings.grpc_threads + 4,
+                    statement_timeout_ms=settings.database_read_timeout_ms))
+            except IdnodeError as exc:
+                raise StartupError(f"database_read_url: replica {n}: {exc.message}") from None
+        return Reads(store, replicas, metrics,
+                     retry_after_seconds=settings.database_read_retry_after_ms / 1000)
+    except BaseException:
+        for replica in replicas:
+            replica.close()
+        raise
+
+
 def assemble_core(settings: Settings, store: Store, beacon: Beacon, keys: KeyRing,
                   registrar: Registrar, metrics: Metrics, l1: L1Cache,
-                  l2: RedisL2 | None) -> tuple[Core, Coherence, Authenticator]:
-    """The application core every front door calls (node.service), from its parts."""
+                  l2: RedisL2 | None, reads: Reads | None = None, *,
+                  read_only: str = "") -> tuple[Core, Coherence, Authenticator]:
+    """The application core every front door calls (node.service), from its parts.
+    ``reads`` routes resolve misses and listings (read replicas; None: the store);
+    ``read_only`` (a mirror) refuses every write with that message."""
     auth = Authenticator(registrar.credential, hash_threads=settings.auth_hash_threads,
                          queue=settings.auth_queue,
                          max_failures=settings.auth_max_failures,
@@ -291,18 +329,23 @@ def assemble_core(settings: Settings, store: Store, beacon: Beacon, keys: KeyRin
                        resign_before_expiry_seconds=settings.resign_before_expiry_seconds,
                        l1_max_ttl_seconds=settings.l1_max_ttl_seconds)
     resolver = Resolver(store, registrar, coherence, views, metrics,
-                        negative_ttl_seconds=settings.negative_ttl_seconds)
+                        negative_ttl_seconds=settings.negative_ttl_seconds, reads=reads)
+    if reads is not None:
+        # A listing includes every write this process knows of (read-your-writes).
+        registrar.listing = KnownListing(reads, lambda: coherence.known_sequence)
     certificates = None
     if settings.tls_client_ca_file:
         certificates = CertificatePrincipals(store.get, _certified_principal)
     credentials = Credentials(auth, certificates)
     admission = Admission(credentials, rate_limits(settings, metrics),
-                          remembered=auth.remembered)
+                          remembered=auth.remembered, read_only=read_only)
     recorder = RefusalRecorder(store, metrics)
     writes = Writes(registrar, coherence, credentials, metrics, recorder, admission=admission)
     follow = Follow(store, registrar.policy, credentials, metrics, admission=admission)
+    tokens = Tokens(store, registrar, credentials)
+    tokens.writable = admission.writable
     core = Core(registrar, resolver, writes, follow, credentials, keys,
-                tokens=Tokens(store, registrar, credentials),
+                tokens=tokens,
                 max_batch_handles=settings.max_batch_handles, admission=admission,
                 applications=Applications(registrar, writes, credentials, store),
                 audit=Audit(store, registrar.policy, credentials, recorder),
@@ -378,12 +421,31 @@ def build_http(node: Node, settings: Settings, exposed: CollectorRegistry) -> No
         raise StartupError(f"setting http_listen/metrics_listen: {exc.strerror}") from None
 
 
+def ensure_admin(settings: Settings, registrar: Registrar, coherence: Coherence, *,
+                 mirror: bool = False) -> None:
+    """Create the node admin from ``admin_secret`` when it does not exist yet (on a
+    mirror as a principals row: its records are the primary's)."""
+    if mirror:
+        if settings.admin_secret and registrar.ensure_mirror_admin(settings.admin_secret):
+            event(log, "mirror node admin created", principal=f"300:{settings.node_prefix}/ADMIN")
+        return
+    if settings.admin_secret:
+        created = registrar.ensure_node_admin(settings.admin_secret)
+        if created:
+            coherence.invalidate_many([(r.key, r.sequence) for r in created])
+            event(log, "node admin created", principal=f"300:{settings.node_prefix}/ADMIN")
+
+
 def build(settings: Settings, *, reuse_port: bool = False,
-          metrics_dir: str | None = None) -> Node:
+          metrics_dir: str | None = None, mirror: MirrorSource | None = None) -> Node:
     """Assemble a node from settings (it is not started).
 
     ``metrics_dir`` is set by the ``--workers`` supervisor: every worker then writes its
-    metrics there and the HTTP side exposes the sum over all workers.
+    metrics there and the HTTP side exposes the sum over all workers. ``mirror`` makes a
+    read-only mirror of that primary (`idnode mirror`, node/service/mirror.py): writes are
+    refused (ReadOnly: PERMISSION_DENIED, HTTP 403), the store follows the primary's
+    change feed, and ``admin_secret`` makes a node admin of the mirror's own (a principals
+    row, never a record: the records are the primary's).
     """
     tls = open_tls(settings)  # first: bad TLS files stop the start before anything opens
     with ExitStack() as cleanup:  # undone in reverse order if any step fails
@@ -407,13 +469,12 @@ def build(settings: Settings, *, reuse_port: bool = False,
                          floor_ttl_seconds=settings.redis_floor_ttl_seconds,
                          invalidate_timeout_ms=settings.redis_invalidate_timeout_ms)
             cleanup.callback(l2.close)
+        read_only = (f"this node is a read-only mirror of {mirror.target}: send writes to "
+                     "the primary" if mirror is not None else "")
+        reads = cleanup.enter_context(contextlib.closing(open_reads(settings, store, metrics)))
         core, coherence, auth = assemble_core(settings, store, beacon, keys, registrar, metrics,
-                                              l1, l2)
-        if settings.admin_secret:
-            created = registrar.ensure_node_admin(settings.admin_secret)
-            if created:
-                coherence.invalidate_many([(r.key, r.sequence) for r in created])
-                event(log, "node admin created", principal=f"300:{settings.node_prefix}/ADMIN")
+                                              l1, l2, reads, read_only=read_only)
+        ensure_admin(settings, registrar, coherence, mirror=mirror is not None)
         require_certificates = settings.grpc_tls_client_auth == "require"
         services = Services(core, metrics,
                             access_log_sample_ratio=settings.access_log_sample_ratio,
@@ -429,9 +490,12 @@ def build(settings: Settings, *, reuse_port: bool = False,
         if port == 0:
             raise StartupError(f"setting grpc_listen: cannot listen on {settings.grpc_listen}")
         node = Node(settings, store, keys, registrar, core.resolver, core, services, metrics,
-                    beacon, server, health_servicer, port, auth=auth, l2=l2, tls=tls)
+                    beacon, server, health_servicer, port, auth=auth, l2=l2, tls=tls,
+                    reads=reads)
         if tls is not None:
             cleanup.callback(tls.stop)
+        if mirror is not None:
+            node.follower = Follower(mirror, Mirror(store, coherence, metrics))
         # --- Handle protocol door (RFC 3652 on TCP and UDP) ---
         if settings.handle_listen:
             node.handle = build_handle(settings, core, metrics, reuse_port=reuse_port)
@@ -518,10 +582,10 @@ def tune_gc() -> None:
 
 
 def serve(settings: Settings, *, reuse_port: bool = False, worker: int = 0,
-          metrics_dir: str | None = None) -> None:
-    """Run one node process until SIGTERM or SIGINT."""
+          metrics_dir: str | None = None, mirror: MirrorSource | None = None) -> None:
+    """Run one node process (a mirror of ``mirror``) until SIGTERM or SIGINT."""
     configure(settings.log_format, settings.log_level)
-    node = build(settings, reuse_port=reuse_port, metrics_dir=metrics_dir)
+    node = build(settings, reuse_port=reuse_port, metrics_dir=metrics_dir, mirror=mirror)
     tune_gc()
     node.start()
     event(log, "serving", grpc=f"{settings.grpc_listen.rpartition(':')[0]}:{node.grpc_port}",

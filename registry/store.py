@@ -26,6 +26,7 @@ path), and a duplicate key is :class:`~registry.errors.AlreadyExists`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -143,6 +144,49 @@ class ChangeLog(Protocol):
         already is. Lets a follower wait without a busy loop; backends that cannot be
         notified poll briefly (SQLite: writes in other processes are only seen by polling).
         """
+        ...
+
+
+class KeyListing(Protocol):
+    """Where listings read (:meth:`RecordStore.list_keys`): the store itself, or
+    something the node puts in front of it (a replica that has replayed enough)."""
+
+    def list_keys(self, prefix_key: str, after_key: str, limit: int) -> list[tuple[str, str]]:
+        ...
+
+
+class ReplicaReader(Protocol):
+    """A read-only copy of a store (a PostgreSQL streaming standby) that says, with every
+    answer, how far it has replayed the change log.
+
+    The sequence comes from the same snapshot as the rows, so an answer with sequence
+    ``s`` reflects every write up to ``s`` and none after it: the caller decides whether
+    that is recent enough (read-your-writes) and reads the primary otherwise. Every
+    method raises Unavailable when the copy cannot answer.
+    """
+
+    def store_id(self) -> str:
+        """The id of the store this is a copy of (must be the primary's)."""
+        ...
+
+    def replayed_sequence(self) -> int:
+        """The highest change-log sequence the copy has replayed."""
+        ...
+
+    def get_replayed(self, key: str) -> tuple[int, Record | None]:
+        """The replayed sequence and :meth:`RecordStore.get`, in one snapshot."""
+        ...
+
+    def list_keys_replayed(self, prefix_key: str, after_key: str,
+                           limit: int) -> tuple[int, list[tuple[str, str]]]:
+        """The replayed sequence and :meth:`RecordStore.list_keys`, in one snapshot."""
+        ...
+
+    def reset(self) -> None:
+        """Drop connections that may be broken (before probing a copy that failed)."""
+        ...
+
+    def close(self) -> None:
         ...
 
 
@@ -284,6 +328,12 @@ class UnitOfWork(Protocol):
         commits together with the allocation it makes)."""
         ...
 
+    def set_meta(self, name: str, value: str) -> None:
+        """Set a fact about the store (the ``meta`` table) inside the unit, e.g. a
+        mirror's position in its primary's change log, so that it commits with the
+        changes it counts (:func:`check_meta_name` says which names may be set)."""
+        ...
+
 class Store(RecordStore, ChangeLog, AccessStore, TokenStore, ApplicationStore, AuditLog,
             TemplateStore,
             Protocol):
@@ -309,6 +359,10 @@ class Store(RecordStore, ChangeLog, AccessStore, TokenStore, ApplicationStore, A
         re-entrant: opening one inside another in the same thread raises RuntimeError.
         Changes become visible to readers and followers only at commit.
         """
+        ...
+
+    def meta(self, name: str) -> str | None:
+        """A fact set by :meth:`UnitOfWork.set_meta` (None when never set)."""
         ...
 
     def close(self) -> None:
@@ -374,6 +428,14 @@ def check_precondition(current: Record | None, write: Write) -> None:
         raise StaleEtag(
             f"etag is stale: {name} was changed since (now version {current.version}, "
             f"etag {current.etag})")
+
+
+def check_meta_name(name: str) -> str:
+    """``name`` when a unit of work may set it: 1-64 characters of ``[a-z0-9_.:-]``, and
+    never ``store_id`` (the store's identity is made once, by its migration)."""
+    if name == "store_id" or re.fullmatch(r"[a-z0-9_.:-]{1,64}", name) is None:
+        raise InvalidArgument(f"{name!r} is not a name a store fact may be set under")
+    return name
 
 
 def replay_application(new: Application, stored: Application) -> Application:
