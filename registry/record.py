@@ -167,8 +167,22 @@ def value_from_json(item: list[object]) -> Value:
                  Permissions.from_bits(int(str(bits))))
 
 
+# The text of a JSON string, as _ENCODER writes it (json's C encoder, no ASCII escaping).
+_quote = json.encoder.encode_basestring
+
+
 def values_to_json(values: tuple[Value, ...]) -> str:
-    return _ENCODER.encode([value_to_json(v) for v in values])
+    """The snapshot; text values (nearly all of them) are written directly, in exactly
+    the bytes _ENCODER would write, without building their arrays first."""
+    parts = []
+    for v in values:
+        data = v.data
+        if type(data) is str:
+            parts.append(f"[{v.index},{_quote(v.type)},{v.ttl},{v.timestamp},"
+                         f"{v.permissions.to_bits()},\"s\",{_quote(data)}]")
+        else:
+            parts.append(_ENCODER.encode(value_to_json(v)))
+    return "[" + ",".join(parts) + "]"
 
 
 def values_from_json(text: str) -> tuple[Value, ...]:

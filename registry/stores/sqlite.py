@@ -73,7 +73,7 @@ from registry.stores.application_rows import (
     application_from_row,
     application_row,
 )
-from registry.stores.value_codec import decode_value, encode_value
+from registry.stores.value_codec import KIND_TEXT, decode_value, encode_value
 from registry.templates import Template
 from registry.values import Permissions, Value
 
@@ -228,6 +228,10 @@ _INSERT_AUDIT = ("INSERT INTO audit (at, principal, principal_key, action, targe
 
 def _value_row(key: str, v: Value) -> tuple[object, ...]:
     """One record_values row; both write paths insert exactly these columns."""
+    data = v.data
+    if type(data) is str:  # encode_value's text case, without the call
+        return (key, v.index, v.type, KIND_TEXT, data.encode("utf-8"), v.ttl, v.timestamp,
+                v.permissions.to_bits())
     return (key, v.index, v.type, *encode_value(v), v.ttl, v.timestamp, v.permissions.to_bits())
 
 
