@@ -28,7 +28,7 @@ How an import runs
   rejects file and is not sent. Value limits are checked by the node (its reason is
   mapped back to the column), or locally by ``--dry-run``. Good rows go to the node in
   messages of up to 500 rows, ``--chunk-rows`` rows (default and maximum 10,000) per
-  call, two calls in flight.
+  call, one call at a time while the next chunk is read and built.
 * **Checkpoint.** After each call is acknowledged, in file order, the checkpoint
   (``FILE.idnode-checkpoint.json`` beside the input, or ``--checkpoint PATH``) records
   the input's identity (path, size, mtime, SHA-256 of the first MB), a digest of the
@@ -85,13 +85,13 @@ import grpc
 import typer
 
 from idnode.v1 import record_pb2, registry_pb2, resolver_pb2
-from node.cli.options import Identity, Secret, Target, Token
+from node.cli.options import ClientConfig, Identity, Secret, Target, Token
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 MAX_CHUNK_ROWS = 10_000  # the node reports at most 10,000 failures per call
 ROWS_PER_MESSAGE = 500
 CHARS_PER_MESSAGE = 1_000_000  # x3 bytes at most: under the node's 4 MB message limit
-IN_FLIGHT = 2
+IN_FLIGHT = 1  # calls at the node at once; the next chunk is built meanwhile
 BATCH_RESOLVE = 100
 HEAD_BYTES = 1 << 20
 CHECKPOINT_VERSION = 1
@@ -912,14 +912,19 @@ class Importer:
                                                      metadata=self.metadata)
 
     def run(self, chunks: Iterator[Chunk]) -> None:
+        """A pipeline of two: while the node stores one call, the next chunk is read,
+        checked and built here (``chunks`` is a generator), and it is sent the moment
+        the call before it is acknowledged. One call at a time keeps the node to one
+        writing thread: two concurrent streams made its threads trade the interpreter
+        lock at every SQLite row, a third more node CPU per row."""
         inflight: deque[Chunk] = deque()
         try:
             for chunk in chunks:
+                while len(inflight) >= IN_FLIGHT:
+                    self._finish(inflight.popleft())
                 if chunk.messages:
                     self._submit(chunk)
                 inflight.append(chunk)
-                while len(inflight) >= IN_FLIGHT:
-                    self._finish(inflight.popleft())
             while inflight:
                 self._finish(inflight.popleft())
         finally:
@@ -1507,6 +1512,7 @@ def import_command(
                           "0.25 s doubling, at most 8 s).")] = 5,
     progress: Annotated[bool, typer.Option("--progress/--no-progress",
                                            help="Progress bar on a terminal.")] = True,
+    config: ClientConfig = None,
     target: Target = DEFAULT_TARGET, identity: Identity = "", secret: Secret = "",
     token: Token = "",
     stop_after_chunks: Annotated[int, typer.Option("--test-stop-after-chunks",
@@ -1560,6 +1566,7 @@ def export_command(
                           "(handle,index,type,format,data,ttl,permissions).")] = None,
     encoding: Annotated[str, typer.Option("--encoding", help="Output encoding, e.g. "
                                           "utf-8-sig for Excel, gb18030.")] = "utf-8",
+    config: ClientConfig = None,
     target: Target = DEFAULT_TARGET, identity: Identity = "", secret: Secret = "",
     token: Token = "",
 ) -> None:
@@ -1601,6 +1608,7 @@ def list_command(
     prefix: Annotated[str, typer.Option("--prefix", help="List identifiers under this "
                                         "prefix.")],
     limit: Annotated[int, typer.Option("--limit", help="Stop after N (0: all).")] = 0,
+    config: ClientConfig = None,
     target: Target = DEFAULT_TARGET, identity: Identity = "", secret: Secret = "",
     token: Token = "",
 ) -> None:
@@ -1634,6 +1642,7 @@ def update_command(
     replace: Annotated[bool, typer.Option(
         "--replace", help="The record becomes exactly these values (indexes 1, 2, … "
                           "unless given).")] = False,
+    config: ClientConfig = None,
     target: Target = DEFAULT_TARGET, identity: Identity = "", secret: Secret = "",
     token: Token = "",
 ) -> None:
@@ -1664,6 +1673,7 @@ def delete_command(
     indexes: Annotated[list[int] | None, typer.Option(
         "--index", help="Delete only the value at this index (repeatable); without it the "
                         "whole identifier.")] = None,
+    config: ClientConfig = None,
     target: Target = DEFAULT_TARGET, identity: Identity = "", secret: Secret = "",
     token: Token = "",
 ) -> None:
