@@ -9,7 +9,15 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from registry.identifier import Handle
-from registry.values import AdminRef, Permissions, Value, ValueData, ValueList, ValueRef
+from registry.values import (
+    DEFAULT_PERMISSIONS,
+    AdminRef,
+    Permissions,
+    Value,
+    ValueData,
+    ValueList,
+    ValueRef,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,8 +186,10 @@ def values_to_json(values: tuple[Value, ...]) -> str:
     for v in values:
         data = v.data
         if type(data) is str:
+            perms = v.permissions
             parts.append(f"[{v.index},{_quote(v.type)},{v.ttl},{v.timestamp},"
-                         f"{v.permissions.to_bits()},\"s\",{_quote(data)}]")
+                         f"{7 if perms is DEFAULT_PERMISSIONS else perms.to_bits()},"
+                         f"\"s\",{_quote(data)}]")
         else:
             parts.append(_ENCODER.encode(value_to_json(v)))
     return "[" + ",".join(parts) + "]"

@@ -55,7 +55,7 @@ class Permissions:
 
 
 _BY_BITS = [Permissions(bool(b & 1), bool(b & 2), bool(b & 4), bool(b & 8)) for b in range(16)]
-DEFAULT_PERMISSIONS = Permissions()
+DEFAULT_PERMISSIONS = _BY_BITS[7]  # admin read/write, public read: Permissions()
 
 
 @dataclass(frozen=True, slots=True)

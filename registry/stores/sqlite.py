@@ -75,7 +75,7 @@ from registry.stores.application_rows import (
 )
 from registry.stores.value_codec import KIND_TEXT, decode_value, encode_value
 from registry.templates import Template
-from registry.values import Permissions, Value
+from registry.values import DEFAULT_PERMISSIONS, Permissions, Value
 
 _PURGE_EVERY_WRITES = 1000
 _IN_CHUNK = 500  # below SQLite's default limit of bound parameters per statement
@@ -230,8 +230,9 @@ def _value_row(key: str, v: Value) -> tuple[object, ...]:
     """One record_values row; both write paths insert exactly these columns."""
     data = v.data
     if type(data) is str:  # encode_value's text case, without the call
+        perms = v.permissions
         return (key, v.index, v.type, KIND_TEXT, data.encode("utf-8"), v.ttl, v.timestamp,
-                v.permissions.to_bits())
+                7 if perms is DEFAULT_PERMISSIONS else perms.to_bits())
     return (key, v.index, v.type, *encode_value(v), v.ttl, v.timestamp, v.permissions.to_bits())
 
 
