@@ -93,6 +93,7 @@ ROWS_PER_MESSAGE = 500
 CHARS_PER_MESSAGE = 1_000_000  # x3 bytes at most: under the node's 4 MB message limit
 IN_FLIGHT = 1  # calls at the node at once; the next chunk is built meanwhile
 BATCH_RESOLVE = 100
+RESOLVE_IN_FLIGHT = 4  # BatchResolve calls at once while reconciling existing rows
 HEAD_BYTES = 1 << 20
 CHECKPOINT_VERSION = 1
 CALL_TIMEOUT_SECONDS = 300.0
@@ -997,12 +998,31 @@ class Importer:
                 time.sleep(min(8.0, 0.25 * 2 ** attempt))
         raise AssertionError("unreachable")
 
+    def _resolved_groups(self, rows: Sequence[Row]) -> Iterator[tuple[Sequence[Row], list[Any]]]:
+        """``rows`` in groups of BATCH_RESOLVE with their BatchResolve results, in order,
+        RESOLVE_IN_FLIGHT calls at a time (a re-import reads back every row); a call that
+        fails is retried alone, with backoff (_resolve_many)."""
+        groups = [rows[i:i + BATCH_RESOLVE] for i in range(0, len(rows), BATCH_RESOLVE)]
+        pending: deque[tuple[Sequence[Row], Any]] = deque()
+        for group in groups:
+            pending.append((group, self.resolver.BatchResolve.future(
+                resolver_pb2.BatchResolveRequest(handles=[r.handle for r in group]),
+                timeout=60, metadata=self.metadata)))
+            if len(pending) >= RESOLVE_IN_FLIGHT:
+                yield self._resolved(*pending.popleft())
+        while pending:
+            yield self._resolved(*pending.popleft())
+
+    def _resolved(self, group: Sequence[Row], future: Any) -> tuple[Sequence[Row], list[Any]]:
+        try:
+            return group, list(future.result().results)
+        except grpc.RpcError:
+            return group, self._resolve_many([r.handle for r in group])
+
     def _reconcile(self, rows: Sequence[Row]) -> list[Reject]:
         """Rows the node already holds: unchanged when equal, else conflicts."""
         rejects: list[Reject] = []
-        for start in range(0, len(rows), BATCH_RESOLVE):
-            group = rows[start:start + BATCH_RESOLVE]
-            results = self._resolve_many([r.handle for r in group])
+        for group, results in self._resolved_groups(rows):
             for row, result in zip(group, results, strict=True):
                 if result.WhichOneof("outcome") != "record":
                     rejects.append(Reject(row.line, "", row.handle,
