@@ -36,9 +36,9 @@ How an import runs
   rows; a checkpoint that does not match the file or the options is refused (exit 2).
   The checkpoint is removed when the file has been processed to the end.
 * **Idempotence.** A row the node already holds comes back ``ALREADY_EXISTS``; the
-  stored record is then read (``BatchResolve``, 100 at a time, with the credentials so
-  private values count) and compared value by value (index, type, data, ttl,
-  permissions): equal is **unchanged** (not an error), different is a **conflict**
+  stored record is then read (``BatchResolve``, 100 a call, four calls at once, with
+  the credentials so private values count) and compared value by value (index, type,
+  data, ttl, permissions): equal is **unchanged** (not an error), different is a **conflict**
   (reported in the rejects file, never overwritten unless ``--update-existing``, which
   replaces the record guarded by its current etag with a request id derived from the
   file and line). Running the same file twice changes nothing and exits 0. Rows that an
