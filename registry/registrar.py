@@ -11,7 +11,7 @@ import hashlib
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, cast
+from typing import NamedTuple
 
 from registry import paging
 from registry.access.policy import (
@@ -314,8 +314,8 @@ class Registrar:
                 if free is None:
                     free = cleared[prefix_key] = self._may_add_under(principal, prefix_key)
                 if not free:
-                    self._writer(principal, handle, f"register {handle}")
-                    self._may_register(cast(Principal, principal), handle)
+                    who = self._writer(principal, handle, f"register {handle}")
+                    self._may_register(who, handle)
                 vals = self._new_bulk_record(handle, row.values, now)
             except IdnodeError as exc:
                 out[i] = exc
