@@ -7,9 +7,9 @@ which enforces the documented limits (see docs/ARCHITECTURE.md, "Limits").
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from registry.access.principals import check_new_secret
 from registry.errors import InvalidArgument, InvalidIdentifier, InvalidValue
@@ -109,6 +109,14 @@ class Value(NamedTuple):
         if isinstance(data, ValueList):
             return sum(len(r.handle.encode("utf-8")) + 4 for r in data.refs)
         return len(data.handle.encode("utf-8")) + 16
+
+
+# Value(...) runs the NamedTuple's generated __new__ (a Python function with defaults);
+# this builds the same tuple from all six fields in one C call, half the cost, where
+# imports build millions: new_value(Value, (index, type, data, ttl, timestamp, perms)).
+new_value = cast(
+    Callable[[type[Value], tuple[int, str, ValueData, int, int, Permissions]], Value],
+    tuple.__new__)
 
 
 def _check_type(v: Value) -> bool:
@@ -265,7 +273,7 @@ def validate_stamped(values: Iterable[Value], now: int) -> tuple[tuple[Value, ..
         if index in seen:
             raise InvalidValue(f"value index {index} appears more than once")
         seen.add(index)
-        out.append(Value(index, typ, data, ttl or DEFAULT_TTL_SECONDS, now, perms))
+        out.append(new_value(Value, (index, typ, data, ttl or DEFAULT_TTL_SECONDS, now, perms)))
     if total > MAX_RECORD_DATA_BYTES:
         raise InvalidValue(f"a record carries at most {MAX_RECORD_DATA_BYTES} bytes of data")
     out.sort(key=_by_index)

@@ -14,6 +14,7 @@ from registry.record import Change, Operation
 from registry.values import (
     DEFAULT_PERMISSIONS,
     Value,
+    new_value,
 )
 
 
@@ -23,7 +24,8 @@ def values_from_wire(msgs: Iterable[record_pb2.Value]) -> list[Value]:
     out = []
     for m in msgs:
         if m.WhichOneof("data") == "text" and not m.HasField("permissions"):
-            out.append(Value(m.index, m.type, m.text, m.ttl, 0, DEFAULT_PERMISSIONS))
+            out.append(new_value(Value, (m.index, m.type, m.text, m.ttl, 0,
+                                         DEFAULT_PERMISSIONS)))
         else:
             out.append(value_from_wire(m))
     return out

@@ -577,7 +577,11 @@ class SQLiteStore:
                             values_to_json(values), write.principal, "", now,
                             ctx.peer, ctx.door))
             records.append((key, display, write.handle.prefix_key, 1, seq, now))
-            rows.extend(_value_row(key, v) for v in values)
+            for v in values:  # _value_row, its text case inline (five per identifier)
+                index, typ, data, ttl, stamped, perms = v
+                rows.append((key, index, typ, KIND_TEXT, data.encode("utf-8"), ttl, stamped,
+                             7 if perms is DEFAULT_PERMISSIONS else perms.to_bits())
+                            if type(data) is str else _value_row(key, v))
             applied.append((write, display, seq))
             out.append(WriteResult(display, 1, etag_of(seq), seq, key=key))
         conn.executemany(_INSERT_CHANGE, changes)
