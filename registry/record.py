@@ -179,17 +179,28 @@ def value_from_json(item: list[object]) -> Value:
 _quote = json.encoder.encode_basestring
 
 
+# The head of a text value's array, ``[index,"type",ttl,timestamp,bits,"s",``, by
+# (index, type, ttl, timestamp): an import repeats the same few within each second.
+_TEXT_HEADS: dict[tuple[int, str, int, int], str] = {}
+_MAX_TEXT_HEADS = 4096
+
+
 def values_to_json(values: tuple[Value, ...]) -> str:
-    """The snapshot; text values (nearly all of them) are written directly, in exactly
-    the bytes _ENCODER would write, without building their arrays first."""
+    """The snapshot; text values with the default permissions (nearly all of them) are
+    written directly, in exactly the bytes _ENCODER would write, without building their
+    arrays first."""
     parts = []
+    heads = _TEXT_HEADS
     for v in values:
-        data = v.data
-        if type(data) is str:
-            perms = v.permissions
-            parts.append(f"[{v.index},{_quote(v.type)},{v.ttl},{v.timestamp},"
-                         f"{7 if perms is DEFAULT_PERMISSIONS else perms.to_bits()},"
-                         f"\"s\",{_quote(data)}]")
+        index, typ, data, ttl, timestamp, perms = v
+        if type(data) is str and perms is DEFAULT_PERMISSIONS:
+            head = heads.get((index, typ, ttl, timestamp))
+            if head is None:
+                if len(heads) >= _MAX_TEXT_HEADS:
+                    heads.clear()
+                head = heads[index, typ, ttl, timestamp] = \
+                    f"[{index},{_quote(typ)},{ttl},{timestamp},{perms.to_bits()},\"s\","
+            parts.append(head + _quote(data) + "]")
         else:
             parts.append(_ENCODER.encode(value_to_json(v)))
     return "[" + ",".join(parts) + "]"

@@ -111,4 +111,5 @@ def test_change_log_snapshots_of_text_are_the_bytes_the_generic_encoder_writes()
     text = values_to_json(values)
     assert text == _ENCODER.encode([value_to_json(x) for x in values])
     assert values_from_json(text) == values
+    assert values_to_json(values) == text  # the second time from remembered heads
     assert values_to_json(()) == "[]"
