@@ -1544,7 +1544,8 @@ def import_command(
     metadata = auth_metadata(identity, secret, token)
     if not metadata and not dry_run:
         _die("writes need credentials: set IDNODE_IDENTITY and IDNODE_SECRET (or "
-             "--identity/--secret, or IDNODE_TOKEN)")
+             "--identity/--secret, or IDNODE_TOKEN, or identity and secret in the client "
+             "config file, --config)")
     opts = ImportOptions(prefix, fmt, suffix_column, suffix_pattern, maps or [], mapping,
                          encoding, dry_run, resume, checkpoint, rejects, update_existing,
                          chunk_rows, retries, progress, stop_after_chunks)
@@ -1566,7 +1567,8 @@ def _rpc_die(exc: grpc.RpcError, target: str) -> None:
     code = exc.code()
     hint = {grpc.StatusCode.UNAVAILABLE: f" (is a node listening on {target}? --target / "
                                          "IDNODE_TARGET)",
-            grpc.StatusCode.UNAUTHENTICATED: " (IDNODE_IDENTITY / IDNODE_SECRET)",
+            grpc.StatusCode.UNAUTHENTICATED: " (IDNODE_IDENTITY / IDNODE_SECRET, or the "
+                                             "client config file)",
             grpc.StatusCode.PERMISSION_DENIED: " (credentials without rights here)"}
     _die(f"{code.name}: {exc.details()}{hint.get(code, '')}",
          EXIT_UNAVAILABLE if code in RETRYABLE else EXIT_REJECTS)
