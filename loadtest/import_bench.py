@@ -1,6 +1,7 @@
 """``idnode import`` at scale: N generated parts (with Chinese text) into the embedded node.
 
-    .venv/bin/python -m loadtest.import_bench --rows 1000000 [--reimport] [--keep DIR]
+    .venv/bin/python -m loadtest.import_bench --rows 1000000 [--reimport] [--kill-resume]
+        [--keep DIR]
 
 1. writes a CSV of ``--rows`` parts (``suffix,URL,productName,spec,batchNo,factory``;
    product names, specs and factories in Chinese), UTF-8;
@@ -13,22 +14,38 @@
 4. resolves a random sample of ``--sample`` rows (BatchResolve, authenticated) and
    checks every value against the CSV;
 5. with ``--reimport``, runs the same import again: it must store nothing new
-   (``accepted 0``, every row unchanged, exit 0).
+   (``accepted 0``, every row unchanged, exit 0), and the store's content digest (every
+   record and value but the timestamps, read from the SQLite file) must not move;
+6. with ``--kill-resume``, imports the file into a second, fresh node, kills the CLI
+   (SIGKILL) 0.3 s after its checkpoint says half the rows are done (mid-call: rows past
+   the checkpoint are stored but unacknowledged), runs the same command with
+   ``--resume``, and compares the two stores' content digests: they must be equal.
 
-Numbers only; nothing here is a test assertion beyond the sample check's verdict.
+Besides wall-clock rows/s it prints CPU per row of the node and of the CLI (the CLI's
+from ``wait4``): on a shared machine the wall clock says as much about the neighbours as
+about the import, and ``1e6 / max(node µs, CLI µs)`` is the rate two free cores allow.
+
+Numbers only; nothing here is a test assertion beyond the checks' verdicts.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
+import json
 import os
 import random
+import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
+from typing import NamedTuple
 
 import grpc
 
@@ -58,19 +75,62 @@ def generate(path: Path, rows: int) -> None:
             w.writerow(row(n))
 
 
-def run_import(cmd: list[str], env: dict[str, str], log: Path) -> tuple[int, float, int]:
-    """(exit code, wall seconds, peak RSS in KiB) of the CLI, measured by wait4."""
+class Run(NamedTuple):
+    code: int
+    wall: float  # seconds
+    rss_kib: int  # peak RSS
+    cpu: float  # user + system seconds
+
+
+def run_import(cmd: list[str], env: dict[str, str], log: Path,
+               kill_when: Callable[[], bool] | None = None) -> Run:
+    """The CLI's exit code, wall seconds, peak RSS and CPU, measured by wait4;
+    ``kill_when``: SIGKILL it as soon as this says so (polled every 10 ms)."""
     started = time.monotonic()
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
+            while kill_when is not None and proc.poll() is None:
+                if kill_when():
+                    proc.send_signal(signal.SIGKILL)
+                    break
+                time.sleep(0.01)
             _, status, usage = os.wait4(proc.pid, 0)
+        except ChildProcessError:  # poll() above already reaped it
+            return Run(proc.returncode, time.monotonic() - started, 0, 0.0)
         except BaseException:  # Ctrl-C / SIGTERM: do not leave the CLI running
             proc.terminate()
             proc.wait(10)
             raise
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, time.monotonic() - started, usage.ru_maxrss
+    return Run(proc.returncode, time.monotonic() - started, usage.ru_maxrss,
+               usage.ru_utime + usage.ru_stime)
+
+
+def store_digest(data: Path) -> tuple[int, str]:
+    """(records, SHA-256) of every record and value under the imported prefix in the
+    node's SQLite store, without the timestamps and sequences that differ between two
+    imports of the same file (the node admin's records differ: their secrets are salted)."""
+    db = data / "idnode.sqlite3"
+    digest = hashlib.sha256()
+    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        records = 0
+        for row in conn.execute("SELECT key, handle, prefix_key, version FROM records "
+                                "WHERE prefix_key = ? ORDER BY key", (PREFIX,)):
+            digest.update(repr(row).encode())
+            records += 1
+        for row in conn.execute("SELECT v.key, idx, type, kind, data, ttl, perms FROM "
+                                "record_values v JOIN records r ON r.key = v.key WHERE "
+                                "r.prefix_key = ? ORDER BY v.key, idx", (PREFIX,)):
+            digest.update(repr(row).encode())
+    return records, digest.hexdigest()
+
+
+def rows_done(checkpoint: Path) -> int:
+    try:
+        return int(json.loads(checkpoint.read_text(encoding="utf-8"))["rows_done"])
+    except (OSError, ValueError, KeyError):
+        return 0
 
 
 def sample_check(target: str, rows: int, sample: int) -> tuple[int, int]:
@@ -108,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--sample", type=int, default=2000)
     parser.add_argument("--reimport", action="store_true")
+    parser.add_argument("--kill-resume", action="store_true",
+                        help="Also: kill an import into a second node halfway, resume it, "
+                             "and compare the stores.")
     parser.add_argument("--no-pin", action="store_true")
     parser.add_argument("--keep", type=Path, help="Work here and keep the files.")
     args = parser.parse_args(argv)
@@ -121,28 +184,78 @@ def main(argv: list[str] | None = None) -> int:
     pin = Pinning.detect(not args.no_pin)
     print(f"pinning: {pin.describe()}", flush=True)
     data = work / "data"
+    ok = True
     with sigterm_as_interrupt(), ProcessGroup() as group:
         node = start_node(group, pin, "127.0.0.1", data, SECRET)
         env = {k: v for k, v in os.environ.items() if not k.startswith("IDNODE_")}
         env.update(IDNODE_TARGET=node.target, IDNODE_IDENTITY=IDENTITY, IDNODE_SECRET=SECRET)
-        cmd = pin.wrap([sys.executable, "-m", "node", "import", str(csv_path), "--prefix",
-                        PREFIX, "--no-progress"], "client")
+        args_ = ["-m", "node", "import", str(csv_path), "--prefix", PREFIX, "--no-progress"]
+        cmd = pin.wrap([sys.executable, *args_], "client")
         print("$ " + " ".join(cmd), flush=True)
-        code, wall, rss_kib = run_import(cmd, env, work / "import.log")
+        node_cpu = node.cpu()
+        first = run_import(cmd, env, work / "import.log")
+        node_cpu = node.cpu() - node_cpu
         print((work / "import.log").read_text(encoding="utf-8").strip())
-        print(f"exit {code}; {args.rows:,} rows in {wall:.1f} s = {args.rows / wall:,.0f} "
-              f"rows/s (target >= 20,000); CLI peak RSS {rss_kib / 1024:.1f} MiB "
-              "(target <= 150 MB)", flush=True)
+        node_us, cli_us = node_cpu / args.rows * 1e6, first.cpu / args.rows * 1e6
+        print(f"exit {first.code}; {args.rows:,} rows in {first.wall:.1f} s = "
+              f"{args.rows / first.wall:,.0f} rows/s (target >= 20,000); CLI peak RSS "
+              f"{first.rss_kib / 1024:.1f} MiB (target <= 150 MB)", flush=True)
+        print(f"CPU per row: node {node_us:.1f} us, CLI {cli_us:.1f} us; two free cores "
+              f"allow {1e6 / max(node_us, cli_us):,.0f} rows/s; machine load "
+              f"{os.getloadavg()[0]:.2f} (1 min)", flush=True)
+        ok = first.code == 0
         checked, bad = sample_check(node.target, args.rows, args.sample)
         print(f"sampled resolve: {checked:,} identifiers checked, {bad} mismatches",
               flush=True)
+        ok = ok and bad == 0
+        records, before = store_digest(data)
+        print(f"store: {records:,} records, content digest {before[:16]}", flush=True)
         if args.reimport:
-            code2, wall2, rss2 = run_import(cmd, env, work / "reimport.log")
-            print((work / "reimport.log").read_text(encoding="utf-8").strip())
-            print(f"re-import: exit {code2}; {wall2:.1f} s = {args.rows / wall2:,.0f} rows/s;"
-                  f" peak RSS {rss2 / 1024:.1f} MiB", flush=True)
-        print(f"node CPU {node.cpu():.1f} s over both imports", flush=True)
-    return 0 if code == 0 and bad == 0 else 1
+            again = run_import(cmd, env, work / "reimport.log")
+            log = (work / "reimport.log").read_text(encoding="utf-8").strip()
+            print(log)
+            same = store_digest(data) == (records, before)
+            print(f"re-import: exit {again.code}; {again.wall:.1f} s = "
+                  f"{args.rows / again.wall:,.0f} rows/s; peak RSS {again.rss_kib / 1024:.1f}"
+                  f" MiB; store unchanged: {same}", flush=True)
+            ok = ok and again.code == 0 and same and "accepted 0," in log
+        if args.kill_resume:
+            ok = kill_and_resume(group, pin, work, csv_path, args.rows, args_, env,
+                                 (records, before)) and ok
+    print("verdict: " + ("all checks passed" if ok else "A CHECK FAILED"), flush=True)
+    return 0 if ok else 1
+
+
+def kill_and_resume(group: ProcessGroup, pin: Pinning, work: Path, csv_path: Path,
+                    rows: int, args: list[str], env: dict[str, str],
+                    expected: tuple[int, str]) -> bool:
+    """Import into a fresh node, SIGKILL the CLI halfway, resume: the same store?"""
+    data = work / "data-killed"
+    node = start_node(group, pin, "127.0.0.1", data, SECRET, name="node-killed")
+    env = {**env, "IDNODE_TARGET": node.target}
+    checkpoint = csv_path.with_name(csv_path.name + ".idnode-checkpoint.json")
+    checkpoint.unlink(missing_ok=True)
+    cmd = pin.wrap([sys.executable, *args], "client")
+    halfway: list[float] = []
+
+    def kill_when() -> bool:
+        """0.3 s after half the rows are checkpointed: mid-call, so rows past the
+        checkpoint are stored but not acknowledged (the hard case for a resume)."""
+        if not halfway and rows_done(checkpoint) >= rows // 2:
+            halfway.append(time.monotonic())
+        return bool(halfway) and time.monotonic() - halfway[0] >= 0.3
+
+    killed = run_import(cmd, env, work / "killed.log", kill_when=kill_when)
+    done = rows_done(checkpoint)
+    print(f"kill: the CLI killed (exit {killed.code}) with {done:,} rows checkpointed, "
+          f"{store_digest(data)[0]:,} records stored", flush=True)
+    resumed = run_import([*cmd, "--resume"], env, work / "resumed.log")
+    print((work / "resumed.log").read_text(encoding="utf-8").strip())
+    got = store_digest(data)
+    same = got == expected
+    print(f"resume: exit {resumed.code}; {got[0]:,} records, content digest {got[1][:16]}; "
+          f"the same store as the uninterrupted import: {same}", flush=True)
+    return resumed.code == 0 and same and killed.code == -signal.SIGKILL
 
 
 if __name__ == "__main__":

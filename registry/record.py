@@ -9,7 +9,15 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from registry.identifier import Handle
-from registry.values import AdminRef, Permissions, Value, ValueData, ValueList, ValueRef
+from registry.values import (
+    DEFAULT_PERMISSIONS,
+    AdminRef,
+    Permissions,
+    Value,
+    ValueData,
+    ValueList,
+    ValueRef,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,8 +177,35 @@ def value_from_json(item: list[object]) -> Value:
                  Permissions.from_bits(int(str(bits))))
 
 
+# The text of a JSON string, as _ENCODER writes it (json's C encoder, no ASCII escaping).
+_quote = json.encoder.encode_basestring
+
+
+# The head of a text value's array, ``[index,"type",ttl,timestamp,bits,"s",``, by
+# (index, type, ttl, timestamp): an import repeats the same few within each second.
+_TEXT_HEADS: dict[tuple[int, str, int, int], str] = {}
+_MAX_TEXT_HEADS = 4096
+
+
 def values_to_json(values: tuple[Value, ...]) -> str:
-    return _ENCODER.encode([value_to_json(v) for v in values])
+    """The snapshot; text values with the default permissions (nearly all of them) are
+    written directly, in exactly the bytes _ENCODER would write, without building their
+    arrays first."""
+    parts = []
+    heads = _TEXT_HEADS
+    for v in values:
+        index, typ, data, ttl, timestamp, perms = v
+        if type(data) is str and perms is DEFAULT_PERMISSIONS:
+            head = heads.get((index, typ, ttl, timestamp))
+            if head is None:
+                if len(heads) >= _MAX_TEXT_HEADS:
+                    heads.clear()
+                head = heads[index, typ, ttl, timestamp] = \
+                    f"[{index},{_quote(typ)},{ttl},{timestamp},{perms.to_bits()},\"s\","
+            parts.append(head + _quote(data) + "]")
+        else:
+            parts.append(_ENCODER.encode(value_to_json(v)))
+    return "[" + ",".join(parts) + "]"
 
 
 def values_from_json(text: str) -> tuple[Value, ...]:

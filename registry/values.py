@@ -7,9 +7,9 @@ which enforces the documented limits (see docs/ARCHITECTURE.md, "Limits").
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from registry.access.principals import check_new_secret
 from registry.errors import InvalidArgument, InvalidIdentifier, InvalidValue
@@ -55,7 +55,7 @@ class Permissions:
 
 
 _BY_BITS = [Permissions(bool(b & 1), bool(b & 2), bool(b & 4), bool(b & 8)) for b in range(16)]
-DEFAULT_PERMISSIONS = Permissions()
+DEFAULT_PERMISSIONS = _BY_BITS[7]  # admin read/write, public read: Permissions()
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +109,14 @@ class Value(NamedTuple):
         if isinstance(data, ValueList):
             return sum(len(r.handle.encode("utf-8")) + 4 for r in data.refs)
         return len(data.handle.encode("utf-8")) + 16
+
+
+# Value(...) runs the NamedTuple's generated __new__ (a Python function with defaults);
+# this builds the same tuple from all six fields in one C call, half the cost, where
+# imports build millions: new_value(Value, (index, type, data, ttl, timestamp, perms)).
+new_value = cast(
+    Callable[[type[Value], tuple[int, str, ValueData, int, int, Permissions]], Value],
+    tuple.__new__)
 
 
 def _check_type(v: Value) -> bool:
@@ -222,6 +230,60 @@ def validate_values(values: Iterable[Value], *, allow_empty: bool = False) -> tu
 
 def _by_index(v: Value) -> int:
     return v.index
+
+
+_SPECIAL_TYPES = frozenset({ADMIN_TYPE, VLIST_TYPE})
+
+
+def validate_stamped(values: Iterable[Value], now: int) -> tuple[tuple[Value, ...], bool]:
+    """:func:`validate_values` then :func:`stamp` in one pass, for bulk registration
+    (the same checks, the same messages, the same result), and whether every value is
+    *plain*: no HS_SECKEY (nothing to seal), no HS_ADMIN or HS_VLIST (no reference to
+    check). Imports are nearly all plain text, and this spares them three more passes."""
+    vals = tuple(values)
+    if not vals:
+        raise InvalidValue("a record needs at least one value")
+    if len(vals) > MAX_VALUES_PER_RECORD:
+        raise InvalidValue(f"a record has at most {MAX_VALUES_PER_RECORD} values, got {len(vals)}")
+    seen: set[int] = set()
+    total = 0
+    plain = True
+    ordered = True  # indexes already ascending (a CSV's columns): no sort needed
+    last = 0
+    out: list[Value] = []
+    good, special = _GOOD_TYPES, _SPECIAL_TYPES
+    for v in vals:
+        index, typ, data, ttl, _, perms = v
+        # The usual value: text of a type seen to pass (_GOOD_TYPES holds no secret
+        # type) that is neither HS_ADMIN nor HS_VLIST, index and ttl in range. Then
+        # _check_value would only measure it; anything else goes through it in full
+        # (same checks, same order, same messages).
+        if type(data) is str and typ in good and typ not in special \
+                and 0 < index <= MAX_INDEX and 0 <= ttl <= MAX_TTL_SECONDS:
+            size = len(data) if data.isascii() else len(data.encode("utf-8"))
+            if size > MAX_DATA_BYTES:
+                raise InvalidValue(
+                    f"value at index {index} has more than {MAX_DATA_BYTES} bytes of data")
+            total += size
+        else:
+            total += _check_value(v)
+            # A type in _GOOD_TYPES passed _check_type and is no secret (secrets are
+            # never remembered); one missing (the set was just cleared) only costs the
+            # slow path.
+            if plain and (typ in special or typ not in good):
+                plain = False
+        if index in seen:
+            raise InvalidValue(f"value index {index} appears more than once")
+        seen.add(index)
+        if index < last:
+            ordered = False
+        last = index
+        out.append(new_value(Value, (index, typ, data, ttl or DEFAULT_TTL_SECONDS, now, perms)))
+    if total > MAX_RECORD_DATA_BYTES:
+        raise InvalidValue(f"a record carries at most {MAX_RECORD_DATA_BYTES} bytes of data")
+    if not ordered:
+        out.sort(key=_by_index)
+    return tuple(out), plain
 
 
 def stamp(values: Iterable[Value], now: int) -> tuple[Value, ...]:

@@ -21,7 +21,7 @@ import typer
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from node.cli.bulk import DEFAULT_TARGET, EXIT_USAGE, _die, _rpc_die, auth_metadata, channel
-from node.cli.options import Identity, Secret, Target, Token
+from node.cli.options import ClientConfig, Identity, Secret, Target, Token
 
 MAX_PAGE = 1000
 OUTCOMES = ("ok", "refused")
@@ -105,6 +105,7 @@ def audit_command(
     limit: Annotated[int, typer.Option("--limit", help="At most N entries (0: all).")] = 100,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")]
     = False,
+    config: ClientConfig = None,
     target: Target = DEFAULT_TARGET, identity: Identity = "", secret: Secret = "",
     token: Token = "",
 ) -> None:

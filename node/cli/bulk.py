@@ -28,7 +28,7 @@ How an import runs
   rejects file and is not sent. Value limits are checked by the node (its reason is
   mapped back to the column), or locally by ``--dry-run``. Good rows go to the node in
   messages of up to 500 rows, ``--chunk-rows`` rows (default and maximum 10,000) per
-  call, two calls in flight.
+  call, one call at a time while the next chunk is read and built.
 * **Checkpoint.** After each call is acknowledged, in file order, the checkpoint
   (``FILE.idnode-checkpoint.json`` beside the input, or ``--checkpoint PATH``) records
   the input's identity (path, size, mtime, SHA-256 of the first MB), a digest of the
@@ -36,9 +36,9 @@ How an import runs
   rows; a checkpoint that does not match the file or the options is refused (exit 2).
   The checkpoint is removed when the file has been processed to the end.
 * **Idempotence.** A row the node already holds comes back ``ALREADY_EXISTS``; the
-  stored record is then read (``BatchResolve``, 100 at a time, with the credentials so
-  private values count) and compared value by value (index, type, data, ttl,
-  permissions): equal is **unchanged** (not an error), different is a **conflict**
+  stored record is then read (``BatchResolve``, 100 a call, four calls at once, with
+  the credentials so private values count) and compared value by value (index, type,
+  data, ttl, permissions): equal is **unchanged** (not an error), different is a **conflict**
   (reported in the rejects file, never overwritten unless ``--update-existing``, which
   replaces the record guarded by its current etag with a request id derived from the
   file and line). Running the same file twice changes nothing and exits 0. Rows that an
@@ -85,14 +85,15 @@ import grpc
 import typer
 
 from idnode.v1 import record_pb2, registry_pb2, resolver_pb2
-from node.cli.options import Identity, Secret, Target, Token
+from node.cli.options import ClientConfig, Identity, Secret, Target, Token
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 MAX_CHUNK_ROWS = 10_000  # the node reports at most 10,000 failures per call
 ROWS_PER_MESSAGE = 500
 CHARS_PER_MESSAGE = 1_000_000  # x3 bytes at most: under the node's 4 MB message limit
-IN_FLIGHT = 2
+IN_FLIGHT = 1  # calls at the node at once; the next chunk is built meanwhile
 BATCH_RESOLVE = 100
+RESOLVE_IN_FLIGHT = 4  # BatchResolve calls at once while reconciling existing rows
 HEAD_BYTES = 1 << 20
 CHECKPOINT_VERSION = 1
 CALL_TIMEOUT_SECONDS = 300.0
@@ -912,14 +913,19 @@ class Importer:
                                                      metadata=self.metadata)
 
     def run(self, chunks: Iterator[Chunk]) -> None:
+        """A pipeline of two: while the node stores one call, the next chunk is read,
+        checked and built here (``chunks`` is a generator), and it is sent the moment
+        the call before it is acknowledged. One call at a time keeps the node to one
+        writing thread: two concurrent streams made its threads trade the interpreter
+        lock at every SQLite row, a third more node CPU per row."""
         inflight: deque[Chunk] = deque()
         try:
             for chunk in chunks:
+                while len(inflight) >= IN_FLIGHT:
+                    self._finish(inflight.popleft())
                 if chunk.messages:
                     self._submit(chunk)
                 inflight.append(chunk)
-                while len(inflight) >= IN_FLIGHT:
-                    self._finish(inflight.popleft())
             while inflight:
                 self._finish(inflight.popleft())
         finally:
@@ -992,12 +998,31 @@ class Importer:
                 time.sleep(min(8.0, 0.25 * 2 ** attempt))
         raise AssertionError("unreachable")
 
+    def _resolved_groups(self, rows: Sequence[Row]) -> Iterator[tuple[Sequence[Row], list[Any]]]:
+        """``rows`` in groups of BATCH_RESOLVE with their BatchResolve results, in order,
+        RESOLVE_IN_FLIGHT calls at a time (a re-import reads back every row); a call that
+        fails is retried alone, with backoff (_resolve_many)."""
+        groups = [rows[i:i + BATCH_RESOLVE] for i in range(0, len(rows), BATCH_RESOLVE)]
+        pending: deque[tuple[Sequence[Row], Any]] = deque()
+        for group in groups:
+            pending.append((group, self.resolver.BatchResolve.future(
+                resolver_pb2.BatchResolveRequest(handles=[r.handle for r in group]),
+                timeout=60, metadata=self.metadata)))
+            if len(pending) >= RESOLVE_IN_FLIGHT:
+                yield self._resolved(*pending.popleft())
+        while pending:
+            yield self._resolved(*pending.popleft())
+
+    def _resolved(self, group: Sequence[Row], future: Any) -> tuple[Sequence[Row], list[Any]]:
+        try:
+            return group, list(future.result().results)
+        except grpc.RpcError:
+            return group, self._resolve_many([r.handle for r in group])
+
     def _reconcile(self, rows: Sequence[Row]) -> list[Reject]:
         """Rows the node already holds: unchanged when equal, else conflicts."""
         rejects: list[Reject] = []
-        for start in range(0, len(rows), BATCH_RESOLVE):
-            group = rows[start:start + BATCH_RESOLVE]
-            results = self._resolve_many([r.handle for r in group])
+        for group, results in self._resolved_groups(rows):
             for row, result in zip(group, results, strict=True):
                 if result.WhichOneof("outcome") != "record":
                     rejects.append(Reject(row.line, "", row.handle,
@@ -1507,6 +1532,7 @@ def import_command(
                           "0.25 s doubling, at most 8 s).")] = 5,
     progress: Annotated[bool, typer.Option("--progress/--no-progress",
                                            help="Progress bar on a terminal.")] = True,
+    config: ClientConfig = None,
     target: Target = DEFAULT_TARGET, identity: Identity = "", secret: Secret = "",
     token: Token = "",
     stop_after_chunks: Annotated[int, typer.Option("--test-stop-after-chunks",
@@ -1518,7 +1544,8 @@ def import_command(
     metadata = auth_metadata(identity, secret, token)
     if not metadata and not dry_run:
         _die("writes need credentials: set IDNODE_IDENTITY and IDNODE_SECRET (or "
-             "--identity/--secret, or IDNODE_TOKEN)")
+             "--identity/--secret, or IDNODE_TOKEN, or identity and secret in the client "
+             "config file, --config)")
     opts = ImportOptions(prefix, fmt, suffix_column, suffix_pattern, maps or [], mapping,
                          encoding, dry_run, resume, checkpoint, rejects, update_existing,
                          chunk_rows, retries, progress, stop_after_chunks)
@@ -1540,7 +1567,8 @@ def _rpc_die(exc: grpc.RpcError, target: str) -> None:
     code = exc.code()
     hint = {grpc.StatusCode.UNAVAILABLE: f" (is a node listening on {target}? --target / "
                                          "IDNODE_TARGET)",
-            grpc.StatusCode.UNAUTHENTICATED: " (IDNODE_IDENTITY / IDNODE_SECRET)",
+            grpc.StatusCode.UNAUTHENTICATED: " (IDNODE_IDENTITY / IDNODE_SECRET, or the "
+                                             "client config file)",
             grpc.StatusCode.PERMISSION_DENIED: " (credentials without rights here)"}
     _die(f"{code.name}: {exc.details()}{hint.get(code, '')}",
          EXIT_UNAVAILABLE if code in RETRYABLE else EXIT_REJECTS)
@@ -1560,6 +1588,7 @@ def export_command(
                           "(handle,index,type,format,data,ttl,permissions).")] = None,
     encoding: Annotated[str, typer.Option("--encoding", help="Output encoding, e.g. "
                                           "utf-8-sig for Excel, gb18030.")] = "utf-8",
+    config: ClientConfig = None,
     target: Target = DEFAULT_TARGET, identity: Identity = "", secret: Secret = "",
     token: Token = "",
 ) -> None:
@@ -1601,6 +1630,7 @@ def list_command(
     prefix: Annotated[str, typer.Option("--prefix", help="List identifiers under this "
                                         "prefix.")],
     limit: Annotated[int, typer.Option("--limit", help="Stop after N (0: all).")] = 0,
+    config: ClientConfig = None,
     target: Target = DEFAULT_TARGET, identity: Identity = "", secret: Secret = "",
     token: Token = "",
 ) -> None:
@@ -1634,6 +1664,7 @@ def update_command(
     replace: Annotated[bool, typer.Option(
         "--replace", help="The record becomes exactly these values (indexes 1, 2, … "
                           "unless given).")] = False,
+    config: ClientConfig = None,
     target: Target = DEFAULT_TARGET, identity: Identity = "", secret: Secret = "",
     token: Token = "",
 ) -> None:
@@ -1664,6 +1695,7 @@ def delete_command(
     indexes: Annotated[list[int] | None, typer.Option(
         "--index", help="Delete only the value at this index (repeatable); without it the "
                         "whole identifier.")] = None,
+    config: ClientConfig = None,
     target: Target = DEFAULT_TARGET, identity: Identity = "", secret: Secret = "",
     token: Token = "",
 ) -> None:

@@ -18,7 +18,7 @@ import grpc
 import typer
 
 from node.cli import audit, bulk, db, prefix, templates, tokens
-from node.cli.options import Identity, Secret, Target, Token
+from node.cli.options import ClientConfig, Identity, Secret, Target, Token
 from node.settings import Settings, SettingsError, load
 
 KEYS_FILE = "keys.json"  # the key directory's index (node.security.signing)
@@ -249,6 +249,7 @@ def _print_record(record: Any, etag: str = "") -> None:
 def register(
     handle: str,
     values: Annotated[list[str], typer.Argument(help="TYPE=TEXT, indexes 1, 2, ... in order")],
+    config: ClientConfig = None,
     target: Target = "127.0.0.1:50051", identity: Identity = "", secret: Secret = "",
 ) -> None:
     """Register an identifier with text values, e.g. URL=https://... productName=..."""
@@ -269,7 +270,8 @@ def register(
 
 
 @app.command()
-def resolve(handle: str, target: Target = "127.0.0.1:50051", identity: Identity = "",
+def resolve(handle: str, config: ClientConfig = None,
+            target: Target = "127.0.0.1:50051", identity: Identity = "",
             secret: Secret = "",
             protocol: Annotated[str, typer.Option(
                 "--protocol", help="grpc (signed, verified) or handle (RFC 3652 over TCP, "
@@ -333,7 +335,8 @@ def _resolve_handle(handle: str, target: str, *, certified: bool) -> None:
 
 
 @app.command(name="verify")
-def verify_cmd(handle: str, target: Target = "127.0.0.1:50051") -> None:
+def verify_cmd(handle: str, config: ClientConfig = None,
+               target: Target = "127.0.0.1:50051") -> None:
     """Resolve and verify the signature against the node's published keys."""
     from idnode.v1 import resolver_pb2, resolver_pb2_grpc
     from node.verify import VerificationError, verify

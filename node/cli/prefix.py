@@ -26,7 +26,7 @@ import typer
 
 from idnode.v1 import admin_pb2
 from node.cli.bulk import DEFAULT_TARGET, _die, _rpc_die, auth_metadata, channel
-from node.cli.options import Identity, Secret, Target, Token
+from node.cli.options import ClientConfig, Identity, Secret, Target, Token
 
 prefix_app = typer.Typer(no_args_is_help=True, help=(
     "Enterprise prefix applications and their review (企业前缀申请与实名审核)."))
@@ -81,6 +81,7 @@ def apply_command(
         "--request-id", help="Idempotency key: running the command again with the same "
                              "one returns the first application instead of refusing a "
                              "second one.")] = "",
+    config: ClientConfig = None,
     target: Target = DEFAULT_TARGET, identity: Identity = "", secret: Secret = "",
     token: Token = "",
 ) -> None:
@@ -124,6 +125,7 @@ def list_command(
     as_json: Annotated[bool, typer.Option(
         "--json", help="One JSON object per application and line, with every detail.")]
     = False,
+    config: ClientConfig = None,
     target: Target = DEFAULT_TARGET, identity: Identity = "", secret: Secret = "",
     token: Token = "",
 ) -> None:
@@ -155,6 +157,7 @@ def approve_command(
     application_id: Annotated[str, typer.Argument(help="The application's id.")],
     note: Annotated[str, typer.Option("--note", help="A note kept with the decision.")]
     = "",
+    config: ClientConfig = None,
     target: Target = DEFAULT_TARGET, identity: Identity = "", secret: Secret = "",
     token: Token = "",
 ) -> None:
@@ -180,6 +183,7 @@ def approve_command(
 def reject_command(
     application_id: Annotated[str, typer.Argument(help="The application's id.")],
     reason: Annotated[str, typer.Option("--reason", help="Why (the enterprise is told).")],
+    config: ClientConfig = None,
     target: Target = DEFAULT_TARGET, identity: Identity = "", secret: Secret = "",
     token: Token = "",
 ) -> None:

@@ -34,7 +34,7 @@ from node.cli.bulk import (
     auth_metadata,
     channel,
 )
-from node.cli.options import Identity, Secret, Target, Token
+from node.cli.options import ClientConfig, Identity, Secret, Target, Token
 
 app = typer.Typer(no_args_is_help=True, help=(
     "Metadata templates (元数据模板) of a prefix: put a draft, publish, withdraw, get, "
@@ -125,6 +125,7 @@ def _answer(message: Any) -> dict[str, Any]:
 def put_command(
     file: Annotated[Path, typer.Argument(help="The template: .json (or .yaml, .yml).")],
     prefix: Prefix,
+    config: ClientConfig = None,
     target: Target = DEFAULT_TARGET, identity: Identity = "", secret: Secret = "",
     token: Token = "",
 ) -> None:
@@ -159,6 +160,7 @@ def get_command(
     prefix: Prefix,
     version: Annotated[str, typer.Option(help="The version (default: the latest "
                                               "published one).")] = "",
+    config: ClientConfig = None,
     target: Target = DEFAULT_TARGET, identity: Identity = "", secret: Secret = "",
     token: Token = "",
 ) -> None:
@@ -175,6 +177,7 @@ def list_command(
     prefix: Prefix,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")]
     = False,
+    config: ClientConfig = None,
     target: Target = DEFAULT_TARGET, identity: Identity = "", secret: Secret = "",
     token: Token = "",
 ) -> None:
@@ -206,6 +209,7 @@ def _transition(method: str, prefix: str, version: str, target: str,
 def publish_command(
     prefix: Prefix,
     version: Annotated[str, typer.Option(help="The draft's version.")],
+    config: ClientConfig = None,
     target: Target = DEFAULT_TARGET, identity: Identity = "", secret: Secret = "",
     token: Token = "",
 ) -> None:
@@ -218,6 +222,7 @@ def publish_command(
 def withdraw_command(
     prefix: Prefix,
     version: Annotated[str, typer.Option(help="The published version.")],
+    config: ClientConfig = None,
     target: Target = DEFAULT_TARGET, identity: Identity = "", secret: Secret = "",
     token: Token = "",
 ) -> None:

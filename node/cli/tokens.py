@@ -11,7 +11,7 @@ import grpc
 import typer
 
 from node.cli.bulk import auth_metadata
-from node.cli.options import Identity, Secret, Target
+from node.cli.options import ClientConfig, Identity, Secret, Target
 
 app = typer.Typer(no_args_is_help=True,
                   help="Bearer tokens for systems (an ERP, a label printer).")
@@ -73,6 +73,7 @@ def create(
     expires: Annotated[str, typer.Option(help="90d, 12h, an ISO 8601 time, or never.")]
     = "never",
     description: Annotated[str, typer.Option(help="What uses it, for the list.")] = "",
+    config: ClientConfig = None,
     target: Target = "127.0.0.1:50051", identity: Identity = "", secret: Secret = "",
 ) -> None:
     """Create a token; the token is printed once (store it now)."""
@@ -102,6 +103,7 @@ def list_tokens(
                                                 "yours).")] = "",
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")]
     = False,
+    config: ClientConfig = None,
     target: Target = "127.0.0.1:50051", identity: Identity = "", secret: Secret = "",
 ) -> None:
     """List tokens (never their secrets)."""
@@ -124,6 +126,7 @@ def list_tokens(
 @app.command()
 def revoke(
     token_id: Annotated[str, typer.Argument(help="The token's id (from create or list).")],
+    config: ClientConfig = None,
     target: Target = "127.0.0.1:50051", identity: Identity = "", secret: Secret = "",
 ) -> None:
     """Revoke a token: refused from the next request on."""

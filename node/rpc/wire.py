@@ -18,12 +18,23 @@ from node.service.views import SignedChange
 from registry.audit import AuditEntry
 from registry.record import Change
 from registry.values import (
+    DEFAULT_PERMISSIONS,
     Value,
+    new_value,
 )
 
 
 def values_from_wire(msgs: Iterable[record_pb2.Value]) -> list[Value]:
-    return [value_from_wire(m) for m in msgs]
+    """value_from_wire of each; a text value with the default permissions (what imports
+    send, a million at a time) is built here directly, as value_from_wire would."""
+    out = []
+    for m in msgs:
+        if m.WhichOneof("data") == "text" and not m.HasField("permissions"):
+            out.append(new_value(Value, (m.index, m.type, m.text, m.ttl, 0,
+                                         DEFAULT_PERMISSIONS)))
+        else:
+            out.append(value_from_wire(m))
+    return out
 
 
 def keys_to_wire(keys: Iterable[PublishedKey]) -> list[record_pb2.SigningKey]:

@@ -33,7 +33,7 @@ import enum
 from typing import Protocol
 
 from registry.access.principals import ADMIN_INDEX, ADMIN_SUFFIX, Principal, Scope
-from registry.access.rights import RightsBook, governed_prefix
+from registry.access.rights import PREFIX_HANDLE_PREFIX, RightsBook, governed_prefix
 from registry.errors import PermissionDenied, Unauthenticated
 from registry.identifier import Handle, Prefix
 
@@ -62,6 +62,7 @@ ADMIN_BITS = int(Permission.ADD_ADMIN | Permission.MODIFY_ADMIN | Permission.REM
 DERIVED_BITS = int(Permission.ADD_DERIVED_PREFIX | Permission.DELETE_DERIVED_PREFIX)
 WRITE_BITS = int(Permission.ADD_HANDLE | Permission.DELETE_HANDLE | Permission.ADD_VALUE
                  | Permission.MODIFY_VALUE | Permission.REMOVE_VALUE) | ADMIN_BITS
+_PREFIX_HANDLES = PREFIX_HANDLE_PREFIX.lower()  # the prefix_key of every prefix handle
 _SCOPE_MASK = {
     Scope.FULL: ALL,
     Scope.WRITE: ALL & ~ADMIN_BITS & ~DERIVED_BITS,
@@ -86,6 +87,8 @@ class AccessPolicy(Protocol):
     def is_node_admin(self, principal: Principal | None) -> bool: ...
 
     def permits(self, principal: Principal | None, needed: int, handle: Handle) -> bool: ...
+
+    def prefix_bits(self, principal: Principal, prefix_key: str) -> int: ...
 
     def require(self, principal: Principal | None, needed: int, handle: Handle, *,
                 doing: str) -> Principal: ...
@@ -125,10 +128,26 @@ class HandlePolicy:
         elif governed is not None:
             bits = self.book.granted(principal.key, self.book.view(handle.key))
         else:
-            bits = self.book.granted(principal.key, self.book.view("0.na/" + prefix_key))
+            bits = self._prefix_grant(principal, prefix_key)
             if bits != ALL:
                 bits |= self.book.granted(principal.key, self.book.view(handle.key))
         return bits & _SCOPE_MASK[principal.scope]
+
+    def prefix_bits(self, principal: Principal, prefix_key: str) -> int:
+        """The permissions ``principal`` holds on *every* identifier under ``prefix_key``
+        (not ``0.NA`` itself): what the prefix handle grants, or the node admin's. An
+        identifier's own HS_ADMIN values can only add to these (:meth:`bits`), so a bulk
+        registration that finds add_handle here checks it once per prefix, not per row."""
+        if principal.prefix_key is not None and principal.prefix_key != prefix_key:
+            return 0
+        if prefix_key == _PREFIX_HANDLES:
+            return 0  # prefix handles: each is governed by itself (see bits)
+        if principal.key == self.node_admin_key and self.node_prefix.contains(prefix_key):
+            return ALL & _SCOPE_MASK[principal.scope]
+        return self._prefix_grant(principal, prefix_key) & _SCOPE_MASK[principal.scope]
+
+    def _prefix_grant(self, principal: Principal, prefix_key: str) -> int:
+        return self.book.granted(principal.key, self.book.view("0.na/" + prefix_key))
 
     def permits(self, principal: Principal | None, needed: int, handle: Handle) -> bool:
         return principal is not None and int(needed) & ~self.bits(principal, handle) == 0

@@ -74,9 +74,9 @@ from registry.stores.application_rows import (
     application_from_row,
     application_row,
 )
-from registry.stores.value_codec import decode_value, encode_value
+from registry.stores.value_codec import KIND_TEXT, decode_value, encode_value
 from registry.templates import Template
-from registry.values import Permissions, Value
+from registry.values import DEFAULT_PERMISSIONS, Permissions, Value
 
 _PURGE_EVERY_WRITES = 1000
 _IN_CHUNK = 500  # below SQLite's default limit of bound parameters per statement
@@ -229,6 +229,11 @@ _INSERT_AUDIT = ("INSERT INTO audit (at, principal, principal_key, action, targe
 
 def _value_row(key: str, v: Value) -> tuple[object, ...]:
     """One record_values row; both write paths insert exactly these columns."""
+    data = v.data
+    if type(data) is str:  # encode_value's text case, without the call
+        perms = v.permissions
+        return (key, v.index, v.type, KIND_TEXT, data.encode("utf-8"), v.ttl, v.timestamp,
+                7 if perms is DEFAULT_PERMISSIONS else perms.to_bits())
     return (key, v.index, v.type, *encode_value(v), v.ttl, v.timestamp, v.permissions.to_bits())
 
 
@@ -582,7 +587,11 @@ class SQLiteStore:
                             values_to_json(values), write.principal, "", now,
                             ctx.peer, ctx.door))
             records.append((key, display, write.handle.prefix_key, 1, seq, now))
-            rows.extend(_value_row(key, v) for v in values)
+            for v in values:  # _value_row, its text case inline (five per identifier)
+                index, typ, data, ttl, stamped, perms = v
+                rows.append((key, index, typ, KIND_TEXT, data.encode("utf-8"), ttl, stamped,
+                             7 if perms is DEFAULT_PERMISSIONS else perms.to_bits())
+                            if type(data) is str else _value_row(key, v))
             applied.append((write, display, seq))
             out.append(WriteResult(display, 1, etag_of(seq), seq, key=key))
         conn.executemany(_INSERT_CHANGE, changes)

@@ -3,8 +3,13 @@ input, idempotent re-runs, conflicts, and resuming after an interruption."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -320,6 +325,50 @@ def test_node_going_away_mid_import_exits_3_and_resume_finishes(
     once = node_factory(data_dir=tmp_path / "once")
     assert cli(once, "import", str(src), "--prefix", PREFIX)[0] == 0
     assert store(again) == store(once) and len(store(once)) == 8000
+
+
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT])
+def test_a_killed_or_interrupted_import_resumed_ends_with_the_same_store_as_one_run(
+        node_factory: NodeFactory, tmp_path: Path, how: signal.Signals) -> None:
+    """A real process, stopped by a signal after some calls were acknowledged: rows it
+    had sent past its last checkpoint are stored but not counted; --resume finds them
+    unchanged and finishes the file, with no row lost or written twice."""
+    src = _parts(tmp_path / "killed.csv", 12_000)
+    node = node_factory(data_dir=tmp_path / "killed-data")
+    checkpoint = tmp_path / "killed.csv.idnode-checkpoint.json"
+    env = {**os.environ, "IDNODE_TARGET": f"127.0.0.1:{node.grpc_port}",
+           "IDNODE_IDENTITY": f"300:{NODE_PREFIX}/ADMIN", "IDNODE_SECRET": ADMIN_SECRET}
+    proc = subprocess.Popen([sys.executable, "-m", "node", "import", str(src), "--prefix",
+                             PREFIX, "--chunk-rows", "200", "--no-progress"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        done = 0
+        while time.monotonic() < deadline and proc.poll() is None:
+            with contextlib.suppress(OSError, ValueError):
+                done = json.loads(checkpoint.read_text(encoding="utf-8"))["rows_done"]
+            if done >= 1000:
+                break
+            time.sleep(0.005)
+        assert proc.poll() is None, "the import ended before it could be stopped"
+        proc.send_signal(how)
+        output = proc.communicate(timeout=30)[0].decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    if how == signal.SIGINT:
+        assert proc.returncode == 130 and "--resume" in output, output
+    else:
+        assert proc.returncode == -signal.SIGKILL
+    assert checkpoint.exists()
+    code, out = cli(node, "import", str(src), "--prefix", PREFIX, "--chunk-rows", "200",
+                    "--resume")
+    assert code == 0, out
+    assert "resuming after" in out and "12,000 rows" in out and "rejected 0" in out, out
+    once = node_factory(data_dir=tmp_path / "killed-once")
+    assert cli(once, "import", str(src), "--prefix", PREFIX)[0] == 0
+    assert store(node) == store(once) and len(store(once)) == 12_000
 
 
 def test_unreachable_node_exits_3(tmp_path: Path) -> None:

@@ -85,3 +85,22 @@ def test_health_reads_the_config_file_like_serve(tmp_path: Path) -> None:
 def test_health_with_bad_settings_fails_like_serve() -> None:
     code, out = run("health", env={"IDNODE_HTTP_LISTEN": "nonsense"})
     assert code == 2 and "http_listen" in out
+
+
+def test_shell_completion_script_and_completions_of_commands_and_options() -> None:
+    runner = CliRunner()
+    script = runner.invoke(app, ["--show-completion", "bash"], prog_name="idnode",
+                           env={"SHELL": "/bin/bash"})
+    assert script.exit_code == 0 and "complete -o default -F _idnode_completion idnode" \
+        in script.output
+
+    def complete(words: str) -> list[str]:
+        result = runner.invoke(app, [], prog_name="idnode", env={
+            "_IDNODE_COMPLETE": "complete_bash", "COMP_WORDS": words,
+            "COMP_CWORD": str(len(words.split()) - 1)})
+        return result.output.split()
+
+    assert complete("idnode imp") == ["import"]
+    assert set(complete("idnode ex")) == {"export"}
+    assert complete("idnode import --pre") == ["--prefix"]
+    assert "--config" in complete("idnode list --co")

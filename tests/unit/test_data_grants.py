@@ -26,7 +26,7 @@ from registry.audit import AuditQuery
 from registry.errors import InvalidArgument, InvalidValue, PermissionDenied
 from registry.identifier import Handle, Prefix
 from registry.record import Record
-from registry.registrar import Registrar
+from registry.registrar import BulkRow, Registrar
 from registry.stores.memory import MemoryStore
 from registry.templates import Template, TemplateState, parse_template, publish, put_draft
 from registry.values import Permissions, Value, ValueList, ValueRef
@@ -175,3 +175,17 @@ def test_a_record_naming_a_template_the_node_lacks_shows_its_items_to_no_one_ext
     table = access.table_for("88.1", values, "9.9")
     assert set(table) == {2000, 2001} and table[2001] == {"300:88.2/a": READ}
     assert access.table_for("88.1", values[:1] + values[2:3], "") == {}
+
+
+def test_bulk_rows_obey_the_grant_value_rules_as_single_registrations_do() -> None:
+    node = Principal.of("300:88.1/ADMIN")
+    reg = Registrar(MemoryStore(), Prefix.parse("88.1"))
+    reg.ensure_node_admin("node-admin-secret-1")
+    rows = [BulkRow("88.1/OK", [Value(1, "URL", "u"),
+                                Value(1100, "DATA_GRANT", "300:88.2/A r 2000")]),
+            BulkRow("88.1/MISPLACED", [Value(5, "DATA_GRANT", "300:88.2/A r 2000")]),
+            BulkRow("88.1/RESERVED", [Value(1100, "URL", "u")])]
+    done = reg.register_many(node, rows)
+    assert not isinstance(done[0], Exception)
+    assert isinstance(done[1], InvalidValue) and "live at indexes" in str(done[1])
+    assert isinstance(done[2], InvalidValue) and "reserved" in str(done[2])

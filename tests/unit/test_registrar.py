@@ -7,6 +7,7 @@ import pytest
 from registry.access.principals import Principal, Scope, identity_key, verify_secret
 from registry.errors import (
     AlreadyExists,
+    IdnodeError,
     InvalidArgument,
     NotFound,
     PermissionDenied,
@@ -198,3 +199,34 @@ def test_an_owner_secret_too_long_to_ever_log_in_is_refused(reg: Registrar) -> N
     with pytest.raises(InvalidArgument, match="at most 1024 characters"):
         reg.allocate_prefix(ADMIN, "88.118.8", "x" * 1_000_000)
     assert reg.store.get("88.118.8/admin") is None
+
+
+def test_bulk_rights_are_decided_per_prefix_as_row_by_row_registration_decides(
+        reg: Registrar) -> None:
+    """Rights are looked up once per prefix in a bulk call; every refusal is still the
+    row's own, with the error a single registration of it gets."""
+    reg.allocate_prefix(ADMIN, "88.118.8")
+    reg.allocate_prefix(ADMIN, "88.118.9")
+    scoped = Principal.of("300:88.118.8/ADMIN", scope=Scope.WRITE, prefix_key="88.118.9")
+    rows = ["88.118.8/OWN-1", "88.118.9/OTHER", "0.NA/88.118.8.1", "99.1/OUTSIDE",
+            "88.118.8/OWN-2"]
+
+    def single(principal: Principal | None, handle: str) -> str:
+        try:
+            reg.register(principal, handle, [url()])
+        except IdnodeError as exc:
+            return f"{type(exc).__name__}: {exc}"
+        reg.delete(ADMIN, handle, None)
+        return "WriteResult"
+
+    for principal in (OWNER_8, scoped, None, ADMIN):
+        expected = [single(principal, h) for h in rows]
+        got = [o if isinstance(o, Exception) else None for o in reg.register_many(
+            principal, [BulkRow(h, (url(),)) for h in rows])]
+        assert [f"{type(o).__name__}: {o}" if o is not None else "WriteResult"
+                for o in got] == expected
+        for handle, outcome in zip(rows, got, strict=True):
+            if outcome is None:
+                reg.delete(ADMIN, handle, None)
+    again = reg.register_many(OWNER_8, [BulkRow("88.118.8/OWN-1", (url(),))])[0]
+    assert not isinstance(again, IdnodeError) and again.version == 1

@@ -15,6 +15,7 @@ from registry.values import (
     ValueList,
     ValueRef,
     stamp,
+    validate_stamped,
     validate_values,
 )
 
@@ -49,6 +50,24 @@ def test_bad_values_are_rejected_naming_the_rule(values: list[Value], rule: str)
     with pytest.raises(InvalidValue) as err:
         validate_values(values)
     assert rule in err.value.message
+    validate_values([v()])  # "URL" is now a type seen to pass: the bulk fast path's case
+    with pytest.raises(InvalidValue) as bulk:
+        validate_stamped(values, 1_700_000_000)
+    assert bulk.value.message == err.value.message
+
+
+@pytest.mark.parametrize(("values", "plain"), [
+    ([v(2, data="二"), v(1, ttl=0), v(3, "productName", "主轴 \"φ\"")], True),
+    ([v(1, "HS_PUBKEY", b"\x00\x01")], True),
+    ([v(1, data="x", permissions=Permissions(public_read=False))], True),
+    ([v(1), v(300, "hs_seckey", "a-secret-of-enough-length")], False),
+    ([v(100, "HS_ADMIN", AdminRef("88.118.8/ADMIN", 300, "011111110011"))], False),
+    ([v(200, "HS_VLIST", ValueList((ValueRef("88.118.8/ADMIN", 300),)))], False),
+])
+def test_bulk_validation_is_validate_then_stamp_and_says_which_rows_are_plain(
+        values: list[Value], plain: bool) -> None:
+    assert validate_stamped(values, 1_700_000_000) == (
+        stamp(validate_values(values), 1_700_000_000), plain)
 
 
 def test_binary_and_admin_values_are_accepted() -> None:
@@ -79,3 +98,18 @@ def test_value_lists_belong_to_hs_vlist_and_name_valid_members() -> None:
         validate_values([Value(200, "HS_VLIST", ValueList((ValueRef("no-slash", 300),)))])
     with pytest.raises(InvalidValue, match="member index 0"):
         validate_values([Value(200, "HS_VLIST", ValueList((ValueRef("88.118.8/A", 0),)))])
+
+
+def test_change_log_snapshots_of_text_are_the_bytes_the_generic_encoder_writes() -> None:
+    from registry.record import _ENCODER, value_to_json, values_from_json, values_to_json
+
+    values = (v(1, data='引号"\\反斜杠\n\t\x00\x1f\u2028 😀 \ud800'), v(2, "名称", ""),
+              v(3, "b", b"\x00\xff"), v(4, "t", "x", ttl=60, timestamp=7,
+                                        permissions=Permissions(False, True, False, True)),
+              v(100, "HS_ADMIN", AdminRef("88.118.8/ADMIN", 300, "011111110011")),
+              v(200, "HS_VLIST", ValueList((ValueRef("88.118.8/ADMIN", 300),))))
+    text = values_to_json(values)
+    assert text == _ENCODER.encode([value_to_json(x) for x in values])
+    assert values_from_json(text) == values
+    assert values_to_json(values) == text  # the second time from remembered heads
+    assert values_to_json(()) == "[]"
