@@ -181,10 +181,10 @@ def test_bulk_rows_obey_the_grant_value_rules_as_single_registrations_do() -> No
     node = Principal.of("300:88.1/ADMIN")
     reg = Registrar(MemoryStore(), Prefix.parse("88.1"))
     reg.ensure_node_admin("node-admin-secret-1")
-    rows = [BulkRow("88.1/OK", [Value(1, "URL", "u"),
-                                Value(1100, "DATA_GRANT", "300:88.2/A r 2000")]),
-            BulkRow("88.1/MISPLACED", [Value(5, "DATA_GRANT", "300:88.2/A r 2000")]),
-            BulkRow("88.1/RESERVED", [Value(1100, "URL", "u")])]
+    rows = [BulkRow("88.1/OK", (Value(1, "URL", "u"),
+                                Value(1100, "DATA_GRANT", "300:88.2/A r 2000"))),
+            BulkRow("88.1/MISPLACED", (Value(5, "DATA_GRANT", "300:88.2/A r 2000"),)),
+            BulkRow("88.1/RESERVED", (Value(1100, "URL", "u"),))]
     done = reg.register_many(node, rows)
     assert not isinstance(done[0], Exception)
     assert isinstance(done[1], InvalidValue) and "live at indexes" in str(done[1])
