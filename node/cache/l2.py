@@ -21,6 +21,13 @@ each other's answers (or invalidations); nodes on one store share one namespace.
 * ``idnode:v1:<store id>:invalidate`` — the pub/sub channel; each message is
   ``<origin>|<sequence>|<key>`` (an empty key means "drop everything").
 
+Every command names one key (or the one channel), so the same layout works on a Redis
+Cluster, where each identifier's hash lands in its own slot: no hash tags, no multi-key
+command across slots. On a cluster the channel is a *sharded* channel (SPUBLISH /
+SSUBSCRIBE, Redis 7): its messages stay inside the shard that owns the channel's slot
+instead of being broadcast to every node of the cluster, and every process subscribes
+to that one shard (see :mod:`node.cache.redis_url` for the URL forms).
+
 Why a floor instead of a plain DEL: a reader that read the store just before a write
 committed may try to store its (now old) answer just after the writer deleted the key.
 The writer's invalidation leaves the floor behind, and the set script refuses an entry
@@ -45,6 +52,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from node.cache import redis_url
 from node.cache.l1 import Entry
 from node.observe.metrics import Metrics
 
@@ -69,6 +77,10 @@ FORMAT_VERSION = 1
 MAX_PENDING_INVALIDATIONS = 10_000
 _SUBSCRIBER_POLL_SECONDS = 0.25
 _CONFIRM_SECONDS = 2.0
+# Behind Sentinel, how often the subscriber asks whether the master moved.
+_MASTER_CHECK_SECONDS = 1.0
+_CONFIRM_TYPES = ("subscribe", "ssubscribe")
+_MESSAGE_TYPES = ("message", "smessage")
 
 # version, flags, expiry (wall-clock seconds), sequence
 _HEAD = struct.Struct("<BBdQ")
@@ -91,7 +103,9 @@ return 1
 """
 
 # KEYS[1] hash; ARGV: sequence, floor ttl seconds, channel, message.
-# Drops every view and leaves only the floor (never lowered), then tells every process.
+# Drops every view and leaves only the floor (never lowered), then tells every process
+# (on a cluster the channel is empty: the client SPUBLISHes, since a script may only
+# touch its own key's slot and the channel's slot is another).
 _INVALIDATE_LUA = """
 local floor = tonumber(redis.call('HGET', KEYS[1], '~seq') or '0')
 local seq = tonumber(ARGV[1])
@@ -99,7 +113,7 @@ if seq < floor then seq = floor end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], '~seq', seq)
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
-redis.call('PUBLISH', ARGV[3], ARGV[4])
+if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[3], ARGV[4]) end
 return 1
 """
 
@@ -261,14 +275,16 @@ class RedisL2:
         self.monotonic = monotonic
         self.breaker = Breaker(retry_after_ms / 1000, monotonic)
         self.origin = secrets.token_hex(6)
+        self.target = redis_url.parse(url)
+        self.cluster = self.target.kind == "cluster"
+        # One view of the sentinels for every client of this cache: each new connection
+        # asks them where the master is now, which is how the clients follow a failover.
+        self.sentinel = (redis_url.sentinel_for(self.target, self.timeout)
+                         if self.target.kind == "sentinel" else None)
         # No retries: one timeout per failure, then the breaker, never a storm.
-        self.client: redis.Redis = redis.Redis.from_url(
-            url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout,
-            retry=Retry(NoBackoff(), 0), health_check_interval=0)
-        self._write_client: redis.Redis = redis.Redis.from_url(
-            url, socket_timeout=max(timeout_ms, invalidate_timeout_ms) / 1000,
-            socket_connect_timeout=self.timeout, retry=Retry(NoBackoff(), 0),
-            health_check_interval=0)
+        self.client: Any = self._connect(self.timeout)
+        self._write_client: Any = self._connect(
+            max(timeout_ms, invalidate_timeout_ms) / 1000)
         self._set_script: Any = self.client.register_script(_SET_LUA)
         self._invalidate_script: Any = self.client.register_script(_INVALIDATE_LUA)
         self._pending: dict[str, int] = {}
@@ -280,6 +296,12 @@ class RedisL2:
         self.subscriptions = 0  # successful (re)subscriptions, for tests and the log
         self.messages = 0  # invalidations received from other processes
         metrics.redis_up.set(1)
+
+    def _connect(self, timeout: float, **options: Any) -> Any:
+        return redis_url.connect(
+            self.target, self.sentinel, socket_timeout=timeout,
+            socket_connect_timeout=self.timeout, retry=Retry(NoBackoff(), 0),
+            **({"health_check_interval": 0} | options))
 
     # --- state -----------------------------------------------------------------------------
 
@@ -370,10 +392,17 @@ class RedisL2:
         return self.invalidate_many(((key, sequence),))
 
     def _queue_invalidation(self, client: Any, key: str, sequence: int) -> None:
+        message = f"{self.origin}|{sequence}|{key}"
+        if self.cluster:
+            # EVAL, not EVALSHA: a cluster pipeline cannot load a missing script on the
+            # node that owns the key, and writes are rare enough to send the text.
+            client.execute_command("EVAL", _INVALIDATE_LUA, 1, self.key_prefix + key,
+                                   sequence, self.floor_ttl, "", "")
+            client.spublish(self.channel, message)
+            return
         self._invalidate_script(
             keys=[self.key_prefix + key],
-            args=[sequence, self.floor_ttl, self.channel, f"{self.origin}|{sequence}|{key}"],
-            client=client)
+            args=[sequence, self.floor_ttl, self.channel, message], client=client)
 
     def invalidate_many(self, items: Sequence[tuple[str, int]]) -> bool:
         """:meth:`invalidate` for every ``(key, sequence)``, pipelined in one round trip,
@@ -438,14 +467,22 @@ class RedisL2:
 
     def _purge(self) -> None:
         """Too many invalidations were lost to track one by one: drop the namespace."""
-        cursor = 0
-        for _ in range(1_000_000):  # bounded; a full SCAN ends when the cursor is 0 again
-            cursor, keys = self.client.scan(cursor, match=self.key_prefix + "*", count=1000)
-            if keys:
-                self.client.unlink(*keys)
-            if cursor == 0:
-                break
-        self.client.publish(self.channel, f"{self.origin}|0|")
+        # scan_iter walks every master of a cluster; unlink splits its keys by slot.
+        batch: list[bytes] = []
+        for name in self.client.scan_iter(match=self.key_prefix + "*", count=1000):
+            batch.append(name)
+            if len(batch) >= 1000:
+                self.client.unlink(*batch)
+                batch.clear()
+        if batch:
+            self.client.unlink(*batch)
+        self._publish(f"{self.origin}|0|")
+
+    def _publish(self, message: str) -> None:
+        if self.cluster:
+            self.client.spublish(self.channel, message)
+        else:
+            self.client.publish(self.channel, message)
 
     # --- invalidations from other processes ------------------------------------------------
 
@@ -461,16 +498,22 @@ class RedisL2:
     def _listen(self, on_invalidate: Callable[[str, int], None],
                 on_resync: Callable[[], None]) -> None:
         """Subscribe, apply messages, and after any disconnect resubscribe and resync
-        (invalidations sent while we were away are lost, so L1 is dropped)."""
-        sub_client = redis.Redis.from_url(
-            self.url, socket_timeout=max(self.timeout, 2 * _SUBSCRIBER_POLL_SECONDS),
-            socket_connect_timeout=self.timeout, retry=Retry(NoBackoff(), 0))
+        (invalidations sent while we were away are lost, so L1 is dropped).
+
+        Behind Sentinel the subscription is made on the master the sentinels name and is
+        moved when they name another (a failover that left the old master reachable
+        would otherwise keep us listening where nobody publishes any more). On a cluster
+        it is a sharded subscription on the shard that owns the channel."""
+        sub_client = self._connect(max(self.timeout, 2 * _SUBSCRIBER_POLL_SECONDS))
         connected_before = False
         lost = False
         while not self._closing.is_set():
-            pubsub: Any = sub_client.pubsub()  # type: ignore[no-untyped-call]
+            pubsub: Any = sub_client.pubsub()
             try:
-                pubsub.subscribe(self.channel)
+                if self.cluster:
+                    pubsub.ssubscribe(self.channel)
+                else:
+                    pubsub.subscribe(self.channel)
                 self._await_confirmation(pubsub)
                 self.subscriptions += 1
                 self._ok()
@@ -479,12 +522,16 @@ class RedisL2:
                     log.warning("redis invalidation channel resubscribed; L1 dropped")
                 connected_before = True
                 lost = False
+                check_master_at = time.monotonic() + _MASTER_CHECK_SECONDS
                 while not self._closing.is_set():
                     self._probe()
                     self.flush_pending()
-                    message = pubsub.get_message(timeout=_SUBSCRIBER_POLL_SECONDS)
-                    if message is not None and message.get("type") == "message":
+                    message = self._receive(pubsub, _SUBSCRIBER_POLL_SECONDS)
+                    if message is not None and message.get("type") in _MESSAGE_TYPES:
                         self._apply(message.get("data"), on_invalidate, on_resync)
+                    if self.sentinel is not None and time.monotonic() >= check_master_at:
+                        check_master_at = time.monotonic() + _MASTER_CHECK_SECONDS
+                        self._check_master(pubsub)
             except Exception as exc:
                 if self._closing.is_set():
                     break
@@ -496,6 +543,29 @@ class RedisL2:
                 with contextlib.suppress(Exception):  # closing a dead connection may fail
                     pubsub.close()
         sub_client.close()
+
+    def _receive(self, pubsub: Any, timeout: float) -> Any:
+        if self.cluster:
+            return pubsub.get_sharded_message(timeout=timeout)
+        return pubsub.get_message(timeout=timeout)
+
+    def _check_master(self, pubsub: Any) -> None:
+        """Raise (so the caller resubscribes) when the sentinels name a master other
+        than the server this subscription is on. No answer from the sentinels is not a
+        reason to move: a dead master breaks the subscription by itself."""
+        assert self.sentinel is not None
+        connection = pubsub.connection
+        if connection is None:
+            return
+        try:
+            discover: Any = self.sentinel.discover_master  # untyped in redis-py
+            host, port = discover(self.target.service)
+        except redis.RedisError:
+            return
+        if (str(host), int(port)) != (str(connection.host), int(connection.port)):
+            raise redis.ConnectionError(
+                f"sentinel names master {host}:{port}, subscribed on "
+                f"{connection.host}:{connection.port}")
 
     def _probe(self) -> None:
         """While the breaker is open, probe from here too, so recovery (and the
@@ -513,8 +583,8 @@ class RedisL2:
         """Only once Redis confirmed the subscription is nothing published later missed."""
         deadline = time.monotonic() + _CONFIRM_SECONDS
         while time.monotonic() < deadline:
-            message = pubsub.get_message(timeout=0.1)
-            if message is not None and message.get("type") == "subscribe":
+            message = self._receive(pubsub, 0.1)
+            if message is not None and message.get("type") in _CONFIRM_TYPES:
                 return
         raise redis.TimeoutError("no subscribe confirmation from redis")
 
@@ -542,3 +612,5 @@ class RedisL2:
             self._thread.join(timeout=2)
         self.client.close()
         self._write_client.close()
+        if self.sentinel is not None:
+            self.sentinel.close()
