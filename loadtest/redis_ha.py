@@ -168,6 +168,10 @@ class RedisSentinelSet:
 
     # --- the master and failover -------------------------------------------------------
 
+    def sentinel_client(self) -> redis.Redis:
+        """A client of the first sentinel (for SENTINEL commands in tests)."""
+        return _client(self.sentinel_ports[0])
+
     def master_port(self) -> int:
         """The master's port as the first sentinel that answers names it."""
         for port in self.sentinel_ports:

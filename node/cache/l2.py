@@ -38,6 +38,7 @@ at all, so the floor always outlives the readers it guards against.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import math
@@ -79,6 +80,11 @@ _SUBSCRIBER_POLL_SECONDS = 0.25
 _CONFIRM_SECONDS = 2.0
 # Behind Sentinel, how often the subscriber asks whether the master moved.
 _MASTER_CHECK_SECONDS = 1.0
+# After losing Redis (a failover, a restart), writes acknowledged this long before the
+# loss are invalidated again from the store's change log before L2 is read: their
+# invalidations may have failed, or not yet reached the replica that is now the master.
+REPAIR_WINDOW_SECONDS = 10.0
+_POSITION_SAMPLE_SECONDS = 1.0
 _CONFIRM_TYPES = ("subscribe", "ssubscribe")
 _MESSAGE_TYPES = ("message", "smessage")
 
@@ -116,6 +122,25 @@ redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
 if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[3], ARGV[4]) end
 return 1
 """
+
+
+class LoggedChange(Protocol):
+    """One write of the store's change log, as the repair needs it."""
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def sequence(self) -> int: ...
+
+
+class ChangeLog(Protocol):
+    """The store's ordered change log (``registry.store.Store`` is one): the source of
+    truth that repairs the L2 after invalidations may have been lost."""
+
+    def last_sequence(self) -> int: ...
+
+    def changes_since(self, sequence: int, limit: int) -> Sequence[LoggedChange]: ...
 
 
 class CodecError(ValueError):
@@ -249,8 +274,9 @@ class SharedCache(Protocol):
         ...
 
     def start(self, on_invalidate: Callable[[str, int], None],
-              on_resync: Callable[[], None]) -> None:
-        """Start listening for other processes' invalidations."""
+              on_resync: Callable[[], None], changes: ChangeLog | None = None) -> None:
+        """Start listening for other processes' invalidations (and, given the store's
+        change log, repair the cache after losing Redis)."""
         ...
 
     def close(self) -> None: ...
@@ -294,6 +320,12 @@ class RedisL2:
         self._thread: threading.Thread | None = None
         self._corrupt_log_after = 0.0
         self.subscriptions = 0  # successful (re)subscriptions, for tests and the log
+        self.repairs = 0  # completed repairs after a loss, for tests and the log
+        self._changes: ChangeLog | None = None
+        # (monotonic time, change-log position) sampled while Redis is healthy, so that
+        # a repair starts from a position older than the loss by the repair window.
+        self._positions: collections.deque[tuple[float, int]] = collections.deque()
+        self._repair_from: int | None = None  # set while L2 is not trusted
         self.messages = 0  # invalidations received from other processes
         metrics.redis_up.set(1)
 
@@ -332,7 +364,7 @@ class RedisL2:
     # --- the cache -------------------------------------------------------------------------
 
     def get(self, key: str, view: str) -> tuple[Entry, int] | None:
-        if self._pending or not self.breaker.allow():
+        if self._pending or self._repair_from is not None or not self.breaker.allow():
             return None
         try:
             raw, floor = self.client.hmget(self.key_prefix + key, [view, FLOOR_FIELD])
@@ -366,7 +398,7 @@ class RedisL2:
         if mono - read_started > self.max_write_delay:
             self.metrics.l2_stale.inc()
             return False
-        if self._pending or not self.breaker.allow():
+        if self._pending or self._repair_from is not None or not self.breaker.allow():
             return False
         value = encode(entry, sequence, wall_now=self.clock(), mono_now=mono)
         try:
@@ -391,18 +423,21 @@ class RedisL2:
         background, and this process reads nothing from L2 until it went through."""
         return self.invalidate_many(((key, sequence),))
 
-    def _queue_invalidation(self, client: Any, key: str, sequence: int) -> None:
+    def _queue_invalidation(self, client: Any, key: str, sequence: int,
+                            publish: bool = True) -> None:
         message = f"{self.origin}|{sequence}|{key}"
         if self.cluster:
             # EVAL, not EVALSHA: a cluster pipeline cannot load a missing script on the
             # node that owns the key, and writes are rare enough to send the text.
             client.execute_command("EVAL", _INVALIDATE_LUA, 1, self.key_prefix + key,
                                    sequence, self.floor_ttl, "", "")
-            client.spublish(self.channel, message)
+            if publish:
+                client.spublish(self.channel, message)
             return
         self._invalidate_script(
             keys=[self.key_prefix + key],
-            args=[sequence, self.floor_ttl, self.channel, message], client=client)
+            args=[sequence, self.floor_ttl, self.channel if publish else "", message],
+            client=client)
 
     def invalidate_many(self, items: Sequence[tuple[str, int]]) -> bool:
         """:meth:`invalidate` for every ``(key, sequence)``, pipelined in one round trip,
@@ -487,9 +522,11 @@ class RedisL2:
     # --- invalidations from other processes ------------------------------------------------
 
     def start(self, on_invalidate: Callable[[str, int], None],
-              on_resync: Callable[[], None]) -> None:
+              on_resync: Callable[[], None], changes: ChangeLog | None = None) -> None:
         if self._thread is not None:
             return
+        self._changes = changes
+        self._sample_position()
         self._thread = threading.Thread(
             target=self._listen, args=(on_invalidate, on_resync), name="idnode-l2-subscriber",
             daemon=True)
@@ -516,6 +553,9 @@ class RedisL2:
                     pubsub.subscribe(self.channel)
                 self._await_confirmation(pubsub)
                 self.subscriptions += 1
+                # Subscribed first, so nothing published from now on is missed; then
+                # the writes of the outage are invalidated again before L2 is read.
+                self._repair()
                 self._ok()
                 if connected_before or lost:
                     on_resync()
@@ -523,9 +563,13 @@ class RedisL2:
                 connected_before = True
                 lost = False
                 check_master_at = time.monotonic() + _MASTER_CHECK_SECONDS
+                sample_at = time.monotonic() + _POSITION_SAMPLE_SECONDS
                 while not self._closing.is_set():
                     self._probe()
                     self.flush_pending()
+                    if time.monotonic() >= sample_at:
+                        sample_at = time.monotonic() + _POSITION_SAMPLE_SECONDS
+                        self._sample_position()
                     message = self._receive(pubsub, _SUBSCRIBER_POLL_SECONDS)
                     if message is not None and message.get("type") in _MESSAGE_TYPES:
                         self._apply(message.get("data"), on_invalidate, on_resync)
@@ -536,6 +580,7 @@ class RedisL2:
                 if self._closing.is_set():
                     break
                 lost = True
+                self._distrust()
                 self._failed("subscribe", exc)
                 on_resync()  # from now until we resubscribe, invalidations may be missed
                 self._closing.wait(self.breaker.retry_after)
@@ -544,14 +589,68 @@ class RedisL2:
                     pubsub.close()
         sub_client.close()
 
+    # --- repair after losing Redis ---------------------------------------------------------
+
+    def _sample_position(self) -> None:
+        """Remember where the change log is now (the repair starts from such a sample)."""
+        if self._changes is None:
+            return
+        try:
+            position = self._changes.last_sequence()
+        except Exception:  # the store's own trouble is not ours to report
+            return
+        now = self.monotonic()
+        self._positions.append((now, position))
+        keep_after = now - REPAIR_WINDOW_SECONDS - 2 * _POSITION_SAMPLE_SECONDS
+        while len(self._positions) > 1 and self._positions[1][0] <= keep_after:
+            self._positions.popleft()
+
+    def _distrust(self) -> None:
+        """Redis was lost: read nothing from L2 until :meth:`_repair` ran. The repair
+        starts from the newest position sampled at least the repair window before now
+        (or the oldest known one), which covers writes whose invalidation failed during
+        the outage and those that had not reached a replica promoted since."""
+        if self._changes is None or self._repair_from is not None:
+            return
+        cutoff = self.monotonic() - REPAIR_WINDOW_SECONDS
+        start = self._positions[0][1] if self._positions else 0
+        for sampled_at, position in self._positions:
+            if sampled_at <= cutoff:
+                start = position
+        self._repair_from = start
+
+    def _repair(self) -> None:
+        """Invalidate again (floors, no messages) every identifier written since the
+        repair position, or drop the namespace when that is too many; then trust L2."""
+        start = self._repair_from
+        if start is None or self._changes is None:
+            return
+        changes = self._changes.changes_since(start, MAX_PENDING_INVALIDATIONS)
+        if len(changes) >= MAX_PENDING_INVALIDATIONS:
+            self._purge()
+        else:
+            newest: dict[str, int] = {}
+            for change in changes:
+                newest[change.key] = max(change.sequence, newest.get(change.key, 0))
+            items = list(newest.items())
+            for at in range(0, len(items), 1000):
+                pipe = self._write_client.pipeline(transaction=False)
+                for key, sequence in items[at:at + 1000]:
+                    self._queue_invalidation(pipe, key, sequence, publish=False)
+                pipe.execute()
+        self._repair_from = None
+        self.repairs += 1
+        log.warning("redis cache repaired after an outage: %d writes since change %d "
+                    "invalidated again", len(changes), start)
+
     def _receive(self, pubsub: Any, timeout: float) -> Any:
         if self.cluster:
             return pubsub.get_sharded_message(timeout=timeout)
         return pubsub.get_message(timeout=timeout)
 
     def _check_master(self, pubsub: Any) -> None:
-        """Raise (so the caller resubscribes) when the sentinels name a master other
-        than the server this subscription is on. No answer from the sentinels is not a
+        """Raise (so the caller resubscribes and repairs) when the sentinels name a
+        master other than the server this subscription is on. No answer from the sentinels is not a
         reason to move: a dead master breaks the subscription by itself."""
         assert self.sentinel is not None
         connection = pubsub.connection
@@ -563,6 +662,12 @@ class RedisL2:
         except redis.RedisError:
             return
         if (str(host), int(port)) != (str(connection.host), int(connection.port)):
+            # The cache's own connections may still reach the old master too (it keeps
+            # accepting writes until the sentinels demote it): drop them, so the next
+            # command asks the sentinels again.
+            for client in (self.client, self._write_client):
+                with contextlib.suppress(Exception):
+                    client.connection_pool.disconnect()
             raise redis.ConnectionError(
                 f"sentinel names master {host}:{port}, subscribed on "
                 f"{connection.host}:{connection.port}")

@@ -102,20 +102,29 @@ def test_after_a_redis_restart_the_node_reconnects_and_caching_resumes(
     assert writer.l2 is not None and reader.l2 is not None
     wc = Client(f"127.0.0.1:{writer.grpc_port}")
     rc = Client(f"127.0.0.1:{reader.grpc_port}")
+    inspect = redis_any.client()
+    prefix = reader.l2.key_prefix
     try:
         etags = _fill(wc)
         assert wait_until(lambda: reader.l2 is not None and reader.l2.subscriptions == 1)
         for handle in HANDLES[:10]:
             resolve_version(rc, handle)
-        assert redis_any.dbsize() > 0
+
+        def cached(handles: list[str]) -> int:
+            return sum(bool(inspect.hexists(prefix + h.lower(), "")) for h in handles)
+
+        assert cached(HANDLES[:10]) == 10
         redis_any.restart()
-        assert redis_any.dbsize() == 0
+        inspect.close()
+        inspect = redis_any.client()
+        # Every answer is gone (the repair after the outage may lay floors again).
+        assert cached(HANDLES[:10]) == 0
         # Both subscribers come back by themselves and resynchronise L1.
         assert wait_until(lambda: writer.l2 is not None and reader.l2 is not None
                           and writer.l2.subscriptions >= 2 and reader.l2.subscriptions >= 2)
         # Caching resumes: the next cold resolves fill Redis again.
         assert wait_until(lambda: [resolve_version(rc, h) for h in HANDLES[10:20]] != []
-                          and redis_any.dbsize() >= 10, 5)
+                          and cached(HANDLES[10:20]) == 10, 5)
         assert sample(reader, "idnode_cache_redis_up") == 1
         # And invalidations flow again over the new subscription.
         heard = reader.l2.messages
@@ -123,6 +132,7 @@ def test_after_a_redis_restart_the_node_reconnects_and_caching_resumes(
         assert wait_until(lambda: reader.l2 is not None and reader.l2.messages > heard)
         assert resolve_version(rc, HANDLES[0]) == (ack.version, ack.etag)
     finally:
+        inspect.close()
         wc.close()
         rc.close()
 
