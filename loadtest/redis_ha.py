@@ -26,6 +26,9 @@ from loadtest.procs import free_port
 from loadtest.redis_server import RedisServer
 
 SERVICE = "idnode"
+# A master asked to stop waits (up to 10 s by default) for its replicas to catch up;
+# these servers are thrown away, so they stop at once.
+_NO_SHUTDOWN_WAIT = ("--shutdown-timeout", "0")
 
 
 class RedisDeployment(Protocol):
@@ -92,9 +95,9 @@ class RedisSentinelSet:
         self.ready_for_failover = ready_for_failover
         self.down_after_ms = down_after_ms
         self.failover_timeout_ms = failover_timeout_ms
-        first = RedisServer(workdir / "data-a")
-        second = RedisServer(workdir / "data-b",
-                             extra_args=["--replicaof", "127.0.0.1", str(first.port)])
+        first = RedisServer(workdir / "data-a", extra_args=_NO_SHUTDOWN_WAIT)
+        second = RedisServer(workdir / "data-b", extra_args=[
+            *_NO_SHUTDOWN_WAIT, "--replicaof", "127.0.0.1", str(first.port)])
         self.servers = [first, second]
         self.sentinel_ports = [free_port() for _ in range(3)]
         self.sentinels: list[subprocess.Popen[bytes]] = []
@@ -243,8 +246,9 @@ class RedisSentinelSet:
         master = self.master()
         replica = next(s for s in self.servers if s is not master)
         self.kill()
-        master.extra_args = []
-        replica.extra_args = ["--replicaof", "127.0.0.1", str(master.port)]
+        master.extra_args = list(_NO_SHUTDOWN_WAIT)
+        replica.extra_args = [*_NO_SHUTDOWN_WAIT, "--replicaof", "127.0.0.1",
+                              str(master.port)]
         master.start()
         replica.start()
 

@@ -35,6 +35,17 @@ def redis_any(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RedisD
     server.stop()
 
 
+@pytest.fixture(scope="session", params=TOPOLOGIES)
+def redis_shared(request: pytest.FixtureRequest,
+                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisDeployment]:
+    """One deployment per topology for the whole session, for tests that never kill,
+    freeze or restart it: every test's store has its own id, so its own namespace."""
+    server = deployment(request.param, tmp_path_factory.mktemp(f"redis-{request.param}"))
+    server.start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def redis_sentinel(tmp_path: Path) -> Iterator[RedisSentinelSet]:
     """A master, its replica and three sentinels that fail over within seconds."""

@@ -144,8 +144,8 @@ def test_after_a_redis_restart_the_node_reconnects_and_caching_resumes(
     bytes([FORMAT_VERSION]) + b"\x01" + b"\xff" * 200,
 ])
 def test_a_corrupt_value_in_redis_is_a_counted_miss_answered_from_the_store(
-        node_factory: NodeFactory, redis_any: RedisDeployment, garbage: bytes) -> None:
-    node = node_factory(redis_url=redis_any.url, l1_max_entries=0)
+        node_factory: NodeFactory, redis_shared: RedisDeployment, garbage: bytes) -> None:
+    node = node_factory(redis_url=redis_shared.url, l1_max_entries=0)
     client = Client(f"127.0.0.1:{node.grpc_port}")
     try:
         handle = HANDLES[0]
@@ -153,7 +153,7 @@ def test_a_corrupt_value_in_redis_is_a_counted_miss_answered_from_the_store(
         resolve_version(client, handle)  # fills L2
         assert node.l2 is not None
         key = node.l2.key_prefix + handle.lower()
-        tamper = redis_any.client()
+        tamper = redis_shared.client()
         assert tamper.hexists(key, "")
         tamper.hset(key, "", garbage)
         tamper.close()
@@ -167,10 +167,10 @@ def test_a_corrupt_value_in_redis_is_a_counted_miss_answered_from_the_store(
 
 
 def test_a_missing_identifier_is_read_from_the_store_only_a_few_times(
-        node_factory: NodeFactory, redis_any: RedisDeployment) -> None:
+        node_factory: NodeFactory, redis_shared: RedisDeployment) -> None:
     # Two nodes without L1: the "not found" answer is shared through Redis.
-    first = node_factory(redis_url=redis_any.url, l1_max_entries=0)
-    second = node_factory(redis_url=redis_any.url, l1_max_entries=0)
+    first = node_factory(redis_url=redis_shared.url, l1_max_entries=0)
+    second = node_factory(redis_url=redis_shared.url, l1_max_entries=0)
     c1 = Client(f"127.0.0.1:{first.grpc_port}")
     c2 = Client(f"127.0.0.1:{second.grpc_port}")
     handle = "88.118.8/NOT-YET"
@@ -192,15 +192,15 @@ def test_a_missing_identifier_is_read_from_the_store_only_a_few_times(
 
 
 def test_nodes_with_their_own_stores_never_serve_each_others_records_from_a_shared_redis(
-        node_factory: NodeFactory, redis_any: RedisDeployment, tmp_path: Path) -> None:
-    first = node_factory(tmp_path / "first", redis_url=redis_any.url)
-    second = node_factory(tmp_path / "second", redis_url=redis_any.url, l1_max_entries=0)
+        node_factory: NodeFactory, redis_shared: RedisDeployment, tmp_path: Path) -> None:
+    first = node_factory(tmp_path / "first", redis_url=redis_shared.url)
+    second = node_factory(tmp_path / "second", redis_url=redis_shared.url, l1_max_entries=0)
     assert first.store.store_id() != second.store.store_id()
     a, b = Client(f"127.0.0.1:{first.grpc_port}"), Client(f"127.0.0.1:{second.grpc_port}")
     try:
         a.register(HANDLES[0], ("URL", "https://first.example"))
         resolve_version(a, HANDLES[0])  # the first node's signed answer is now in Redis
-        assert first.l2 is not None and redis_any.client().exists(
+        assert first.l2 is not None and redis_shared.client().exists(
             first.l2.key_prefix + HANDLES[0].lower())
         with pytest.raises(grpc.RpcError) as err:
             resolve_version(b, HANDLES[0])

@@ -35,10 +35,10 @@ HANDLE = "88.118.8/HA-1"
 
 
 def test_an_invalidation_from_one_node_reaches_another_on_every_topology(
-        node_factory: NodeFactory, redis_any: RedisDeployment) -> None:
-    writer = node_factory(redis_url=redis_any.url)
+        node_factory: NodeFactory, redis_shared: RedisDeployment) -> None:
+    writer = node_factory(redis_url=redis_shared.url)
     # Another host with an L1: only the Redis message can drop its cached answer.
-    listener = as_other_host(node_factory(redis_url=redis_any.url))
+    listener = as_other_host(node_factory(redis_url=redis_shared.url))
     assert writer.l2 is not None and listener.l2 is not None
     wc = Client(f"127.0.0.1:{writer.grpc_port}")
     lc = Client(f"127.0.0.1:{listener.grpc_port}")
