@@ -545,17 +545,18 @@ class RedisL2:
         connected_before = False
         lost = False
         while not self._closing.is_set():
-            pubsub: Any = sub_client.pubsub()
+            pubsub: Any = None
             try:
+                pubsub = sub_client.pubsub()
                 if self.cluster:
                     pubsub.ssubscribe(self.channel)
                 else:
                     pubsub.subscribe(self.channel)
                 self._await_confirmation(pubsub)
-                self.subscriptions += 1
                 # Subscribed first, so nothing published from now on is missed; then
                 # the writes of the outage are invalidated again before L2 is read.
                 self._repair()
+                self.subscriptions += 1
                 self._ok()
                 if connected_before or lost:
                     on_resync()
@@ -585,8 +586,9 @@ class RedisL2:
                 on_resync()  # from now until we resubscribe, invalidations may be missed
                 self._closing.wait(self.breaker.retry_after)
             finally:
-                with contextlib.suppress(Exception):  # closing a dead connection may fail
-                    pubsub.close()
+                if pubsub is not None:
+                    with contextlib.suppress(Exception):  # a dead connection may not close
+                        pubsub.close()
         sub_client.close()
 
     # --- repair after losing Redis ---------------------------------------------------------
