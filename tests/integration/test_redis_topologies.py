@@ -137,10 +137,14 @@ def test_a_thousand_rounds_with_the_master_killed_and_failed_over_read_nothing_s
 
     watcher = threading.Thread(target=await_failover, daemon=True)
 
+    during_outage: list[int] = []
+
     def between(i: int) -> None:
         if i == ROUNDS // 4:
             redis_sentinel.kill_master()
             watcher.start()
+        if i > ROUNDS // 4 and not failed_over.is_set():
+            during_outage.append(i)
         if i == ROUNDS // 2:
             # Rounds went on through the outage and the election; from here on the
             # promoted replica serves, so the L2 must be back in use.
@@ -148,6 +152,7 @@ def test_a_thousand_rounds_with_the_master_killed_and_failed_over_read_nothing_s
             hits_at_failover.update({n: l2_hits(node) for n, node in nodes.items()})
 
     assert _rounds(nodes, ROUNDS, between) == []
+    assert during_outage  # rounds really ran while there was no master
     watcher.join(30)
     for name, node in nodes.items():
         assert node.l2 is not None
@@ -156,6 +161,7 @@ def test_a_thousand_rounds_with_the_master_killed_and_failed_over_read_nothing_s
         # ...and closed again on the new master, which it reads and fills again.
         assert wait_until(partial(_redis_up, node)), name
         assert node.l2.subscriptions >= 2, name
+        assert node.l2.repairs >= 1, name  # recent writes invalidated again first
     assert l2_hits(nodes["remote"]) > hits_at_failover["remote"] + ROUNDS // 10
     new_master = redis_sentinel.master()
     assert new_master.port != old_port and new_master.dbsize() > 0
