@@ -64,6 +64,13 @@ class _EchoService:
     def error(self, env: Any, *args: Any) -> bytes:
         return self.answer(env, b"", "", "")
 
+    def fast(self, data: bytes, transport: str = "udp") -> None:
+        """Never remembers: every request takes the decoding path, as a node's first."""
+        return None
+
+    def flush_metrics(self) -> None:
+        pass
+
     busy = protocol_error = error
 
 

@@ -285,17 +285,19 @@ def start_echo(group: ProcessGroup, pin: Pinning, host: str, workdir: Path,
     return server
 
 
-def idnode_command() -> list[str]:
+def idnode_command(subcommand: str = "serve") -> list[str]:
     """The node's console script next to this interpreter (``python -m node`` if absent)."""
     script = Path(sys.executable).with_name("idnode")
-    return [str(script), "serve"] if script.exists() else [sys.executable, "-m", "node",
-                                                           "serve"]
+    return [str(script), subcommand] if script.exists() else [sys.executable, "-m", "node",
+                                                              subcommand]
 
 
 def start_node(group: ProcessGroup, pin: Pinning, host: str, data_dir: Path, secret: str,
                extra_env: Mapping[str, str] | None = None, cpus: str | None = None,
-               name: str = "node") -> Server:
-    """``idnode serve`` configured only through IDNODE_* variables."""
+               name: str = "node", subcommand: str = "serve",
+               args: Sequence[str] = ()) -> Server:
+    """``idnode serve`` (or ``subcommand`` with ``args``, e.g. ``mirror --from …``)
+    configured through IDNODE_* variables."""
     port = free_port(host)
     http_port = free_port(host)
     env = {k: v for k, v in os.environ.items() if not k.startswith("IDNODE_")}
@@ -309,7 +311,7 @@ def start_node(group: ProcessGroup, pin: Pinning, host: str, data_dir: Path, sec
         **(extra_env or {}),
     })
     log = data_dir.parent / f"{name}.log"
-    cmd = pin.wrap(idnode_command(), "server", cpus)
+    cmd = pin.wrap([*idnode_command(subcommand), *args], "server", cpus)
     server = Server(name, group.start(cmd, env=env, log=log), host, port, log, http_port,
                     cpus=(cpus or pin.server_cpus) if pin.enabled else None)
     wait_ready(server)

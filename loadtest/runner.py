@@ -220,8 +220,10 @@ class Bench:
         clients: list[subprocess.Popen[bytes]] = []
         try:
             for i in range(procs):
-                spec = {
-                    "target": server.target, "mode": spec_mode, "process_index": i,
+                targets = getattr(server, "targets", None) or [server.target]
+                spec = {  # client i drives targets[i mod n] (several node processes)
+                    "target": targets[i % len(targets)], "mode": spec_mode,
+                    "process_index": i,
                     "concurrency": concurrency // procs + (1 if i < concurrency % procs else 0),
                     "rate": rate / procs, "warmup": a.warmup, "duration": a.duration,
                     "workload": workload.to_dict(),

@@ -32,6 +32,7 @@ from node.handle.server import HandleServer  # Handle protocol door
 from node.handle.service import SITE_SERIAL, HandleService, site_record
 from node.observe.logs import configure, event
 from node.observe.metrics import Metrics
+from node.rpc.mirror import Follower, MirrorSource
 from node.rpc.server import SERVICES, Services, add_port, build_server
 from node.security.auth import Authenticator
 from node.security.certificates import CertificatePrincipals, Credentials
@@ -44,6 +45,7 @@ from node.service.audit import Audit, RefusalRecorder
 from node.service.coherence import Coherence
 from node.service.core import Core
 from node.service.follow import Follow
+from node.service.mirror import Mirror
 from node.service.resolve import Resolver
 from node.service.templates import Templates
 from node.service.tokens import Tokens
@@ -90,6 +92,7 @@ class Node:
     l2: RedisL2 | None = None
     handle: HandleServer | None = None  # the Handle protocol door (RFC 3652, TCP+UDP)
     tls: TlsFiles | None = None  # the certificate pair of the gRPC and HTTP doors
+    follower: Follower | None = None  # `idnode mirror`: following the primary's changes
     _stopped: bool = field(default=False, repr=False)
     _halt: threading.Event = field(default_factory=threading.Event, repr=False)
     _watchdog: threading.Thread | None = field(default=None, repr=False)
@@ -129,6 +132,8 @@ class Node:
             self.handle.start()
         if self.tls is not None:
             self.tls.start()
+        if self.follower is not None:
+            self.follower.start()
         self._refresh_gauges()
         self._set_health(True)
         self._watchdog = threading.Thread(target=self._watch_store, name="store-watchdog",
@@ -190,6 +195,8 @@ class Node:
         if self.tls is not None:
             self.tls.stop()
         self.health.enter_graceful_shutdown()
+        if self.follower is not None:
+            self.follower.stop()
         self.services.stop_followers()
         grace = self.settings.shutdown_grace_seconds if grace_seconds is None else grace_seconds
         if self.handle is not None:  # Handle protocol door: stop receiving, drain workers
@@ -277,8 +284,10 @@ def open_store(settings: Settings) -> tuple[Store, Beacon]:
 
 def assemble_core(settings: Settings, store: Store, beacon: Beacon, keys: KeyRing,
                   registrar: Registrar, metrics: Metrics, l1: L1Cache,
-                  l2: RedisL2 | None) -> tuple[Core, Coherence, Authenticator]:
-    """The application core every front door calls (node.service), from its parts."""
+                  l2: RedisL2 | None, *,
+                  read_only: str = "") -> tuple[Core, Coherence, Authenticator]:
+    """The application core every front door calls (node.service), from its parts;
+    ``read_only`` (a mirror) refuses every write with that message."""
     auth = Authenticator(registrar.credential, hash_threads=settings.auth_hash_threads,
                          queue=settings.auth_queue,
                          max_failures=settings.auth_max_failures,
@@ -297,12 +306,14 @@ def assemble_core(settings: Settings, store: Store, beacon: Beacon, keys: KeyRin
         certificates = CertificatePrincipals(store.get, _certified_principal)
     credentials = Credentials(auth, certificates)
     admission = Admission(credentials, rate_limits(settings, metrics),
-                          remembered=auth.remembered)
+                          remembered=auth.remembered, read_only=read_only)
     recorder = RefusalRecorder(store, metrics)
     writes = Writes(registrar, coherence, credentials, metrics, recorder, admission=admission)
     follow = Follow(store, registrar.policy, credentials, metrics, admission=admission)
+    tokens = Tokens(store, registrar, credentials)
+    tokens.writable = admission.writable
     core = Core(registrar, resolver, writes, follow, credentials, keys,
-                tokens=Tokens(store, registrar, credentials),
+                tokens=tokens,
                 max_batch_handles=settings.max_batch_handles, admission=admission,
                 applications=Applications(registrar, writes, credentials, store),
                 audit=Audit(store, registrar.policy, credentials, recorder),
@@ -378,12 +389,31 @@ def build_http(node: Node, settings: Settings, exposed: CollectorRegistry) -> No
         raise StartupError(f"setting http_listen/metrics_listen: {exc.strerror}") from None
 
 
+def ensure_admin(settings: Settings, registrar: Registrar, coherence: Coherence, *,
+                 mirror: bool = False) -> None:
+    """Create the node admin from ``admin_secret`` when it does not exist yet (on a
+    mirror as a principals row: its records are the primary's)."""
+    if mirror:
+        if settings.admin_secret and registrar.ensure_mirror_admin(settings.admin_secret):
+            event(log, "mirror node admin created", principal=f"300:{settings.node_prefix}/ADMIN")
+        return
+    if settings.admin_secret:
+        created = registrar.ensure_node_admin(settings.admin_secret)
+        if created:
+            coherence.invalidate_many([(r.key, r.sequence) for r in created])
+            event(log, "node admin created", principal=f"300:{settings.node_prefix}/ADMIN")
+
+
 def build(settings: Settings, *, reuse_port: bool = False,
-          metrics_dir: str | None = None) -> Node:
+          metrics_dir: str | None = None, mirror: MirrorSource | None = None) -> Node:
     """Assemble a node from settings (it is not started).
 
     ``metrics_dir`` is set by the ``--workers`` supervisor: every worker then writes its
-    metrics there and the HTTP side exposes the sum over all workers.
+    metrics there and the HTTP side exposes the sum over all workers. ``mirror`` makes a
+    read-only mirror of that primary (`idnode mirror`, node/service/mirror.py): writes are
+    refused (ReadOnly: PERMISSION_DENIED, HTTP 403), the store follows the primary's
+    change feed, and ``admin_secret`` makes a node admin of the mirror's own (a principals
+    row, never a record: the records are the primary's).
     """
     tls = open_tls(settings)  # first: bad TLS files stop the start before anything opens
     with ExitStack() as cleanup:  # undone in reverse order if any step fails
@@ -407,13 +437,11 @@ def build(settings: Settings, *, reuse_port: bool = False,
                          floor_ttl_seconds=settings.redis_floor_ttl_seconds,
                          invalidate_timeout_ms=settings.redis_invalidate_timeout_ms)
             cleanup.callback(l2.close)
+        read_only = (f"this node is a read-only mirror of {mirror.target}: send writes to "
+                     "the primary" if mirror is not None else "")
         core, coherence, auth = assemble_core(settings, store, beacon, keys, registrar, metrics,
-                                              l1, l2)
-        if settings.admin_secret:
-            created = registrar.ensure_node_admin(settings.admin_secret)
-            if created:
-                coherence.invalidate_many([(r.key, r.sequence) for r in created])
-                event(log, "node admin created", principal=f"300:{settings.node_prefix}/ADMIN")
+                                              l1, l2, read_only=read_only)
+        ensure_admin(settings, registrar, coherence, mirror=mirror is not None)
         require_certificates = settings.grpc_tls_client_auth == "require"
         services = Services(core, metrics,
                             access_log_sample_ratio=settings.access_log_sample_ratio,
@@ -432,6 +460,8 @@ def build(settings: Settings, *, reuse_port: bool = False,
                     beacon, server, health_servicer, port, auth=auth, l2=l2, tls=tls)
         if tls is not None:
             cleanup.callback(tls.stop)
+        if mirror is not None:
+            node.follower = Follower(mirror, Mirror(store, coherence, metrics))
         # --- Handle protocol door (RFC 3652 on TCP and UDP) ---
         if settings.handle_listen:
             node.handle = build_handle(settings, core, metrics, reuse_port=reuse_port)
@@ -518,10 +548,10 @@ def tune_gc() -> None:
 
 
 def serve(settings: Settings, *, reuse_port: bool = False, worker: int = 0,
-          metrics_dir: str | None = None) -> None:
-    """Run one node process until SIGTERM or SIGINT."""
+          metrics_dir: str | None = None, mirror: MirrorSource | None = None) -> None:
+    """Run one node process (a mirror of ``mirror``) until SIGTERM or SIGINT."""
     configure(settings.log_format, settings.log_level)
-    node = build(settings, reuse_port=reuse_port, metrics_dir=metrics_dir)
+    node = build(settings, reuse_port=reuse_port, metrics_dir=metrics_dir, mirror=mirror)
     tune_gc()
     node.start()
     event(log, "serving", grpc=f"{settings.grpc_listen.rpartition(':')[0]}:{node.grpc_port}",

@@ -132,7 +132,8 @@ def accepted_row(write: Write, target: str, sequence: int, now: int) -> tuple[ob
     return (now, write.principal, principal_key(write.principal),
             ctx.action or write.operation.value, target, handle_prefix_key(write.handle),
             write.request.request_id if write.request is not None else "", OUTCOME_OK,
-            ctx.peer[:MAX_ADDRESS_CHARS], ctx.door[:MAX_SHORT_CHARS], "", sequence)
+            ctx.peer[:MAX_ADDRESS_CHARS], ctx.door[:MAX_SHORT_CHARS],
+            ctx.detail[:MAX_MESSAGE_CHARS], sequence)
 
 
 def bulk_rows(applied: Sequence[tuple[Write, str, int]], now: int) -> list[tuple[object, ...]]:

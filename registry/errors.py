@@ -105,6 +105,12 @@ class PermissionDenied(IdnodeError):
     """The principal is known but has no rights on the identifier's prefix."""
 
 
+class ReadOnly(PermissionDenied):
+    """This node takes no writes at all (a mirror of another node): refused before any
+    credential is checked, for everyone, with the same status as a missing right, since
+    retrying here can never succeed. The message says where writes go."""
+
+
 class ResourceExhausted(IdnodeError):
     """A size or rate limit was exceeded, or the node is overloaded.
 

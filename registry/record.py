@@ -78,11 +78,13 @@ class RequestKey:
 class AuditContext:
     """What the audit row of a write records beyond the write itself: the client's
     address, the front door it came through, and the action the caller asked for (empty:
-    the write's operation, e.g. an HTTP PUT that turned into a register)."""
+    the write's operation, e.g. an HTTP PUT that turned into a register). ``detail`` goes
+    to the row's message (a grant or revoke lists what changed)."""
 
     peer: str = ""
     door: str = ""
     action: str = ""
+    detail: str = ""
 
 
 NO_AUDIT_CONTEXT = AuditContext()

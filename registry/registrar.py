@@ -10,11 +10,19 @@ import contextlib
 import hashlib
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 from registry import paging
+from registry.access.grants import EMPTY as EMPTY_ITEMS
+from registry.access.grants import (
+    GRANT_TYPE,
+    DataAccess,
+    check_grant_values,
+    grant_changes,
+)
 from registry.access.policy import (
+    ADMIN_BITS,
     ALL,
     WRITE_BITS,
     AccessPolicy,
@@ -58,6 +66,7 @@ from registry.errors import (
 from registry.identifier import Handle, Prefix
 from registry.record import (
     ABSENT,
+    NO_AUDIT_CONTEXT,
     AuditContext,
     Operation,
     Precondition,
@@ -92,6 +101,7 @@ from registry.values import (
 )
 
 MAX_REQUEST_ID_CHARS = 128
+MAX_AUDIENCES = 100_000
 _PUT_ATTEMPTS = 3
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
@@ -131,6 +141,10 @@ class Registrar:
         # The templates records are checked against, cached (registry.templates).
         self.templates = templates or TemplateBook(store.get_template)
         self.policy: AccessPolicy = policy or HandlePolicy(node_prefix, self.rights)
+        # Field-level data authorisation (registry.access.grants).
+        self.data = DataAccess(self.rights, self.templates.get)
+        # audience() per (principal, identifier), valid for one rights-book generation.
+        self._audiences: dict[tuple[Principal, str], tuple[int, bool, frozenset[int]]] = {}
         self._clock = clock
 
     def _now(self) -> int:
@@ -166,16 +180,47 @@ class Registrar:
         """Credentials first (an anonymous write is Unauthenticated wherever it aims), then
         whether this node serves the identifier, then *some* write right on it, before
         anything about the identifier is read; the exact bits are checked once the change
-        is known."""
+        is known. A caller without write bits passes only when it holds ``rw`` on some
+        item of the identifier (field-level data authorisation), which reads its admin
+        view; the refusal is the same either way."""
         if principal is None:
             raise Unauthenticated(f"{doing} requires credentials (authorization metadata)")
         self.check_served(handle)
-        return self.policy.require_any(principal, WRITE_BITS, handle, doing=doing)
+        try:
+            return self.policy.require_any(principal, WRITE_BITS, handle, doing=doing)
+        except PermissionDenied:
+            # A read+write grantee of some item may write that item's value (_changed
+            # checks that the change touches nothing else).
+            if self.data.writable(principal, handle):
+                return principal
+            raise
 
     def can_read_private(self, principal: Principal | None, handle: Handle) -> bool:
         """Whether ``principal`` sees values without public_read on ``handle``."""
         return principal is not None and self.policy.permits(
             principal, Permission.READ_VALUE, handle)
+
+    def audience(self, principal: Principal | None,
+                 handle: Handle) -> tuple[bool, frozenset[int]]:
+        """What ``principal`` may read of ``handle``: everything readable (private values
+        and every restricted item: read_value), or the public values plus the restricted
+        items it is granted (the set; empty for most callers)."""
+        if principal is None:
+            return False, EMPTY_ITEMS
+        key = (principal, handle.key)
+        generation = self.rights.generation
+        hit = self._audiences.get(key)
+        if hit is not None and hit[0] == generation:
+            return hit[1], hit[2]
+        # Both answers come from admin views (forgotten on every write, which bumps the
+        # generation) and published templates (whose grants never change).
+        private_ok = self.policy.permits(principal, Permission.READ_VALUE, handle)
+        granted = EMPTY_ITEMS if private_ok else self.data.readable(principal, handle)
+        if generation == self.rights.generation and self.data.settled(handle):
+            if len(self._audiences) >= MAX_AUDIENCES:
+                self._audiences.clear()
+            self._audiences[key] = (generation, private_ok, granted)
+        return private_ok, granted
 
     def credential(self, key: str) -> StoredPrincipal | None:
         """The secret hash that proves identity ``key`` (``index:handle key``): the
@@ -205,6 +250,21 @@ class Registrar:
                     Handle.parse(f"{self.node_prefix.text}/{ADMIN_SUFFIX}").key) is not None)]
         self.rights.forget([r.key for r in created])
         return created
+
+    def ensure_mirror_admin(self, secret: str) -> bool:
+        """On a mirror: the node admin ``300:<node prefix>/ADMIN`` proved by ``secret``
+        through a row of the principals table, not a record (the mirror's records are
+        its primary's, which carry no HS_SECKEY on the feed, so the row is what counts;
+        a record would be a write the primary never made). Whether it was created (an
+        existing row is kept: the first secret stays until the row is removed)."""
+        identity = admin_identity(self.node_prefix)
+        key = identity_key(identity)
+        if self.store.get_principal(key) is not None:
+            return False
+        check_new_secret(secret)
+        self.store.add_principal(StoredPrincipal(Principal(identity, key),
+                                                 hash_secret(secret), self._now()))
+        return True
 
     def _admin_records(self, prefix: Prefix, secret: str, by: str, now: int, *,
                        admin_exists: bool = False,
@@ -258,6 +318,7 @@ class Registrar:
         """The values to store for a new identifier, from values that passed
         validate_values: its template, sealed secrets, references."""
         self.check_template(handle, (), checked)
+        check_grant_values(checked)
         vals = _seal(stamp(checked, now))
         self._check_references(handle, (), vals)
         return vals
@@ -274,7 +335,8 @@ class Registrar:
         self._may_register(who, handle)
         vals = self._new_record(handle, incoming, now)
         return self._apply(Write(Operation.REGISTER, handle, vals,
-                                      Precondition(absent=True), who.id, request, audit), now)
+                                 Precondition(absent=True), who.id, request,
+                                 _audited(audit, (), vals)), now)
 
     def register_many(self, principal: Principal | None, rows: Sequence[BulkRow],
                       audit: AuditContext | None = None) -> list[WriteResult | IdnodeError]:
@@ -292,7 +354,8 @@ class Registrar:
             except IdnodeError as exc:
                 out[i] = exc
                 continue
-            writes.append(Write(Operation.REGISTER, handle, vals, ABSENT, who.id, audit=audit))
+            writes.append(Write(Operation.REGISTER, handle, vals, ABSENT, who.id,
+                                audit=_audited(audit, (), vals)))
             positions.append(i)
         if writes:
             try:
@@ -330,11 +393,27 @@ class Registrar:
         difference needs), that every new reference names a principal or group, that no
         group contains itself, and that a prefix keeps an admin."""
         handle = current.handle
-        self.policy.require(principal, change_bits(current.values, new_values), handle,
-                            doing=doing)
+        needed = change_bits(current.values, new_values)
+        try:
+            self.policy.require(principal, needed, handle, doing=doing)
+        except PermissionDenied:
+            self._granted_write(principal, current, new_values, needed)
         self.check_template(handle, current.values, new_values)
+        check_grant_values(new_values)
         self._check_references(handle, current.values, new_values)
         return new_values
+
+    def _granted_write(self, principal: Principal, current: Record,
+                       new_values: tuple[Value, ...], needed: int) -> None:
+        """Without the Handle bits a change needs, it is still allowed when every value
+        it adds, changes or removes is at an item the principal holds ``rw`` on
+        (registry.access.grants); otherwise the policy's refusal stands."""
+        writable = self.data.writable(principal, current.handle)
+        changed = changed_indexes(current.values, new_values)
+        if writable and changed and not needed & ADMIN_BITS and changed <= writable:
+            return
+        self.policy.require(principal, needed, current.handle,
+                            doing=f"write {current.handle}")  # raises the usual refusal
 
     def update(self, principal: Principal | None, handle_text: str, values: Iterable[Value],
                etag: str, *, merge: bool = False, request_id: str = "",
@@ -352,8 +431,8 @@ class Registrar:
                                                                            fresh)
         self._changed(who, current, new_values, doing)
         return self._apply(Write(Operation.UPDATE, handle, new_values,
-                                      Precondition(sequence=sequence), who.id, request, audit),
-                                now)
+                                 Precondition(sequence=sequence), who.id, request,
+                                 _audited(audit, current.values, new_values)), now)
 
     def delete(self, principal: Principal | None, handle_text: str, etag: str | None,
                indexes: Iterable[int] = (), request_id: str = "",
@@ -383,8 +462,8 @@ class Registrar:
                                   "delete the identifier instead (no indexes)")
         self._changed(who, current, kept, f"delete values of {handle}")
         return self._apply(Write(Operation.UPDATE, handle, kept,
-                                      Precondition(sequence=sequence), who.id, request, audit),
-                                self._now())
+                                 Precondition(sequence=sequence), who.id, request,
+                                 _audited(audit, current.values, kept)), self._now())
 
     def put(self, principal: Principal | None, handle_text: str, values: Iterable[Value], *,
             overwrite: bool = True, indexes: Iterable[int] = (),
@@ -433,8 +512,8 @@ class Registrar:
                                                                              fresh)
         self._changed(principal, current, new_values, f"write {current.handle}")
         return self._apply(Write(Operation.UPDATE, current.handle, new_values,
-                                      Precondition(sequence=current.sequence), principal.id,
-                                      audit=audit), now)
+                                 Precondition(sequence=current.sequence), principal.id,
+                                 audit=_audited(audit, current.values, new_values)), now)
 
     # --- templates -----------------------------------------------------------------------
 
@@ -614,8 +693,8 @@ def change_bits(old: Sequence[Value], new: Sequence[Value]) -> int:
     bits = 0  # plain int: IntFlag arithmetic is slow
     for index in before.keys() | after.keys():
         was, now = before.get(index), after.get(index)
-        admin = (was is not None and was.type == ADMIN_TYPE) or \
-            (now is not None and now.type == ADMIN_TYPE)
+        admin = (was is not None and was.type in _RIGHTS_TYPES) or \
+            (now is not None and now.type in _RIGHTS_TYPES)
         if was is None:
             bits |= _ADD_ADMIN if admin else _ADD_VALUE
         elif now is None:
@@ -625,6 +704,29 @@ def change_bits(old: Sequence[Value], new: Sequence[Value]) -> int:
     return bits or _MODIFY_VALUE
 
 
+def _audited(audit: AuditContext | None, old: Sequence[Value],
+             new: Sequence[Value]) -> AuditContext | None:
+    """The write's audit context, naming a grant or revoke when it changes DATA_GRANT
+    values (so the audit log shows who handed out or took back data access)."""
+    if GRANT_TYPE not in [v[1] for v in new] and GRANT_TYPE not in [v[1] for v in old]:
+        return audit  # the usual write: one pass over plain tuple fields
+    action, detail = grant_changes(old, new)
+    if not action:
+        return audit
+    return replace(audit or NO_AUDIT_CONTEXT, action=action, detail=detail)
+
+
+def changed_indexes(old: Sequence[Value], new: Sequence[Value]) -> frozenset[int]:
+    """Indexes whose value a write adds, changes or removes (timestamps aside)."""
+    before = {v.index: v for v in old}
+    after = {v.index: v for v in new}
+    return frozenset(i for i in before.keys() | after.keys()
+                     if after.get(i) is None or not _same(before.get(i), after[i]))
+
+
+# Values that change who may do what: writing them needs the admin bits (add_admin…),
+# HS_ADMIN as in Handle, DATA_GRANT because it hands out data access.
+_RIGHTS_TYPES = frozenset({ADMIN_TYPE, GRANT_TYPE})
 _ADD_HANDLE = int(Permission.ADD_HANDLE)
 _ADD_VALUE, _REMOVE_VALUE, _MODIFY_VALUE = (int(Permission.ADD_VALUE),
                                             int(Permission.REMOVE_VALUE),

@@ -26,6 +26,7 @@ path), and a duplicate key is :class:`~registry.errors.AlreadyExists`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -284,6 +285,12 @@ class UnitOfWork(Protocol):
         commits together with the allocation it makes)."""
         ...
 
+    def set_meta(self, name: str, value: str) -> None:
+        """Set a fact about the store (the ``meta`` table) inside the unit, e.g. a
+        mirror's position in its primary's change log, so that it commits with the
+        changes it counts (:func:`check_meta_name` says which names may be set)."""
+        ...
+
 class Store(RecordStore, ChangeLog, AccessStore, TokenStore, ApplicationStore, AuditLog,
             TemplateStore,
             Protocol):
@@ -309,6 +316,10 @@ class Store(RecordStore, ChangeLog, AccessStore, TokenStore, ApplicationStore, A
         re-entrant: opening one inside another in the same thread raises RuntimeError.
         Changes become visible to readers and followers only at commit.
         """
+        ...
+
+    def meta(self, name: str) -> str | None:
+        """A fact set by :meth:`UnitOfWork.set_meta` (None when never set)."""
         ...
 
     def close(self) -> None:
@@ -374,6 +385,14 @@ def check_precondition(current: Record | None, write: Write) -> None:
         raise StaleEtag(
             f"etag is stale: {name} was changed since (now version {current.version}, "
             f"etag {current.etag})")
+
+
+def check_meta_name(name: str) -> str:
+    """``name`` when a unit of work may set it: 1-64 characters of ``[a-z0-9_.:-]``, and
+    never ``store_id`` (the store's identity is made once, by its migration)."""
+    if name == "store_id" or re.fullmatch(r"[a-z0-9_.:-]{1,64}", name) is None:
+        raise InvalidArgument(f"{name!r} is not a name a store fact may be set under")
+    return name
 
 
 def replay_application(new: Application, stored: Application) -> Application:

@@ -28,6 +28,7 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
 
+from registry.access.grants import parse_item_grant
 from registry.errors import (
     AlreadyExists,
     InvalidArgument,
@@ -189,8 +190,9 @@ class Schema:
 
 @dataclass(frozen=True, slots=True)
 class Item:
-    """One field of a template. ``grants`` is reserved for per-item data authorisation
-    (principals or groups ``index:handle``): stored and returned, not enforced yet."""
+    """One field of a template. ``grants``: who may read (or read and write) the item's
+    value, ``"index:handle"`` or ``"index:handle rw"`` (registry.access.grants); empty: the
+    item is public (the value's own Handle permissions decide)."""
 
     name: str
     id_type: str
@@ -235,8 +237,13 @@ class Template:
     by_index: Mapping[int, Item] = field(default_factory=dict, compare=False, repr=False)
     by_type: Mapping[str, Item] = field(default_factory=dict, compare=False, repr=False)
     required: tuple[Item, ...] = field(default=(), compare=False, repr=False)
+    # Restricted items: idIndex -> ((ref key, access), ...) from the items' grants.
+    access: Mapping[int, tuple[tuple[str, int], ...]] = field(default_factory=dict,
+                                                              compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "access", {
+            i.id_index: _grant_entries(i.grants) for i in self.items if i.grants})
         object.__setattr__(self, "by_index", {i.id_index: i for i in self.items})
         object.__setattr__(self, "by_type", {i.id_type: i for i in self.items})
         object.__setattr__(self, "required", tuple(
@@ -504,18 +511,37 @@ def _parse_grants(value: object, problems: _Problems, index: int, id_type: str,
                      index=index, id_type=id_type, name=name)
         return ()
     out = []
+    seen: set[str] = set()
     for grant in value:
-        index_text, sep, handle = grant.partition(":") if isinstance(grant, str) else ("", "", "")
-        try:
-            if not sep or not index_text.isdigit():
-                raise InvalidIdentifier("not index:handle")
-            Handle.parse(handle)
-        except InvalidIdentifier:
-            problems.add("grants", grant, "must name a principal or group as index:handle, "
-                                          "e.g. 300:88.118.8/ADMIN", index=index,
+        if not isinstance(grant, str):
+            problems.add("grants", grant, "must be a string: index:handle, optionally "
+                                          "followed by r or rw", index=index,
                          id_type=id_type, name=name)
             continue
-        out.append(grant)
+        try:
+            ref, _ = parse_item_grant(grant)
+        except InvalidArgument as exc:
+            problems.add("grants", grant, exc.message, index=index, id_type=id_type,
+                         name=name)
+            continue
+        if ref in seen:
+            problems.add("grants", grant, "names an identity twice", index=index,
+                         id_type=id_type, name=name)
+            continue
+        seen.add(ref)
+        out.append(" ".join(grant.split()))
+    return tuple(out)
+
+
+def _grant_entries(grants: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
+    """Parsed item grants; strings that no longer parse (stored by an older build) are
+    left out: they grant nothing."""
+    out: list[tuple[str, int]] = []
+    for grant in grants:
+        try:
+            out.append(parse_item_grant(grant))
+        except InvalidArgument:
+            continue
     return tuple(out)
 
 
@@ -955,6 +981,85 @@ def index_conflicts(new: Template, others: Iterable[Template]) -> list[Violation
     return out
 
 
+def with_indexes(body: Mapping[str, Any], existing: Sequence[Template]) -> dict[str, Any]:
+    """``body`` with an ``idIndex`` for every item that has none (SNMS v3 has no
+    indexes; v5's are optional on update): the index its ``idType`` has in another
+    version of the prefix (indexes are stable), else the next one no version uses, from
+    2000. Items that are not objects are left for the parser to name."""
+    used: dict[str, int] = {}
+    taken: set[int] = set()
+    for t in existing:
+        for item in t.items:
+            used.setdefault(item.id_type, item.id_index)
+            taken.add(item.id_index)
+    raw_items = body.get("items")
+    if not isinstance(raw_items, list):
+        return dict(body)
+    for raw in raw_items:
+        if isinstance(raw, Mapping) and raw.get("idIndex") not in (None, ""):
+            with_index = raw.get("idIndex")
+            if isinstance(with_index, int) and not isinstance(with_index, bool):
+                taken.add(with_index)
+            elif isinstance(with_index, str) and with_index.strip().isdigit():
+                taken.add(int(with_index.strip()))
+    out_items: list[object] = []
+    next_free = MIN_ITEM_INDEX
+    for raw in raw_items:
+        if isinstance(raw, Mapping) and raw.get("idIndex") in (None, ""):
+            id_type = raw.get("idType")
+            index = used.get(id_type) if isinstance(id_type, str) else None
+            if index is None:
+                while next_free in taken:
+                    next_free += 1
+                index = next_free
+            taken.add(index)
+            if isinstance(id_type, str):
+                used.setdefault(id_type, index)
+            out_items.append({**raw, "idIndex": index})
+        else:
+            out_items.append(raw)
+    return {**body, "items": out_items}
+
+
+def increment(current: Template, body: Mapping[str, Any]) -> dict[str, Any]:
+    """SNMS's incremental update (``PUT /snms/api/v5/template``) of ``current`` as a whole
+    template body: the body's template fields replace the current ones (``version``
+    cannot change); an item whose ``idIndex`` *and* ``idType`` match an existing item
+    replaces it (its grants kept unless the body names some), any other item is new;
+    items the body leaves out stay as they are (items are disabled, never deleted)."""
+    if not isinstance(body, Mapping):
+        raise InvalidArgument("a template is an object with prefix, version and items")
+    if "version" in body and str(body.get("version")) != current.version:
+        raise InvalidArgument(f"version cannot change (不允许修改): this is version "
+                              f"{current.version}")
+    out = template_to_dict(current)
+    for key in _TEMPLATE_KEYS - {"items", "prefix", "version"}:
+        if key in body:
+            out[key] = body[key]
+    items = [dict(i) for i in out["items"]]
+    raw_items = body.get("items", [])
+    if not isinstance(raw_items, list):
+        raise InvalidArgument("items must be an array of items")
+    for raw in raw_items:
+        if not isinstance(raw, Mapping):
+            items.append(raw)  # the parser names the problem
+            continue
+        index = raw.get("idIndex")
+        if isinstance(index, str) and index.strip().isdigit():
+            index = int(index.strip())
+        match = next((n for n, i in enumerate(items)
+                      if i["idIndex"] == index and i["idType"] == raw.get("idType")), None)
+        if match is None:
+            items.append(dict(raw))
+        else:
+            merged = {**items[match], **raw, "idIndex": index}
+            items[match] = merged
+    out["items"] = items
+    for key in _TEMPLATE_OUTPUT_KEYS:
+        out.pop(key, None)
+    return out
+
+
 def latest_published(templates: Iterable[Template]) -> Template | None:
     """The most recently published version that is still published."""
     published = [t for t in templates if t.state is TemplateState.PUBLISHED]
@@ -1149,6 +1254,7 @@ class TemplateBook:
 __all__ = [
     "MIN_ITEM_INDEX", "TEMPLATE_INDEX", "TEMPLATE_TYPE", "DataType", "Industry", "Item",
     "ItemState", "Schema", "Template", "TemplateBook", "TemplateState", "check_record",
-    "check_version", "index_conflicts", "latest_published", "parse_template", "publish",
-    "put_draft", "record_error", "template_reference", "template_to_dict", "withdraw",
+    "check_version", "increment", "index_conflicts", "latest_published", "parse_template",
+    "publish", "put_draft", "record_error", "template_reference", "template_to_dict",
+    "with_indexes", "withdraw",
 ]

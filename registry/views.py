@@ -9,14 +9,20 @@ from registry.values import Value
 
 
 def visible(values: tuple[Value, ...], *, private_ok: bool, types: Collection[str] = (),
-            indexes: Collection[int] = ()) -> tuple[Value, ...]:
+            indexes: Collection[int] = (), restricted: frozenset[int] = frozenset(),
+            granted: frozenset[int] = frozenset()) -> tuple[Value, ...]:
     """Values readable by the caller, filtered by ``types`` or ``indexes`` (their union,
     as in the Handle REST API; no filter means every readable value).
 
     HS_SECKEY values (a secret's hash) are never readable, by anyone: they prove an
-    identity and are otherwise the node's business alone."""
+    identity and are otherwise the node's business alone. ``restricted`` are the indexes
+    of items under data authorisation (registry.access.grants): without ``private_ok``
+    a caller sees one only when it is in ``granted``, whatever its public_read."""
     if private_ok:
         out = tuple(v for v in values if not is_secret(v))
+    elif restricted:
+        out = tuple(v for v in values if not is_secret(v) and (
+            v.index in granted if v.index in restricted else v.permissions.public_read))
     else:
         out = tuple(v for v in values if v.permissions.public_read and not is_secret(v))
     if types or indexes:

@@ -83,6 +83,20 @@ def request(opcode: int, body: bytes, *, request_id: int, minor: int = 10,
                     session_id=session_id) + msg
 
 
+def fragments(framed: bytes, *, packet: int = UDP_PACKET) -> list[bytes]:
+    """A framed request split over several UDP datagrams (RFC 3652 §2.2.1): each gets a
+    copy of the envelope with the TC flag set, SequenceNumber counting from 0 and
+    MessageLength still the length of the whole message, followed by the next
+    ``packet - 20`` octets of the message."""
+    major, minor, flag0, flag1, session_id, request_id, _seq, length = \
+        struct.unpack("!BBBBIIII", framed[:ENVELOPE])
+    msg = framed[ENVELOPE:]
+    chunk = packet - ENVELOPE
+    return [struct.pack("!BBBBIIII", major, minor, flag0 | TC_BIT, flag1, session_id,
+                        request_id, n, length) + msg[n * chunk:(n + 1) * chunk]
+            for n in range(-(-len(msg) // chunk))]
+
+
 def resolve_request(handle: str | bytes, *, request_id: int = 7, indexes: tuple[int, ...] = (),
                     types: tuple[str, ...] = (), auth_bytes: bytes | None = None,
                     op_flags: int = 0, minor: int = 10,

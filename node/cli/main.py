@@ -18,7 +18,7 @@ import grpc
 import typer
 
 from node.cli import audit, bulk, db, prefix, templates, tokens
-from node.cli.options import Identity, Secret, Target
+from node.cli.options import Identity, Secret, Target, Token
 from node.settings import Settings, SettingsError, load
 
 KEYS_FILE = "keys.json"  # the key directory's index (node.security.signing)
@@ -72,6 +72,69 @@ def serve(
 
     try:
         run(settings)
+    except StartupError as exc:
+        _die(str(exc))
+
+
+_MIRROR_HELP = """Run a read-only mirror of the node at --from: its own store (the usual
+settings: --data-dir, --database-url, ...) follows the primary's change feed, every
+change verified against the primary's published keys and applied with the mirror's
+position in one transaction (a mirror killed at any moment resumes with no gap and no
+duplicate). Resolves, lists, Handle REST and the Handle protocol are served from the
+mirror's store; writes are refused with PERMISSION_DENIED (HTTP 403). Following the
+whole log needs the primary's node admin (--identity/--secret or a client certificate);
+--prefix follows one prefix with rights on it (a token will do)."""
+
+
+@app.command(help=_MIRROR_HELP)
+def mirror(
+    source: Annotated[str, typer.Option("--from", envvar="IDNODE_MIRROR_FROM",
+                                        help="The primary's gRPC host:port.")],
+    identity: Identity = "",
+    secret: Secret = "",
+    token: Token = "",
+    ca_file: Annotated[str, typer.Option(
+        "--ca-file", envvar="IDNODE_CA_FILE",
+        help="CA certificates (PEM) to verify the primary's TLS certificate; turns TLS "
+             "on.")] = "",
+    client_cert: Annotated[str, typer.Option(
+        "--client-cert", envvar="IDNODE_CLIENT_CERT",
+        help="Client certificate (PEM) for mutual TLS with the primary.")] = "",
+    client_key: Annotated[str, typer.Option(
+        "--client-key", envvar="IDNODE_CLIENT_KEY",
+        help="The client certificate's private key (PEM).")] = "",
+    follow_prefix: Annotated[str, typer.Option(
+        "--prefix", help="Follow only this prefix instead of the whole log.")] = "",
+    data_dir: Annotated[str | None, typer.Option(help="Data directory (store, keys).")] = None,
+    grpc_listen: Annotated[str | None, typer.Option(help="gRPC host:port.")] = None,
+    http_listen: Annotated[str | None, typer.Option(help="HTTP host:port ('' disables).")]
+    = None,
+    metrics_listen: Annotated[str | None, typer.Option(help="Separate Prometheus host:port.")]
+    = None,
+    handle_listen: Annotated[str | None, typer.Option(
+        help="Handle protocol host:port ('' disables).")] = None,
+    database_url: Annotated[str | None, typer.Option(help="The mirror's own store.")] = None,
+    node_prefix: Annotated[str | None, typer.Option(
+        help="The prefix the primary serves.")] = None,
+    config: Annotated[str | None, typer.Option(help="TOML config file.")] = None,
+) -> None:
+    if (client_cert or client_key) and not (client_cert and client_key and ca_file):
+        _die("--client-cert and --client-key go together, with --ca-file")
+    overrides = {"data_dir": data_dir, "grpc_listen": grpc_listen, "http_listen": http_listen,
+                 "metrics_listen": metrics_listen, "handle_listen": handle_listen,
+                 "database_url": database_url, "node_prefix": node_prefix}
+    settings = _load(config, overrides)
+    if settings.workers > 1:
+        _die("a mirror runs one process (workers = 1): one follower owns its position")
+    from node.app import StartupError
+    from node.app import serve as run
+    from node.rpc.mirror import MirrorSource
+
+    try:
+        run(settings, mirror=MirrorSource(
+            source, identity=identity, secret=secret, token=token, ca_file=ca_file,
+            client_cert_file=client_cert, client_key_file=client_key,
+            prefix=follow_prefix))
     except StartupError as exc:
         _die(str(exc))
 
@@ -215,6 +278,10 @@ def resolve(handle: str, target: Target = "127.0.0.1:50051", identity: Identity 
             as_json: Annotated[bool, typer.Option(
                 "--json", help="One line of JSON: the Handle REST values, version, etag "
                                "and the verifying key (gRPC).")] = False,
+            certified: Annotated[bool, typer.Option(
+                "--certified", help="With --protocol handle: ask for a certified answer "
+                                    "and verify its signature with the RSA key the node "
+                                    "publishes in its site info.")] = False,
             ) -> None:
     """Resolve an identifier and print the (verified) record."""
     from idnode.v1 import resolver_pb2, resolver_pb2_grpc
@@ -223,8 +290,12 @@ def resolve(handle: str, target: Target = "127.0.0.1:50051", identity: Identity 
     if protocol not in ("grpc", "handle"):
         _die("--protocol must be grpc or handle")
     if protocol == "handle":
-        _resolve_handle(handle, "127.0.0.1:2641" if target == "127.0.0.1:50051" else target)
+        _resolve_handle(handle, "127.0.0.1:2641" if target == "127.0.0.1:50051" else target,
+                        certified=certified)
         return
+    if certified:
+        _die("--certified is for --protocol handle (gRPC answers are always signed and "
+             "verified)")
 
     with grpc.insecure_channel(target) as channel:
         stub = resolver_pb2_grpc.ResolverStub(channel)
@@ -241,13 +312,14 @@ def resolve(handle: str, target: Target = "127.0.0.1:50051", identity: Identity 
     _print_record(record, response.etag)
 
 
-def _resolve_handle(handle: str, target: str) -> None:
-    """``resolve --protocol handle``: the Handle native protocol (node.handle.client)."""
+def _resolve_handle(handle: str, target: str, *, certified: bool) -> None:
+    """``resolve --protocol handle``: the Handle native protocol (node.handle.client);
+    ``--certified``: the answer's signature verified (a line on stderr says so)."""
     from node.handle.client import HandleClientError, to_json
     from node.handle.client import resolve as handle_resolve
 
     try:
-        name, values = handle_resolve(target, handle)
+        name, values = handle_resolve(target, handle, certified=certified)
     except HandleClientError as exc:
         _die(str(exc), 1)
         raise
@@ -255,6 +327,9 @@ def _resolve_handle(handle: str, target: str) -> None:
         _die(f"cannot reach {target}: {exc}", 1)
         raise
     typer.echo(to_json(name, values))
+    if certified:
+        typer.echo("verified: HS_SIGNED SHA-256 with RSA, the key of the node's site info",
+                   err=True)
 
 
 @app.command(name="verify")

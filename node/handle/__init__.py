@@ -58,8 +58,10 @@ Decisions where the RFC and deployed clients differ (we follow the clients)
   each envelope (the RFC's truncation; the Java client reassembles). Beyond
   ``handle_udp_max_answer_bytes`` only the first fragment is sent, so a spoofed
   60-byte request can never reflect more than that bound; its envelope says how long
-  the answer is and clients fetch it over TCP. A request must fit one datagram; a
-  fragmented request gets a protocol error (use TCP).
+  the answer is and clients fetch it over TCP. A request may arrive the same way
+  (fragments with the truncation flag, sequence numbers and the whole length); it is
+  put together within bounded memory and time (:mod:`node.handle.reassembly`) and
+  answered like one sent whole.
 - **Type filters** match exactly (as gRPC's ``types``); a requested type ending in
   ``.`` selects every type that starts with it (``URL.`` → ``URL.mirror``). Indexes and
   types select their union; a filter that matches nothing is RC_VALUES_NOT_FOUND (200).

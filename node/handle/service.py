@@ -7,7 +7,10 @@ A hot resolution is a lookup plus a header patch: the core returns its cached
 :class:`~node.cache.l1.Entry`, whose ``renditions["handle"]`` holds the answer body
 (handle and value records, and the empty credential) encoded the first time this record
 version was asked for over this door; only the 44 bytes of envelope and header are
-packed per request.
+packed per request. A repeated plain resolution is cheaper still: :meth:`HandleService.fast`
+finds the whole answer by the request's bytes and patches the ids and expiration in,
+without decoding anything (docs/ARCHITECTURE.md, "Handle protocol: the hot path").
+Request counts and durations are batched per thread (:mod:`node.observe.batched`).
 
 Two things exist only on this door:
 
@@ -29,16 +32,24 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import logging
+import struct
 import time
+from bisect import bisect_left
 from collections.abc import Sequence
-from typing import Any
 
 from idnode.v1 import record_pb2
 from node.cache.l1 import VIEW_SEP, Entry
 from node.errors import mapping_for, public_message
 from node.handle import codec as c
 from node.handle.certify import SIGNER_INDEX, Certifier
-from node.observe.metrics import Metrics
+from node.observe.batched import Batched
+from node.observe.metrics import (
+    HANDLE_CODES,
+    HANDLE_OPERATIONS,
+    HANDLE_TRANSPORTS,
+    LATENCY_BUCKETS,
+    Metrics,
+)
 from node.service.caller import Caller
 from node.service.core import Core
 from node.service.resolve import view_id
@@ -67,6 +78,11 @@ SITE_TTL_SECONDS = 86400
 # messages (AbstractMessage); its resolver refuses an answer whose expiration has passed
 # (HandleResolver: GOT_EXPIRED_MESSAGE), and a signed one cannot be replayed after it.
 ANSWER_LIFETIME_SECONDS = 43200
+# Whole answers remembered by their request's bytes (see HandleService.fast):
+# at most this many, each at most one datagram plus its key (≈ 1 KiB), so ≈ 8 MiB.
+FAST_ANSWERS_MAX = 8192
+_I32 = struct.Struct(">i")
+_SEQUENCE_AND_LENGTH = struct.Struct(">iI")
 
 
 def handle_code(exc: IdnodeError) -> int:
@@ -171,8 +187,16 @@ class HandleService:
         self._cached = core.resolver.cached_public
         self._admit = core.admit_public  # None unless the per-address resolve limit is on
         self._resolver = core.resolver
-        # (operation, transport, code) → (counter child, histogram child), bound once.
-        self._bound: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._beacon_read = core.resolver.beacon.read
+        self._coherence = core.resolver.coherence
+        self._l1_get = core.resolver.l1.get
+        self._monotonic = core.resolver.monotonic
+        self._batch(metrics)
+        # The raw-bytes fast path (UDP and TCP): request bytes without the ids and the
+        # expiration → (L1 key, the L1 entry answered from, the whole encoded answer).
+        self._fast: dict[bytes, tuple[str, Entry, bytes]] = {}
+        self._expiration = b""
+        self._expiration_until = 0.0
         self.site_record = c.NO_CREDENTIAL
         self.site_value: c.HandleValue | None = None
         self.set_site(site_record)
@@ -187,15 +211,102 @@ class HandleService:
 
     # --- metrics ------------------------------------------------------------------------
 
+    def _batch(self, metrics: Metrics) -> None:
+        """Slots for every request counter and duration histogram of this door (and the
+        L1 hit counter the fast path bypasses), counted per thread in plain ints and
+        folded into the prometheus children when the registry is collected (see
+        :mod:`node.observe.batched`)."""
+        batched = self._batched = Batched(enabled=metrics.enabled)
+        codes = {name: code for code, name in c.RESPONSE_CODE_NAMES.items()}
+        self._slots: dict[tuple[str, str, int], tuple[int, int]] = {}
+        self._error_slots: dict[tuple[str, str], tuple[int, int]] = {}
+        for operation in HANDLE_OPERATIONS:
+            for transport in HANDLE_TRANSPORTS:
+                histogram = batched.histogram(metrics.handle_duration(operation, transport),
+                                              LATENCY_BUCKETS)
+                for name in HANDLE_CODES:
+                    slot = batched.counter(metrics.handle_request(operation, transport, name))
+                    self._slots[(operation, transport, codes[name])] = (slot, histogram)
+                self._error_slots[(operation, transport)] = \
+                    self._slots[(operation, transport, c.RC_ERROR)]
+        self._l1_hit_slot = batched.counter(metrics.l1_hit)
+        self._fast_slots = {transport: self._slots[("resolution", transport, c.RC_SUCCESS)]
+                            for transport in HANDLE_TRANSPORTS}
+        self._fast_bounds = batched.bounds[self._fast_slots["udp"][1]]  # all alike
+        self._tally = batched.tally
+        metrics.before_collect(batched.fold)
+
+    def flush_metrics(self) -> None:
+        """Fold the batched counts into the prometheus children now (the server's sweep
+        does, for ``--workers``, whose metrics port reads the multiprocess files)."""
+        self._batched.fold()
+
     def _count(self, operation: str, transport: str, code: int, started: float) -> None:
-        bound = self._bound.get((operation, transport, code))
-        if bound is None:
-            name = c.RESPONSE_CODE_NAMES.get(code, "ERROR")
-            bound = self._bound[(operation, transport, code)] = (
-                self.metrics.handle_request(operation, transport, name),
-                self.metrics.handle_duration(operation, transport))
-        bound[0].inc()
-        bound[1].observe(time.perf_counter() - started)
+        slots = self._slots.get((operation, transport, code))
+        if slots is None:  # a code outside the fixed label set counts as ERROR
+            slots = self._error_slots[(operation, transport)]
+        tally = self._tally()
+        tally.counts[slots[0]] += 1
+        tally.observe(slots[1], self._batched.bounds[slots[1]],
+                      time.perf_counter() - started)
+
+    # --- the raw-bytes fast path ------------------------------------------------------
+
+    def fast(self, data: bytes, transport: str = "udp") -> bytes | None:
+        """The answer to a whole request ``data`` (a UDP datagram, or envelope and
+        message from a TCP stream) when the same request (every byte but the session
+        id, request id and expiration) was answered from the same current L1 entry
+        before: the remembered answer with this request's ids and a
+        fresh expiration patched in. None: not remembered (or no longer current), use
+        :meth:`answer`.
+
+        No decoding, no peer string: one dict lookup, the core's coherence and L1 checks
+        (the same :meth:`Resolver.cached_public` makes), a few slices. Only plain
+        resolutions answered by :meth:`_plain` are remembered (never certified, digest,
+        filtered, rate-limited, fragmented or truncated exchanges), and only answers
+        that fit one datagram, so what the general path would do is all a hit can stand
+        for, on either transport."""
+        started = time.perf_counter()
+        hit = self._fast.get(data[:4] + data[12:36] + data[40:])
+        if hit is None or self._beacon_read() != self._coherence.applied_sequence:
+            return None
+        key, entry, answer = hit
+        if self._l1_get(key, self._monotonic()) is not entry:
+            self._fast.pop(data[:4] + data[12:36] + data[40:], None)
+            return None
+        now = time.time()
+        if now >= self._expiration_until:
+            self._expiration = _I32.pack(expires_at(now))
+            self._expiration_until = float(int(now) + 1)
+        out = answer[:4] + data[4:12] + answer[12:36] + self._expiration + answer[40:]
+        tally = self._tally()
+        counts = tally.counts
+        counter, histogram = self._fast_slots[transport]
+        counts[counter] += 1
+        counts[self._l1_hit_slot] += 1
+        seconds = time.perf_counter() - started
+        bounds = self._fast_bounds
+        tally.buckets[histogram][0 if seconds <= bounds[0]
+                                 else bisect_left(bounds, seconds)] += 1
+        tally.sums[histogram] += seconds
+        return out
+
+    def _remember(self, env: c.Envelope, msg: bytes, text: str, entry: Entry,
+                  out: bytes) -> None:
+        """Keep ``out`` for :meth:`fast` under the request bytes of ``env`` + ``msg``
+        that it depends on (all but the ids and the request's expiration)."""
+        if len(out) > c.UDP_PACKET_BYTES:
+            return  # sent in fragments: the general path's business
+        try:
+            key = self._resolver.parse(text).key
+        except IdnodeError:
+            return
+        fast = self._fast
+        if len(fast) >= FAST_ANSWERS_MAX:
+            fast.clear()  # cheaper than LRU bookkeeping on every hit; refilled by use
+        fast[bytes((env.major, env.minor, env.flags, env.suggest_minor))
+             + _SEQUENCE_AND_LENGTH.pack(env.sequence, env.length) + msg[:16]
+             + msg[20:]] = (key, entry, out)
 
     # --- answering ----------------------------------------------------------------------
 
@@ -302,6 +413,9 @@ class HandleService:
             return _NOT_PLAIN if self._admit is None else _ADMITTED
         out = self.frame(env, c.OC_RESOLUTION, c.RC_SUCCESS, op_flags, msg[18], b"", body)
         self._count("resolution", transport, c.RC_SUCCESS, started)
+        if entry is not None and self._admit is None and env.sequence == 0 \
+                and env.length == len(msg) and not env.flags & c.ENV_TRUNCATED:
+            self._remember(env, msg, text, entry, out)
         return out
 
     def _public_would_block(self, text: str) -> bool:

@@ -9,10 +9,12 @@ With metrics disabled every child is a no-op with the same interface.
 from __future__ import annotations
 
 import platform
+from collections.abc import Callable
 from typing import Any
 
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics_core import Metric
 
 from node import __version__
 
@@ -29,7 +31,7 @@ GRPC_METHODS = (
 GRPC_CODES = tuple(c.name for c in grpc.StatusCode)
 CACHE_LAYERS = ("l1", "l2", "negative")
 STORE_OPERATIONS = ("get", "write", "list", "changes")
-SIGN_KINDS = ("view", "nonce")
+SIGN_KINDS = ("view", "nonce", "change")
 # The Handle native protocol (node.handle): opcodes answered, transports, response codes.
 HANDLE_OPERATIONS = ("resolution", "get_siteinfo", "other")
 HANDLE_TRANSPORTS = ("tcp", "udp")
@@ -62,6 +64,21 @@ class _Noop:
 NOOP = _Noop()
 
 
+class _BeforeCollect:
+    """A collector that exposes nothing and runs hooks when collected."""
+
+    def __init__(self, hooks: list[Callable[[], None]]) -> None:
+        self.hooks = hooks
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> list[Metric]:
+        for hook in self.hooks:
+            hook()
+        return []
+
+
 class Metrics:
     """Every metric the node exposes, registered in ``registry``."""
 
@@ -69,6 +86,10 @@ class Metrics:
         self.enabled = enabled
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
+        # Registered first, so a collection runs the hooks (folding batched updates, see
+        # node.observe.batched) before it reads any metric.
+        self._before_collect: list[Callable[[], None]] = []
+        r.register(_BeforeCollect(self._before_collect))
         self.grpc_requests = Counter(
             "idnode_grpc_requests_total", "gRPC requests handled, by method and status code.",
             ["method", "code"], registry=r)
@@ -83,37 +104,10 @@ class Metrics:
         self.http_requests = Counter(
             "idnode_http_requests_total", "HTTP requests handled, by route and status code.",
             ["route", "code"], registry=r)
-        self.cache_hits = Counter(
-            "idnode_cache_hits_total", "Resolve cache hits by layer.", ["layer"], registry=r)
-        self.cache_misses = Counter(
-            "idnode_cache_misses_total", "Resolve cache misses by layer.", ["layer"], registry=r)
-        self.cache_entries = Gauge(
-            "idnode_cache_l1_entries", "Entries in this process's L1 cache.", registry=r,
-            multiprocess_mode="sum")
-        self.cache_invalidations = Counter(
-            "idnode_cache_invalidations_total",
-            "L1 invalidations applied, by source (local write, change log, redis).",
-            ["source"], registry=r)
-        self.redis_up = Gauge(
-            "idnode_cache_redis_up", "1 when the Redis L2 cache is reachable, 0 when degraded.",
-            registry=r, multiprocess_mode="min")
-        self.redis_errors = Counter(
-            "idnode_cache_redis_errors_total", "Redis operations that failed or timed out.",
-            registry=r)
-        self.l2_corrupt_total = Counter(
-            "idnode_cache_l2_corrupt_total",
-            "Values read from Redis that were not a well-formed entry (treated as misses).",
-            registry=r)
-        self.l2_stale_total = Counter(
-            "idnode_cache_l2_stale_total",
-            "L2 entries refused as older than a known write (on set or on read).",
-            registry=r)
-        self.l2_pending_invalidations = Gauge(
-            "idnode_cache_l2_pending_invalidations",
-            "Invalidations that could not reach Redis yet and are being retried.",
-            registry=r, multiprocess_mode="sum")
+        self._cache_metrics(r)
         self.signing_ops = Counter(
-            "idnode_signing_operations_total", "Signatures made, by kind (view, nonce).",
+            "idnode_signing_operations_total",
+            "Signatures made, by kind (view, nonce, change: a signed change-feed entry).",
             ["kind"], registry=r)
         self.store_duration = Histogram(
             "idnode_store_query_duration_seconds", "Store query latency by operation.",
@@ -131,6 +125,7 @@ class Metrics:
         self.followers = Gauge(
             "idnode_sync_followers", "Open WatchChanges streams.", registry=r,
             multiprocess_mode="sum")
+        self._mirror_metrics(r)
         self.identifiers = Gauge(
             "idnode_registry_identifiers", "Identifiers stored.", registry=r,
             multiprocess_mode="max")
@@ -186,6 +181,74 @@ class Metrics:
         self.l2_pending = self.l2_pending_invalidations if enabled else NOOP
         self.sign_view = self._child(self.signing_ops, "view")
         self.sign_nonce = self._child(self.signing_ops, "nonce")
+        self.sign_change = self._child(self.signing_ops, "change")
+
+    def _cache_metrics(self, r: CollectorRegistry) -> None:
+        """The resolve caches: L1 in process, L2 in Redis."""
+        self.cache_hits = Counter(
+            "idnode_cache_hits_total", "Resolve cache hits by layer.", ["layer"], registry=r)
+        self.cache_misses = Counter(
+            "idnode_cache_misses_total", "Resolve cache misses by layer.", ["layer"], registry=r)
+        self.cache_entries = Gauge(
+            "idnode_cache_l1_entries", "Entries in this process's L1 cache.", registry=r,
+            multiprocess_mode="sum")
+        self.cache_invalidations = Counter(
+            "idnode_cache_invalidations_total",
+            "L1 invalidations applied, by source (local write, change log, redis).",
+            ["source"], registry=r)
+        self.redis_up = Gauge(
+            "idnode_cache_redis_up", "1 when the Redis L2 cache is reachable, 0 when degraded.",
+            registry=r, multiprocess_mode="min")
+        self.redis_errors = Counter(
+            "idnode_cache_redis_errors_total", "Redis operations that failed or timed out.",
+            registry=r)
+        self.l2_corrupt_total = Counter(
+            "idnode_cache_l2_corrupt_total",
+            "Values read from Redis that were not a well-formed entry (treated as misses).",
+            registry=r)
+        self.l2_stale_total = Counter(
+            "idnode_cache_l2_stale_total",
+            "L2 entries refused as older than a known write (on set or on read).",
+            registry=r)
+        self.l2_pending_invalidations = Gauge(
+            "idnode_cache_l2_pending_invalidations",
+            "Invalidations that could not reach Redis yet and are being retried.",
+            registry=r, multiprocess_mode="sum")
+
+    def _mirror_metrics(self, r: CollectorRegistry) -> None:
+        """`idnode mirror` (node/mirror.py): following a primary's change feed."""
+        self.mirror_lag_sequences = Gauge(
+            "idnode_mirror_lag_sequences",
+            "How many change-log sequences the mirror's store is behind its primary "
+            "(the primary's newest sequence, as last heard, minus the last one applied).",
+            registry=r, multiprocess_mode="max")
+        self.mirror_lag_seconds = Gauge(
+            "idnode_mirror_lag_seconds",
+            "Age of the newest primary change not yet applied by the mirror (0 when caught "
+            "up).", registry=r, multiprocess_mode="max")
+        self.mirror_sequence = Gauge(
+            "idnode_mirror_applied_sequence",
+            "The primary's change-log sequence the mirror's store has applied up to.",
+            registry=r, multiprocess_mode="max")
+        self.mirror_applied = Counter(
+            "idnode_mirror_changes_applied_total",
+            "Primary changes the mirror verified and applied to its own store.", registry=r)
+        self.mirror_refused = Counter(
+            "idnode_mirror_changes_refused_total",
+            "Primary changes the mirror refused (signature or content check failed); "
+            "nothing after them is applied until a valid change arrives.", registry=r)
+        self.mirror_connected = Gauge(
+            "idnode_mirror_connected",
+            "1 while the mirror's change stream to its primary is open, else 0.",
+            registry=r, multiprocess_mode="max")
+        self.mirror_reconnects = Counter(
+            "idnode_mirror_reconnects_total",
+            "Times the mirror lost its primary's change stream and connected again.",
+            registry=r)
+
+    def before_collect(self, hook: Callable[[], None]) -> None:
+        """Run ``hook`` whenever the registry is collected, before any metric is read."""
+        self._before_collect.append(hook)
 
     def _child(self, metric: Any, *labels: str) -> Any:
         return metric.labels(*labels) if self.enabled else NOOP

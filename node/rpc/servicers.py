@@ -271,7 +271,8 @@ class SyncServicer:
         changes = self.core.follow.changes(caller_of(context), request.sequence,
                                            request.prefix, context.is_active)
         for change in changes:
-            yield sync_pb2.WatchChangesResponse(change=change_to_wire(change))
+            yield sync_pb2.WatchChangesResponse(
+                change=change_to_wire(change, self.core.sign_change(change)))
 
     def get_stats(self, request: sync_pb2.GetStatsRequest,
                   context: grpc.ServicerContext) -> sync_pb2.GetStatsResponse:

@@ -8,9 +8,15 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from idnode.v1 import admin_pb2, record_pb2, sync_pb2
 from node.security.signing import PublishedKey
-from node.service.payload import record_to_wire, value_from_wire, value_to_wire
+from node.service.payload import (
+    OPERATION_NUMBERS,
+    record_to_wire,
+    value_from_wire,
+    value_to_wire,
+)
+from node.service.views import SignedChange
 from registry.audit import AuditEntry
-from registry.record import Change, Operation
+from registry.record import Change
 from registry.values import (
     Value,
 )
@@ -32,21 +38,22 @@ def keys_to_wire(keys: Iterable[PublishedKey]) -> list[record_pb2.SigningKey]:
     return out
 
 
-_OPERATIONS = {
-    Operation.REGISTER: sync_pb2.Change.OPERATION_REGISTER,
-    Operation.UPDATE: sync_pb2.Change.OPERATION_UPDATE,
-    Operation.DELETE: sync_pb2.Change.OPERATION_DELETE,
-}
-
-
-def change_to_wire(change: Change) -> sync_pb2.Change:
-    msg = sync_pb2.Change(sequence=change.sequence, operation=_OPERATIONS[change.operation],
+def change_to_wire(change: Change, signed: SignedChange | None = None) -> sync_pb2.Change:
+    msg = sync_pb2.Change(sequence=change.sequence,
+                          operation=OPERATION_NUMBERS[change.operation],
                           handle=change.handle, version=change.version,
                           committed_at=Timestamp(seconds=change.committed_at),
                           principal=change.principal, request_id=change.request_id,
                           client_address=change.client_address, door=change.door)
     for v in change.values:
         value_to_wire(v, msg.values.add())
+    if signed is not None:
+        msg.record.payload = signed.payload
+        msg.record.signature = signed.signature
+        msg.record.key_id = signed.key_id
+        msg.record.algorithm = signed.algorithm
+        msg.change_signature = signed.change_signature
+        msg.store_id = signed.store_id
     return msg
 
 

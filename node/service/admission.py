@@ -30,7 +30,7 @@ from collections.abc import Callable
 from node.security.ratelimit import NO_LIMITS, RateLimits
 from node.service.caller import Authenticate, Caller
 from registry.access.principals import Principal
-from registry.errors import Unauthenticated
+from registry.errors import ReadOnly, Unauthenticated
 
 Remembered = Callable[[str], Principal | None]
 
@@ -39,8 +39,10 @@ class Admission:
     """Authentication plus the rate limits, asked once per request by the core."""
 
     def __init__(self, auth: Authenticate, limits: RateLimits = NO_LIMITS, *,
-                 remembered: Remembered | None = None) -> None:
+                 remembered: Remembered | None = None, read_only: str = "") -> None:
         self.auth = auth
+        # Non-empty on a mirror: why every write is refused (ReadOnly, PERMISSION_DENIED).
+        self.read_only = read_only
         self.limits = limits
         self._remembered = remembered
         # The hot path's check: the raw peer string of an anonymous resolve; None: off.
@@ -89,8 +91,15 @@ class Admission:
             limits.resolve_principal.check(principal.id, cost)
         return principal
 
+    def writable(self) -> None:
+        """ReadOnly when this node takes no writes (a mirror): asked before anything
+        else of a write, so no credential is checked and no limit is spent."""
+        if self.read_only:
+            raise ReadOnly(self.read_only)
+
     def writer(self, caller: Caller) -> Principal | None:
         """Admit one write and authenticate its caller."""
+        self.writable()
         limits = self.limits
         if limits.write_address is not None:
             limits.write_address.check(caller.peer)

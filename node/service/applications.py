@@ -133,6 +133,7 @@ class Applications:
         approval."""
         principal: Principal | None = None
         try:
+            self.writes.admission.writable()
             principal = self._reviewer(caller, "approve prefix applications")
             reviewer = principal
             app_id = check_application_id(application_id)
@@ -179,6 +180,7 @@ class Applications:
         """Mark a pending application rejected, with the reason the enterprise is given."""
         principal: Principal | None = None
         try:
+            self.writes.admission.writable()
             principal = self._reviewer(caller, "reject prefix applications")
             app_id = check_application_id(application_id)
             why = check_reason("reason", reason, required=True)

@@ -24,9 +24,11 @@ from node.service.follow import Follow
 from node.service.resolve import Resolver
 from node.service.templates import Templates
 from node.service.tokens import Tokens
+from node.service.views import SignedChange
 from node.service.writes import Writes
 from registry.access.tokens import StoredToken
 from registry.errors import IdnodeError, InvalidArgument
+from registry.record import Change
 from registry.registrar import Registrar
 
 LOGIN_TOKEN_SECONDS = 24 * 3600  # SNMS: a token is valid for 24 h
@@ -119,6 +121,10 @@ class Core:
     def with_nonce(self, entry: Entry, nonce: bytes) -> bytes:
         """``entry``'s answer with a fresh signature binding ``nonce`` to its payload."""
         return self.resolver.views.with_nonce(entry, nonce)
+
+    def sign_change(self, change: Change) -> SignedChange:
+        """A change-feed entry signed for followers (mirrors verify it)."""
+        return self.resolver.views.sign_change(change, self.registrar.store.store_id())
 
     def list_handles(self, caller: Caller, prefix: str, page_size: int = 0,
              page_token: str = "") -> tuple[list[str], str]:

@@ -10,9 +10,9 @@ from collections.abc import Iterable
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from idnode.v1 import record_pb2
+from idnode.v1 import record_pb2, sync_pb2
 from registry.errors import InvalidValue
-from registry.record import Record
+from registry.record import Change, Operation, Record
 from registry.values import (
     DEFAULT_PERMISSIONS,
     AdminRef,
@@ -81,4 +81,32 @@ def record_to_wire(record: Record, values: Iterable[Value], *, node_id: str, sig
     return msg
 
 
-__all__ = ["record_to_wire", "value_to_wire"]
+OPERATION_NUMBERS = {
+    Operation.REGISTER: sync_pb2.Change.OPERATION_REGISTER,
+    Operation.UPDATE: sync_pb2.Change.OPERATION_UPDATE,
+    Operation.DELETE: sync_pb2.Change.OPERATION_DELETE,
+}
+
+
+def change_payload(change: Change, *, node_id: str, signed_at: int,
+                   expires_at: int) -> record_pb2.Record:
+    """The Record a change-feed entry signs: the handle, the values after the change
+    (none on delete; secrets already left out by the feed) and the version, as a
+    resolve of the whole record would sign it."""
+    msg = record_pb2.Record(handle=change.handle, version=change.version, node_id=node_id,
+                            signed_at=Timestamp(seconds=signed_at),
+                            expires_at=Timestamp(seconds=expires_at))
+    for v in change.values:
+        value_to_wire(v, msg.values.add())
+    return msg
+
+
+def change_binding(store_id: str, sequence: int, operation: int) -> bytes:
+    """What a change's second signature binds to SHA-256(payload): the log (store id),
+    the position and the operation (its wire number), see ``idnode.v1.Change``."""
+    return b"\x00".join((b"idnode-change", store_id.encode(), str(sequence).encode(),
+                          str(operation).encode()))
+
+
+__all__ = ["OPERATION_NUMBERS", "change_binding", "change_payload", "record_to_wire",
+           "value_to_wire"]

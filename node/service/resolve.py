@@ -22,6 +22,7 @@ from node.cache.l2 import SharedCache
 from node.observe.metrics import Metrics
 from node.service.coherence import Coherence
 from node.service.views import ViewSigner
+from registry.access.grants import EMPTY, audience_id, template_version
 from registry.access.principals import Principal
 from registry.access.rights import is_secret
 from registry.errors import NotFound, PermissionDenied, Unauthenticated, ValuesNotFound
@@ -38,11 +39,16 @@ _PRIVATE_ONLY = " are private: reading them needs read_value on it"
 _FLIGHT_TIMEOUT_SECONDS = 30.0
 
 
-def view_id(private_ok: bool, types: Collection[str], indexes: Collection[int]) -> str:
-    """A canonical name for what a caller gets to see, part of the cache key."""
-    if not private_ok and not types and not indexes:
+def view_id(private_ok: bool, types: Collection[str], indexes: Collection[int],
+            granted: frozenset[int] = EMPTY) -> str:
+    """A canonical name for what a caller gets to see, part of the cache key: whether it
+    reads private values, which restricted items it is granted (registry.access.grants:
+    every caller granted the same items shares one signed view), and its filter."""
+    if not private_ok and not types and not indexes and not granted:
         return ""
     parts = ["p" if private_ok else "a"]
+    if granted and not private_ok:
+        parts.append("g=" + audience_id(granted))
     if types:
         parts.append("t=" + ",".join(sorted(set(types))))
     if indexes:
@@ -69,6 +75,7 @@ class Resolver:
         self.negative_ttl = negative_ttl_seconds
         self.monotonic = monotonic
         self._aliases: dict[str, Handle] = {}
+        self._granted_views: dict[frozenset[int], str] = {}
         self._flights: dict[str, Future[Entry]] = {}  # gathering callers
         self._reading: dict[str, Future[Entry]] = {}  # reading L2 / the store
         self._reading_generation: dict[str, int] = {}  # L1 generation when reading began
@@ -132,13 +139,21 @@ class Resolver:
         if self._beacon_read() != self.coherence.applied_sequence:
             self.coherence.catch_up()
         handle = self.parse(text)
-        private_ok = self.registrar.can_read_private(principal, handle)
-        view = view_id(private_ok, types, indexes)
+        private_ok, granted = self.registrar.audience(principal, handle)
+        if types or indexes or private_ok:
+            view = view_id(private_ok, types, indexes, granted)
+        else:  # the common authenticated case: a name per granted set, built once
+            found = self._granted_views.get(granted)
+            if found is None:
+                if len(self._granted_views) >= MAX_ALIASES:
+                    self._granted_views.clear()
+                found = self._granted_views[granted] = view_id(False, (), (), granted)
+            view = found
         cache_key = handle.key + VIEW_SEP + view if view else handle.key
         entry = self._l1_get(cache_key, self.monotonic())
         if entry is None:
             self.metrics.l1_miss.inc()
-            entry = self._load(handle, view, private_ok, types, indexes)
+            entry = self._load(handle, view, private_ok, types, indexes, granted)
         else:
             self.metrics.l1_hit.inc()
         if entry.response is None:
@@ -152,7 +167,7 @@ class Resolver:
         return entry
 
     def _load(self, handle: Handle, view: str, private_ok: bool, types: Collection[str],
-              indexes: Collection[int]) -> Entry:
+              indexes: Collection[int], granted: frozenset[int] = EMPTY) -> Entry:
         """Build the entry once however many threads miss on it at the same time.
 
         A flight whose L2/store read began before a write was acknowledged may return
@@ -191,7 +206,7 @@ class Resolver:
             # makes newcomers gather for a fresh read instead of joining this one.
             self._reading_generation[cache_key] = self.l1.invalidations
         try:
-            entry = self._build(handle, view, private_ok, types, indexes)
+            entry = self._build(handle, view, private_ok, types, indexes, granted)
             flight.set_result(entry)
             return entry
         except BaseException as exc:
@@ -204,12 +219,13 @@ class Resolver:
                     del self._reading_generation[cache_key]
 
     def _build(self, handle: Handle, view: str, private_ok: bool, types: Collection[str],
-               indexes: Collection[int]) -> Entry:
+               indexes: Collection[int], granted: frozenset[int] = EMPTY) -> Entry:
         # Read before L2 and the store: any invalidation after this point makes the
         # answer we are about to produce unfit for L1 (L1Cache.put checks it).
         generation = self.l1.invalidations
-        # Private views are never shared through Redis: they stay in the process.
-        l2 = self.l2 if not private_ok else None
+        # Private and granted views are never shared through Redis: they stay in the
+        # process.
+        l2 = self.l2 if not private_ok and not granted else None
         if l2 is not None:
             hit = l2.get(handle.key, view)
             if hit is not None:
@@ -233,10 +249,17 @@ class Resolver:
                           message=f"identifier {handle} not found")
             self._keep(l2, handle.key, view, entry, observed, read_started, generation)
             return entry
-        values = visible(record.values, private_ok=private_ok, types=types, indexes=indexes)
+        restricted = EMPTY
+        if not private_ok:
+            table = self.registrar.data.table_for(handle.prefix_key, record.values,
+                                                  template_version(record.values))
+            restricted = frozenset(table)
+        values = visible(record.values, private_ok=private_ok, types=types, indexes=indexes,
+                         restricted=restricted, granted=granted)
         if (types or indexes) and not values:
             hidden = not private_ok and any(
-                not v.permissions.public_read and (v.type in types or v.index in indexes)
+                (not v.permissions.public_read or v.index in restricted)
+                and (v.type in types or v.index in indexes)
                 and not is_secret(v) for v in record.values)
             message = (f"the requested values of {record.handle}{_PRIVATE_ONLY}" if hidden
                        else f"{record.handle} has no values of the requested types or indexes")

@@ -6,9 +6,11 @@
   and the node admin have them, and a write token bound to ``P`` keeps them. Rights are
   checked before the body is looked at, so a stranger learns nothing about it.
 - **Reading** needs nothing: a published or withdrawn template is schema, public like
-  the ``TEMPLATE`` value at 1001 that names it. Drafts are shown only to callers who may
-  write them (an unfinished draft is nobody else's business); to anyone else a draft
-  version is NOT_FOUND. Reads are limited like resolves (per address and principal).
+  the ``TEMPLATE`` value at 1001 that names it — except its items' ``grants`` (who may
+  read which field), shown only to callers who may write the prefix's templates.
+  Drafts are shown only to callers who may write them (an unfinished draft is nobody
+  else's business); to anyone else a draft version is NOT_FOUND. Reads are limited
+  like resolves (per address and principal).
 - The rules themselves (parse, lifecycle, stable indexes) are
   :mod:`registry.templates`; the store runs the lifecycle step under its write lock
   (``change_templates``), so two concurrent puts cannot both break the index rule.
@@ -22,6 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from node.observe.logs import AUDIT, event
@@ -30,7 +33,7 @@ from node.service.writes import Writes
 from registry.access.policy import Permission
 from registry.access.principals import Principal
 from registry.access.rights import prefix_handle
-from registry.errors import IdnodeError, NotFound, Unauthenticated
+from registry.errors import AlreadyExists, IdnodeError, NotFound, Unauthenticated
 from registry.identifier import Prefix
 from registry.registrar import Registrar
 from registry.store import TemplateStore
@@ -38,10 +41,12 @@ from registry.templates import (
     Template,
     TemplateState,
     check_version,
+    increment,
     latest_published,
     parse_template,
     publish,
     put_draft,
+    with_indexes,
     withdraw,
 )
 
@@ -99,6 +104,48 @@ class Templates:
             return lambda existing, now, by: withdraw(existing, wanted, now, by)
         return self._write(caller, "withdraw-template", prefix_text, version, prepare)
 
+    # --- the SNMS door's shapes (node.web.snms) ---------------------------------------
+
+    def create_published(self, caller: Caller, prefix_text: str,
+                         body: Mapping[str, Any]) -> Template:
+        """SNMS ``POST /snms/api/v3|v5/template``: a new version, published at once (SNMS
+        templates take records as soon as they exist). Items without ``idIndex`` get one
+        (:func:`registry.templates.with_indexes`); an existing version is refused."""
+        def prepare() -> _Step:
+            def step(existing: Sequence[Template], now: int, by: str) -> Template:
+                draft = parse_template(with_indexes(body, existing), prefix=prefix_text)
+                there = [t for t in existing if t.version == draft.version]
+                if there:
+                    raise AlreadyExists(f"{there[0].name} already exists "
+                                        f"({there[0].state.value}): put a new version")
+                stored = put_draft(existing, draft, now, by)
+                return publish([*existing, stored], stored.version, now, by)
+            return step
+        version = body.get("version", "") if isinstance(body, Mapping) else ""
+        return self._write(caller, "put-template", prefix_text, str(version), prepare)
+
+    def amend_draft(self, caller: Caller, prefix_text: str,
+                    body: Mapping[str, Any]) -> Template:
+        """SNMS ``PUT /snms/api/v5/template``: the incremental update
+        (:func:`registry.templates.increment`) of a draft; a published or withdrawn
+        version never changes (put a new version)."""
+        def prepare() -> _Step:
+            version = check_version(str(body.get("version", "")))
+
+            def step(existing: Sequence[Template], now: int, by: str) -> Template:
+                current = next((t for t in existing if t.version == version), None)
+                if current is None:
+                    raise NotFound(f"template {prefix_text} version {version} not found")
+                if current.state is not TemplateState.DRAFT:
+                    raise AlreadyExists(f"{current.name} is {current.state.value} and "
+                                        "cannot change: put a new version")
+                merged = with_indexes(increment(current, body), existing)
+                return put_draft(existing, parse_template(merged, prefix=prefix_text),
+                                 now, by)
+            return step
+        version = body.get("version", "") if isinstance(body, Mapping) else ""
+        return self._write(caller, "put-template", prefix_text, str(version), prepare)
+
     def _write(self, caller: Caller, operation: str, prefix_text: str, version: str,
                prepare: Callable[[], _Step]) -> Template:
         """Credentials, the prefix, the rights, then the request (so a stranger learns
@@ -134,17 +181,17 @@ class Templates:
         """One version, or (``version`` empty) the latest published one."""
         principal = self.writes.admission.reader(caller)
         prefix = self._prefix(prefix_text)
+        writer = self.may_write(principal, prefix)
         if not version:
             latest = latest_published(self.store.list_templates(prefix.key))
             if latest is None:
                 raise NotFound(f"prefix {prefix.text} has no published template")
-            return latest
+            return latest if writer else _without_grants(latest)
         wanted = check_version(version)
         found = self.store.get_template(prefix.key, wanted)
-        if found is None or (found.state is TemplateState.DRAFT
-                             and not self.may_write(principal, prefix)):
+        if found is None or (found.state is TemplateState.DRAFT and not writer):
             raise NotFound(f"template {prefix.text} version {wanted} not found")
-        return found
+        return found if writer else _without_grants(found)
 
     def list(self, caller: Caller, prefix_text: str) -> list[Template]:
         """Every version in creation order; drafts only for those who may write them."""
@@ -153,7 +200,16 @@ class Templates:
         found = self.store.list_templates(prefix.key)
         if self.may_write(principal, prefix):
             return found
-        return [t for t in found if t.state is not TemplateState.DRAFT]
+        return [_without_grants(t) for t in found if t.state is not TemplateState.DRAFT]
+
+
+def _without_grants(template: Template) -> Template:
+    """What readers who may not write the template see: its items without their
+    ``grants`` — who a prefix shares which field with is the prefix's business (the
+    values stay hidden either way)."""
+    if not any(i.grants for i in template.items):
+        return template
+    return replace(template, items=tuple(replace(i, grants=()) for i in template.items))
 
 
 __all__ = ["TEMPLATE_BITS", "Templates"]

@@ -46,6 +46,8 @@ class Tokens:
         self.registrar = registrar
         self.auth = auth
         self.clock = clock
+        # Asked before a token is created or revoked (a mirror refuses: ReadOnly).
+        self.writable: Callable[[], None] = lambda: None
 
     def _caller(self, caller: Caller, doing: str) -> Principal:
         principal = self.auth.principal(caller.authorization, caller.certificate)
@@ -66,6 +68,7 @@ class Tokens:
         """A new token and its text (shown only now)."""
         doing = "create tokens"
         try:
+            self.writable()
             principal = self._caller(caller, doing)
             owner_key = identity_key(identity) if identity else principal.key
             self._may_manage(principal, owner_key, f"create tokens for {identity}")
@@ -108,6 +111,7 @@ class Tokens:
         return self.store.list_tokens(owner_key)
 
     def revoke(self, caller: Caller, token_id: str) -> StoredToken:
+        self.writable()
         principal = self._caller(caller, "revoking tokens")
         token = self.store.get_token(token_id.strip())
         if token is None:

@@ -11,14 +11,20 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from idnode.v1 import record_pb2, resolver_pb2
 from node.cache.l1 import Entry
 from node.observe.metrics import Metrics
 from node.security.signing import KeyRing
-from node.service.payload import record_to_wire
+from node.service.payload import (
+    OPERATION_NUMBERS,
+    change_binding,
+    change_payload,
+    record_to_wire,
+)
 from registry.errors import InvalidArgument
-from registry.record import Record
+from registry.record import Change, Record
 from registry.values import Value
 
 MAX_NONCE_BYTES = 256
@@ -32,6 +38,18 @@ def _varint(n: int) -> bytes:
         n >>= 7
     out.append(n)
     return bytes(out)
+
+
+@dataclass(frozen=True, slots=True)
+class SignedChange:
+    """A change-feed entry as signed for followers (see ``idnode.v1.Change``)."""
+
+    payload: bytes
+    signature: bytes
+    key_id: str
+    algorithm: str
+    change_signature: bytes
+    store_id: str
 
 
 class ViewSigner:
@@ -64,6 +82,22 @@ class ViewSigner:
         return Entry(response.SerializeToString(), mono_now + ttl, payload, signature,
                      signer.key_id, signer.algorithm, record.etag)
 
+    def sign_change(self, change: Change, store_id: str) -> SignedChange:
+        """A change signed for followers: its payload as a resolve of the whole record
+        would sign it, and a second signature binding that payload to the log, position
+        and operation (two signatures per change: a few tens of µs with Ed25519, next to
+        a write's commit; never cached, since each position is signed once per stream)."""
+        now = int(self.clock())
+        signer = self.keys.active
+        payload = change_payload(change, node_id=self.node_id, signed_at=now,
+                                 expires_at=now + self.validity).SerializeToString()
+        binding = change_binding(store_id, change.sequence, OPERATION_NUMBERS[change.operation])
+        signed = SignedChange(payload, signer.sign(payload), signer.key_id, signer.algorithm,
+                              signer.sign(binding + hashlib.sha256(payload).digest()),
+                              store_id)
+        self.metrics.sign_change.inc()
+        return signed
+
     def with_nonce(self, entry: Entry, nonce: bytes) -> bytes:
         """A response whose nonce_signature binds ``nonce`` to this exact payload."""
         if len(nonce) > MAX_NONCE_BYTES:
@@ -88,4 +122,4 @@ class ViewSigner:
         return response + _NONCE_SIGNATURE_TAG + _varint(len(signature)) + signature
 
 
-__all__ = ["MAX_NONCE_BYTES", "ViewSigner"]
+__all__ = ["MAX_NONCE_BYTES", "SignedChange", "ViewSigner"]

@@ -323,6 +323,57 @@ def _snms_operation(operation_id: str, summary: str, body: dict[str, Any] | None
     return op
 
 
+def _snms_template_paths(version: str) -> dict[str, Any]:
+    """``/snms/api/v3|v5/template`` (v3 items have no idIndex or state, and no PUT)."""
+    v5 = version == "v5"
+    item_props: dict[str, Any] = {
+        "name": {"type": "string", "maxLength": 128},
+        "idType": {"type": "string", "maxLength": 128},
+        "required": {"type": "boolean"},
+        "metadata": {"type": "object", "properties": {
+            "type": {"type": "string"}, "minLength": {"type": "integer", "minimum": 0},
+            "maxLength": {"type": "integer", "minimum": 0}}},
+        "grants": {"type": "array", "maxItems": 100, "items": {"type": "string"}},
+    }
+    if v5:
+        item_props["idIndex"] = {"type": ["integer", "string"]}
+        item_props["state"] = {"type": ["integer", "string"], "enum": [0, 1, "0", "1"]}
+    template = {
+        "type": "object", "required": ["prefix", "version", "items"],
+        "properties": {
+            "prefix": {"type": "string", "maxLength": 64},
+            "version": {"type": "string", "maxLength": 128},
+            "industryCategory": {"type": "string"}, "industrySpecific": {"type": "string"},
+            "industryTrade": {"type": "string"}, "industrySubclass": {"type": "string"},
+            "type": {"type": "integer", "enum": [1, 2]},
+            "description": {"type": "string", "maxLength": 1000},
+            "items": {"type": "array", "maxItems": 128, "items": {
+                "type": "object", "required": ["name", "idType"],
+                "properties": item_props}}}}
+    which = {"type": "object", "required": ["prefix", "version"],
+             "properties": {"prefix": {"type": "string", "maxLength": 64},
+                            "version": {"type": "string", "maxLength": 128}}}
+    name = "snmsTemplate" + version.upper()
+    ops: dict[str, Any] = {
+        "get": _snms_operation(
+            name + "Get", "A template version (drafts only for those who may write them)",
+            secured=False, query=[
+                {"name": "prefix", "in": "query", "required": True,
+                 "schema": {"type": "string", "maxLength": 64}},
+                {"name": "version", "in": "query", "required": True,
+                 "schema": {"type": "string", "maxLength": 128}}]),
+        "post": _snms_operation(name + "Create", "Create a template version, published at "
+                                "once (items without idIndex get stable ones)", template),
+        "delete": _snms_operation(name + "Delete", "Withdraw a template version (records "
+                                  "based on it stay valid)", which),
+    }
+    if v5:
+        ops["put"] = _snms_operation(name + "Update", "Update a draft version incrementally "
+                                     "(items matched by idIndex and idType); a published "
+                                     "version never changes", template)
+    return {f"/snms/api/{version}/template": ops}
+
+
 def _snms_paths() -> dict[str, Any]:
     """The SNMS-compatible routes (node/web/snms.py; docs/ARCHITECTURE.md for where the
     node differs from SNMS)."""
@@ -357,6 +408,8 @@ def _snms_paths() -> dict[str, Any]:
             "snmsBatchUpdate", "Update up to 2,000 identifiers; per-item results", records)},
         "/identityv2/data/batchDelete": {"delete": _snms_operation(
             "snmsBatchDelete", "Delete up to 2,000 identifiers; per-item results", handles)},
+        **_snms_template_paths("v3"),
+        **_snms_template_paths("v5"),
     }
 
 

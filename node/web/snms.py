@@ -36,6 +36,7 @@ from node.service.core import Core
 from node.service.payload import value_from_wire
 from node.web.app import Reply, Request, Route, Routes
 from node.web.handles import caller_of
+from registry.access.grants import GRANT_TYPE
 from registry.errors import (
     AlreadyExists,
     IdnodeError,
@@ -44,7 +45,7 @@ from registry.errors import (
     StaleEtag,
     Unauthenticated,
 )
-from registry.templates import TEMPLATE_INDEX, TEMPLATE_TYPE
+from registry.templates import TEMPLATE_INDEX, TEMPLATE_TYPE, Template, template_to_dict
 from registry.values import (
     DEFAULT_PERMISSIONS,
     MAX_INDEX,
@@ -79,6 +80,11 @@ DETAIL_PATH = "/identityv2/data/detail"
 BATCH_CREATE_PATH = "/identityv2/data/batchCreate"
 BATCH_UPDATE_PATH = "/identityv2/data/batchUpdate"
 BATCH_DELETE_PATH = "/identityv2/data/batchDelete"
+TEMPLATE_V3_PATH = "/snms/api/v3/template"
+TEMPLATE_V5_PATH = "/snms/api/v5/template"
+MAX_PREFIX_CHARS = 64
+TEMPLATE_EXISTS = "模板已存在"
+TEMPLATE_MISSING = "模板不存在"
 
 
 # --- the envelope ------------------------------------------------------------------------
@@ -198,7 +204,7 @@ def _value(entry: object, n: int) -> Value:
         raise InvalidArgument(f"index {TEMPLATE_INDEX} is reserved (不能为{TEMPLATE_INDEX}): "
                               "name the template with templateVersion")
     kind = _text(entry.get("type"), f"{where}: type", MAX_TYPE_CHARS)
-    if kind.upper().startswith("HS_"):
+    if _administrative(kind):
         raise InvalidArgument(f"{where}: {kind[:40]} values are Handle administration, "
                               "not written through this API")
     data = entry.get("data")
@@ -237,6 +243,10 @@ class SnmsApi:
             BATCH_CREATE_PATH: Route(self._guarded(self.batch_create), post),
             BATCH_UPDATE_PATH: Route(self._guarded(self.batch_update), frozenset({"PUT"})),
             BATCH_DELETE_PATH: Route(self._guarded(self.batch_delete), frozenset({"DELETE"})),
+            TEMPLATE_V3_PATH: Route(self._guarded(self._templates(v3=True)),
+                                    frozenset({"GET", "POST", "DELETE"})),
+            TEMPLATE_V5_PATH: Route(self._guarded(self._templates(v3=False)),
+                                    frozenset({"GET", "POST", "PUT", "DELETE"})),
         })
 
     @staticmethod
@@ -317,7 +327,7 @@ class SnmsApi:
                 raise
             current = record_pb2.Record.FromString(entry.payload)
             kept = [value_from_wire(v) for v in current.values
-                    if v.type.upper().startswith("HS_") and v.index not in named]
+                    if _administrative(v.type) and v.index not in named]
             try:
                 self.core.writes.update(caller, handle, values + kept, entry.etag)
                 return
@@ -334,12 +344,60 @@ class SnmsApi:
         for v in record.values:
             if v.index == TEMPLATE_INDEX and v.type == TEMPLATE_TYPE:
                 version = v.text
-            elif v.WhichOneof("data") == "text" and not v.type.upper().startswith("HS_"):
+            elif v.WhichOneof("data") == "text" and not _administrative(v.type):
                 values.append({"index": v.index, "type": v.type,
                                "auth": 0 if v.permissions.public_read else 1,
                                "data": {"format": "string", "value": v.text}})
         return ok({"prefix": record.handle.partition("/")[0], "handle": record.handle,
                    "templateVersion": version, "value": values})
+
+    # --- templates -----------------------------------------------------------------------
+
+    def _templates(self, *, v3: bool) -> Callable[[Request], Reply]:
+        def run(request: Request) -> Reply:
+            try:
+                return self.template(request, v3=v3)
+            except IdnodeError as exc:
+                # SNMS's words for templates, not the identifiers' (标识已存在/不存在).
+                if isinstance(exc, AlreadyExists):
+                    word = TEMPLATE_EXISTS if request.method == "POST" else ""
+                elif isinstance(exc, NotFound) and not exc.referral_prefix:
+                    word = TEMPLATE_MISSING
+                else:
+                    return failure(exc)
+                text = public_message(exc)
+                return envelope(status_of(exc), f"{word}: {text}" if word else text)
+        return run
+
+    def template(self, request: Request, *, v3: bool) -> Reply:
+        """``/snms/api/v3|v5/template`` onto the template use cases: GET reads a version,
+        POST creates one published at once, PUT (v5) updates a draft incrementally,
+        DELETE withdraws (see docs/ARCHITECTURE.md, "The SNMS-compatible API")."""
+        caller = caller_of(request)
+        templates = self.core.templates
+        if request.method == "GET":
+            prefix = _text(request.query.get("prefix", [""])[-1], "prefix", MAX_PREFIX_CHARS)
+            version = _text(request.query.get("version", [""])[-1], "version",
+                            MAX_VERSION_CHARS)
+            return ok(snms_template(templates.get(caller, prefix, version), v3=v3))
+        operation = {"POST": "put-template", "PUT": "put-template"}.get(request.method,
+                                                                        "withdraw-template")
+        body = self._body(request, operation)
+        try:
+            if not isinstance(body, dict):
+                raise InvalidArgument("the body must be a JSON object")
+            prefix = _text(body.get("prefix"), "prefix", MAX_PREFIX_CHARS)
+        except IdnodeError as exc:
+            self.core.writes.refused(caller, operation, exc)
+            raise
+        if request.method == "POST":
+            templates.create_published(caller, prefix, body)
+        elif request.method == "PUT":
+            templates.amend_draft(caller, prefix, body)
+        else:
+            named = body.get("version")
+            templates.withdraw(caller, prefix, "" if named is None else str(named))
+        return ok(True)
 
     # --- batches -------------------------------------------------------------------------
 
@@ -415,6 +473,23 @@ class SnmsApi:
         return ok(out)
 
 
+def _administrative(kind: str) -> bool:
+    """HS_ values and data grants: rights and keys, which SNMS bodies neither carry nor
+    see (an update keeps them)."""
+    return kind.upper().startswith("HS_") or kind == GRANT_TYPE
+
+
+def snms_template(t: Template, *, v3: bool) -> dict[str, Any]:
+    """A template as SNMS answers it (``id``, ``name`` beside the template fields, and
+    idnode's lifecycle fields); v3 items carry no ``idIndex`` or ``state``."""
+    out: dict[str, Any] = {"id": t.serial, "name": "", **template_to_dict(t)}
+    if v3:
+        for item in out["items"]:
+            item.pop("idIndex", None)
+            item.pop("state", None)
+    return out
+
+
 def _item_msg(error: IdnodeError | None) -> str:
     if error is None:
         return "success"
@@ -423,4 +498,4 @@ def _item_msg(error: IdnodeError | None) -> str:
     return message_of(error)
 
 
-__all__ = ["SnmsApi", "envelope", "parse_record", "status_of"]
+__all__ = ["SnmsApi", "envelope", "parse_record", "snms_template", "status_of"]

@@ -17,6 +17,13 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from registry.access.grants import (
+    GRANT_TYPE,
+    TEMPLATE_INDEX,
+    DataGrant,
+    grant_values,
+    template_version,
+)
 from registry.errors import InvalidIdentifier
 from registry.identifier import Handle, Prefix
 from registry.record import Record
@@ -55,21 +62,32 @@ class AdminView:
     grants: tuple[Grant, ...]
     groups: dict[int, tuple[str, ...]]  # HS_VLIST index -> member ref keys
     key_indexes: frozenset[int]  # indexes holding an HS_SECKEY or HS_PUBKEY
+    # What field-level data authorisation reads (registry.access.grants): the version
+    # the record names at index 1001 ("" when none) and its DATA_GRANT values.
+    template_version: str = ""
+    data_grants: tuple[DataGrant, ...] = ()
 
     @classmethod
     def of(cls, values: Iterable[Value]) -> AdminView:
         grants: list[Grant] = []
         groups: dict[int, tuple[str, ...]] = {}
         keys: set[int] = set()
+        version = ""
+        data_grants: list[Value] = []
         for v in values:
-            if v.type == ADMIN_TYPE and isinstance(v.data, AdminRef):
+            if v.type == "TEMPLATE" and v.index == TEMPLATE_INDEX:
+                version = template_version((v,))
+            elif v.type == GRANT_TYPE:
+                data_grants.append(v)
+            elif v.type == ADMIN_TYPE and isinstance(v.data, AdminRef):
                 grants.append(Grant(ref_key(v.data.index, v.data.handle),
                                     int(v.data.permissions, 2), v.index))
             elif v.type == VLIST_TYPE and isinstance(v.data, ValueList):
                 groups[v.index] = tuple(ref_key(r.index, r.handle) for r in v.data.refs)
             elif v.type.upper() in KEY_TYPES:
                 keys.add(v.index)
-        return cls(tuple(grants), groups, frozenset(keys))
+        return cls(tuple(grants), groups, frozenset(keys), version,
+                   grant_values(data_grants) if data_grants else ())
 
     def names(self, index: int) -> bool:
         """Whether ``index:<this identifier>`` is a principal or a group."""
@@ -113,6 +131,12 @@ class RightsBook:
         self._views: OrderedDict[str, AdminView | None] = OrderedDict()
         self._lock = threading.Lock()
         self._generation = 0
+
+    @property
+    def generation(self) -> int:
+        """Bumped by every :meth:`forget` and :meth:`clear`: what was derived from views
+        at one generation holds while it is unchanged."""
+        return self._generation
 
     def view(self, handle_key: str) -> AdminView | None:
         """The admin view of the identifier, or None when it does not exist."""

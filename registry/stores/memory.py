@@ -31,6 +31,7 @@ from registry.store import (
     Counts,
     TemplateChange,
     application_conflict,
+    check_meta_name,
     check_pending,
     check_precondition,
     replay_application,
@@ -55,6 +56,7 @@ class MemoryUnitOfWork:
         self._prefixes: dict[str, str] = {}
         self._applications: dict[str, Application] = {}
         self._audit: list[AuditEntry] = []
+        self._meta: dict[str, str] = {}
         self._seq = store._seq
 
     def _record(self, key: str) -> Record | None:
@@ -114,6 +116,9 @@ class MemoryUnitOfWork:
         self._applications[application_id] = decided
         return decided
 
+    def set_meta(self, name: str, value: str) -> None:
+        self._meta[check_meta_name(name)] = value
+
 
 class MemoryStore:
     """See :class:`registry.store.Store`. It has no schema (nothing to migrate) and lives
@@ -135,6 +140,7 @@ class MemoryStore:
         self._audit: list[AuditEntry] = []  # in id order; ids are 1..n
         self._templates: dict[tuple[str, str], Template] = {}  # (prefix key, version)
         self._seq = 0
+        self._meta: dict[str, str] = {}
         self._id = uuid.uuid4().hex
         self._unit_owner: int | None = None  # thread holding an open unit of work
         self._closed = False
@@ -146,6 +152,10 @@ class MemoryStore:
     def store_id(self) -> str:
         self._check_open()
         return self._id
+
+    def meta(self, name: str) -> str | None:
+        self._check_open()
+        return self._id if name == "store_id" else self._meta.get(name)
 
     def schema_version(self) -> int:
         return 0
@@ -187,6 +197,7 @@ class MemoryStore:
         self._prefixes.update(unit._prefixes)
         self._applications.update(unit._applications)
         self._add_audit(unit._audit)
+        self._meta.update(unit._meta)
         if unit._changes:
             self._changes.extend(unit._changes)
             self._seq = unit._seq

@@ -85,6 +85,7 @@ from registry.store import (
     StoreDefect,
     TemplateChange,
     application_conflict,
+    check_meta_name,
     check_pending,
     check_precondition,
     replay_application,
@@ -390,6 +391,12 @@ class PostgresUnitOfWork:
                            reviewer: str, reason: str, now: int) -> Application:
         return _decide(self._tx.conn, application_id, state, reviewer, reason, now)
 
+    def set_meta(self, name: str, value: str) -> None:
+        self._tx.conn.execute(
+            "INSERT INTO meta (name, value) VALUES (%s, %s) "
+            "ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
+            (check_meta_name(name), value))
+
 
 @_errors_mapped
 class PostgresStore:
@@ -541,6 +548,10 @@ class PostgresStore:
         t = dump_rows.table(table)
         with self._write_tx() as tx, tx.conn.cursor() as cur:
             cur.executemany(dump_rows.insert_sql(t, "%s"), dump_rows.insert_rows(t, rows))
+
+    def meta(self, name: str) -> str | None:
+        rows = self._rows("SELECT value FROM meta WHERE name = %s", (name,))
+        return str(rows[0][0]) if rows else None
 
     def store_id(self) -> str:
         self._check_open()

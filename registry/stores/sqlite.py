@@ -60,6 +60,7 @@ from registry.store import (
     StoreDefect,
     TemplateChange,
     application_conflict,
+    check_meta_name,
     check_pending,
     check_precondition,
     replay_application,
@@ -295,6 +296,10 @@ class SQLiteUnitOfWork:
                            reviewer: str, reason: str, now: int) -> Application:
         return _decide(self._conn, application_id, state, reviewer, reason, now)
 
+    def set_meta(self, name: str, value: str) -> None:
+        self._conn.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)",
+                           (check_meta_name(name), value))
+
 
 @_errors_mapped
 class SQLiteStore:
@@ -481,6 +486,11 @@ class SQLiteStore:
         if self._closed:
             raise Unavailable(_UNAVAILABLE + _CLOSED)
         return self._id
+
+    def meta(self, name: str) -> str | None:
+        row = self._reader().execute("SELECT value FROM meta WHERE name = ?",
+                                     (name,)).fetchone()
+        return str(row[0]) if row is not None else None
 
     # --- units of work -----------------------------------------------------------------
 

@@ -361,6 +361,31 @@ def test_a_unit_of_work_that_raises_writes_nothing(store: Store) -> None:
     assert after.sequence > before
 
 
+def test_a_fact_set_in_a_unit_of_work_commits_or_rolls_back_with_its_writes(
+        store: Store) -> None:
+    assert store.meta("mirror.position") is None
+    with store.unit_of_work() as unit:
+        unit.apply(register("88.118.8/M1"), NOW)
+        unit.set_meta("mirror.position", "abc:1")
+    assert store.meta("mirror.position") == "abc:1"
+    with pytest.raises(RuntimeError, match="boom"), store.unit_of_work() as unit:
+        unit.apply(register("88.118.8/M2"), NOW)
+        unit.set_meta("mirror.position", "abc:2")
+        raise RuntimeError("boom")
+    assert store.meta("mirror.position") == "abc:1"
+    assert store.get("88.118.8/m2") is None
+    with store.unit_of_work() as unit:
+        unit.set_meta("mirror.position", "abc:3")  # replaced, not added
+    assert store.meta("mirror.position") == "abc:3"
+
+
+def test_the_store_id_is_not_a_fact_a_unit_of_work_may_set(store: Store) -> None:
+    before = store.store_id()
+    with pytest.raises(InvalidArgument), store.unit_of_work() as unit:
+        unit.set_meta("store_id", "mine")
+    assert store.store_id() == before
+
+
 def test_a_unit_of_work_is_invisible_until_it_commits(store: Store) -> None:
     seen: list[object] = []
 

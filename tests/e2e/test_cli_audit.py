@@ -66,3 +66,17 @@ def test_audit_needs_the_node_admin_and_good_options(node: Node) -> None:
     code, out = cli(node, "audit", "--since", "yesterday")
     assert code == 2 and "ISO 8601" in out
 
+
+
+def test_audit_shows_data_grants_and_revokes_as_their_own_actions(node: Node) -> None:
+    assert cli(node, "register", "88.118.8/G-1", "URL=https://g")[0] == 0
+    code, out = cli(node, "update", "88.118.8/G-1", "1100:DATA_GRANT=300:88.118.9/ADMIN r 2001")
+    assert code == 0, out
+    code, out = cli(node, "update", "--replace", "88.118.8/G-1", "1:URL=https://g")
+    assert code == 0, out
+    code, out = cli(node, "audit", "--prefix", "88.118.8", "--outcome", "ok", "--limit", "2")
+    assert code == 0, out
+    rows = [line.split("\t") for line in out.splitlines()]
+    assert [(r[2], r[3], r[9]) for r in rows] == [
+        ("revoke", "88.118.8/G-1", "-300:88.118.9/ADMIN"),
+        ("grant", "88.118.8/G-1", "+300:88.118.9/ADMIN r 2001")]

@@ -224,3 +224,22 @@ def test_certified_answers_are_made_on_a_worker_never_on_the_socket_threads(
         env = c.decode_envelope(framed)
         out = service.answer(env, framed[w.ENVELOPE:], "udp", "127.0.0.1:9", may_block=False)
         assert (out is None) == offloaded
+
+
+def test_cli_resolves_certified_and_verifies_with_the_published_key(hnode: Node,
+                                                                    grpc_client: Client) -> None:
+    from typer.testing import CliRunner
+
+    from node.cli.main import app
+
+    target = f"127.0.0.1:{hnode.handle_tcp_port}"
+    result = CliRunner().invoke(app, ["resolve", "--protocol", "handle", "--certified",
+                                      "--target", target, PN])
+    assert result.exit_code == 0, result.output
+    assert f'"handle": "{PN}"' in result.stdout
+    assert "verified: HS_SIGNED SHA-256" in result.stderr
+    result = CliRunner().invoke(app, ["resolve", "--protocol", "handle", "--certified",
+                                      "--target", target, "88.118.8/NOPE"])
+    assert result.exit_code == 1 and "HANDLE_NOT_FOUND (100)" in result.output  # signed too
+    result = CliRunner().invoke(app, ["resolve", "--certified", PN])
+    assert result.exit_code == 2 and "--protocol handle" in result.output

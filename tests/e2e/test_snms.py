@@ -237,3 +237,127 @@ def test_a_refused_login_is_audited_with_the_identity_and_never_the_password(
     assert (entry.action, entry.target, entry.principal, entry.door) == (
         "create_token", OWNER_ID, OWNER_ID, "http")
     assert wrong.encode() not in b"".join(e.SerializeToString() for e in query(stub))
+
+
+# --- /snms/api/v3|v5/template ---------------------------------------------------------------
+
+
+def snms_template(version: str, *, v5: bool = True, **extra: Any) -> dict[str, Any]:
+    """The body of the id-guide's examples (v5: idIndex as a string, as they send it)."""
+    items: list[dict[str, Any]] = [
+        {"name": "e1", "idType": "ip", "metadata": {"type": "string", "minLength": 1,
+                                                    "maxLength": 10}, "required": True},
+        {"name": "e2", "idType": "owner", "metadata": {"type": "string", "minLength": 1,
+                                                       "maxLength": 20}, "required": False}]
+    if v5:
+        items[0]["idIndex"], items[1]["idIndex"] = "2100", "2101"
+    return {"prefix": "88.118.8", "version": version, "industryCategory": "A",
+            "industrySpecific": "01", "industryTrade": "011", "industrySubclass": "0111",
+            "type": 1, "description": "测试模板", "items": items, **extra}
+
+
+def template_record(handle: str, version: str, ip: str = "10.0.0.1") -> dict[str, Any]:
+    return {"handle": handle, "templateVersion": version, "value": [
+        {"index": 2100, "type": "ip", "data": {"format": "string", "value": ip}}]}
+
+
+def test_an_enterprise_system_creates_reads_uses_and_deletes_a_v5_template(api: Http) -> None:
+    token = login(api)
+    path = "/snms/api/v5/template"
+    assert call(api, "POST", path, snms_template("2.0"), token=token) == {
+        "status": 1, "message": "success", "data": True}
+    got = call(api, "GET", f"{path}?prefix=88.118.8&version=2.0", token=token)
+    assert got["status"] == 1
+    data = got["data"]
+    assert {k: data[k] for k in ("prefix", "version", "industryCategory", "industrySubclass",
+                                 "type", "description")} == {
+        "prefix": "88.118.8", "version": "2.0", "industryCategory": "A",
+        "industrySubclass": "0111", "type": 1, "description": "测试模板"}
+    assert [(i["name"], i["idType"], i["idIndex"], i["required"], i["state"],
+             i["metadata"]["maxLength"]) for i in data["items"]] == [
+        ("e1", "ip", 2100, True, 1, 10), ("e2", "owner", 2101, False, 1, 20)]
+    # Published at once: records are registered against it straight away.
+    assert call(api, "POST", "/identityv2/data", template_record("88.118.8/T1", "2.0"),
+                token=token)["status"] == 1
+    too_long = call(api, "POST", "/identityv2/data",
+                    template_record("88.118.8/T2", "2.0", ip="1" * 11), token=token)
+    assert too_long["status"] == -2 and "maxLength" in too_long["message"]
+    again = call(api, "POST", path, snms_template("2.0"), token=token)
+    assert again["status"] == -2 and again["message"].startswith("模板已存在")
+    # A published version never changes: PUT is refused, naming the way forward.
+    changed = call(api, "PUT", path, snms_template("2.0"), token=token)
+    assert changed["status"] == -2 and "put a new version" in changed["message"]
+    # DELETE withdraws: no new record is based on it, the old one stays valid.
+    assert call(api, "DELETE", path, {"prefix": "88.118.8", "version": "2.0"},
+                token=token)["data"] is True
+    refused = call(api, "POST", "/identityv2/data", template_record("88.118.8/T3", "2.0"),
+                   token=token)
+    assert refused["status"] == -2 and "withdrawn" in refused["message"]
+    kept = call(api, "PUT", "/identityv2/data",
+                template_record("88.118.8/T1", "2.0", ip="10.0.0.2"), token=token)
+    assert kept["status"] == 1
+    missing = call(api, "GET", f"{path}?prefix=88.118.8&version=9.9", token=token)
+    assert missing["status"] == -2 and missing["message"].startswith("模板不存在")
+
+
+def test_v3_templates_get_stable_indexes_and_answer_without_them(api: Http) -> None:
+    token = login(api)
+    path = "/snms/api/v3/template"
+    assert call(api, "POST", path, snms_template("3.0", v5=False), token=token)["status"] == 1
+    body = snms_template("3.1", v5=False)
+    body["items"] = [body["items"][1], {"name": "e3", "idType": "site",
+                                        "metadata": {"type": "string", "minLength": 1,
+                                                     "maxLength": 5}}]
+    assert call(api, "POST", path, body, token=token)["status"] == 1
+    got = call(api, "GET", f"{path}?prefix=88.118.8&version=3.1")["data"]
+    assert [(i["idType"], "idIndex" in i, "state" in i) for i in got["items"]] == [
+        ("owner", False, False), ("site", False, False)]
+    # The v5 view of the same versions shows the indexes the node gave: an idType keeps
+    # its index in every version, a new one takes the next free index from 2000.
+    # (version 1.0 of the fixture holds 2000 and 2001.)
+    v5 = call(api, "GET", "/snms/api/v5/template?prefix=88.118.8&version=3.1")["data"]
+    first = call(api, "GET", "/snms/api/v5/template?prefix=88.118.8&version=3.0")["data"]
+    assert {i["idType"]: i["idIndex"] for i in first["items"]} == {"ip": 2002, "owner": 2003}
+    assert {i["idType"]: i["idIndex"] for i in v5["items"]} == {"owner": 2003, "site": 2004}
+    status, _, _ = api.call("PUT", path, body, auth=f"Bearer {token}")
+    assert status == 405  # v3 has no update
+
+
+def test_a_v5_put_updates_a_draft_incrementally(api: Http, owners: Client) -> None:
+    owner = basic(OWNER_ID, OWNER_SECRET)
+    owners.registry.PutTemplate(registry_pb2.PutTemplateRequest(
+        prefix="88.118.8", template=registry_pb2.Template(version="4.0", fields=[
+            Field(name="产品名称", type="productName", id_index=2000, kind=Field.KIND_STRING,
+                  max_length=16)])), metadata=owner, timeout=10)
+    token = login(api)
+    change = {"prefix": "88.118.8", "version": "4.0", "description": "改", "items": [
+        {"name": "名称", "idType": "productName", "idIndex": 2000, "state": 0,
+         "metadata": {"type": "string", "minLength": 1, "maxLength": 32}},
+        {"name": "颜色", "idType": "colour", "state": 1,
+         "metadata": {"type": "string", "minLength": 1, "maxLength": 8}}]}
+    assert call(api, "PUT", "/snms/api/v5/template", change, token=token)["status"] == 1
+    got = call(api, "GET", "/snms/api/v5/template?prefix=88.118.8&version=4.0",
+               token=token)["data"]
+    assert got["description"] == "改" and got["state"] == "draft"
+    assert [(i["name"], i["idType"], i["idIndex"], i["state"], i["metadata"]["maxLength"])
+            for i in got["items"]] == [("名称", "productName", 2000, 0, 32),
+                                       ("颜色", "colour", 2002, 1, 8)]
+    renamed = call(api, "PUT", "/snms/api/v5/template", {**change, "version": "4.1"},
+                   token=token)
+    assert renamed["status"] == -2 and renamed["message"].startswith("模板不存在")
+
+
+def test_template_routes_need_the_prefixs_rights_and_name_every_problem(api: Http) -> None:
+    path = "/snms/api/v5/template"
+    assert call(api, "POST", path, snms_template("5.0"))["status"] == -1
+    other = login(api, OTHER_ID, OTHER_SECRET)
+    assert call(api, "POST", path, snms_template("5.0"), token=other)["status"] == -3
+    token = login(api)
+    bad = snms_template("5.0")
+    bad["items"][0]["idIndex"] = "1999"
+    bad["items"][1]["metadata"] = {"type": "string", "minLength": 9, "maxLength": 2}
+    refused = call(api, "POST", path, bad, token=token)
+    assert refused["status"] == -2
+    assert "idIndex" in refused["message"] and "minLength" in refused["message"], refused
+    malformed = api.call("POST", path, raw=b"{", auth=f"Bearer {token}")
+    assert malformed[1]["status"] == -2 and "not valid JSON" in malformed[1]["message"]

@@ -135,6 +135,41 @@ def test_a_certifiers_credential_verifies_with_the_key_it_publishes(
         counter=1, message=MESSAGE), padding.PKCS1v15(), hashes.SHA256())
 
 
+def certified_answer(certifier: Certifier, *, request_id: int = 42,
+                     body: bytes = b"") -> tuple[c.Envelope, c.Message]:
+    """A certified answer as the node frames it (header, ``body``, credential), decoded."""
+    body = body or c.encode_resolution_body(b"88.118.8/X", [c.HandleValue(1, b"URL", b"u")])
+    header = c.encode_header(c.Header(c.OC_RESOLUTION, c.RC_SUCCESS,
+                                      c.FLAG_AUTHORITATIVE | c.FLAG_CERTIFIED, 1, 0, 0,
+                                      len(body)))
+    message = header + body
+    msg = message + certifier.credential(minor=11, suggest_major=2, suggest_minor=11,
+                                         session_id=0, request_id=request_id,
+                                         message=message)
+    return c.Envelope(2, 11, 2, 11, 0, request_id, 0, len(msg)), c.decode_message(msg)
+
+
+def test_the_cli_client_verifies_a_certified_answer_and_refuses_a_tampered_one(
+        key: rsa.RSAPrivateKey) -> None:
+    from node.handle.client import HandleClientError, verify_answer
+
+    certifier = Certifier(key, "0.NA/88.118")
+    public = key.public_key()
+    env, m = certified_answer(certifier)
+    assert verify_answer(env, m, public).signer_handle == b"0.NA/88.118"
+    tampered = c.Message(m.header, m.body, m.credential, m.digested[:-1] + b"v")
+    other_request = c.Envelope(2, 11, 2, 11, 0, 43, 0, env.length)
+    other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+    unsigned = c.Message(m.header, m.body, b"", m.digested)
+    for bad_env, bad_m, bad_key, problem in (
+            (env, tampered, public, "does not verify"),
+            (other_request, m, public, "does not verify"),
+            (env, m, other_key, "does not verify"),
+            (env, unsigned, public, "did not certify")):
+        with pytest.raises(HandleClientError, match=problem):
+            verify_answer(bad_env, bad_m, bad_key)
+
+
 # --- fuzzing what is new to decode ---------------------------------------------------------
 
 

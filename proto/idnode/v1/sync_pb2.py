@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from idnode.v1 import record_pb2 as idnode_dot_v1_dot_record__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14idnode/v1/sync.proto\x12\tidnode.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16idnode/v1/record.proto\"7\n\x13WatchChangesRequest\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x0e\n\x06prefix\x18\x02 \x01(\t\"9\n\x14WatchChangesResponse\x12!\n\x06\x63hange\x18\x01 \x01(\x0b\x32\x11.idnode.v1.Change\"\xf8\x02\n\x06\x43hange\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12.\n\toperation\x18\x02 \x01(\x0e\x32\x1b.idnode.v1.Change.Operation\x12\x0e\n\x06handle\x18\x03 \x01(\t\x12 \n\x06values\x18\x04 \x03(\x0b\x32\x10.idnode.v1.Value\x12\x0f\n\x07version\x18\x05 \x01(\x04\x12\x30\n\x0c\x63ommitted_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tprincipal\x18\x07 \x01(\t\x12\x12\n\nrequest_id\x18\x08 \x01(\t\x12\x16\n\x0e\x63lient_address\x18\t \x01(\t\x12\x0c\n\x04\x64oor\x18\n \x01(\t\"j\n\tOperation\x12\x19\n\x15OPERATION_UNSPECIFIED\x10\x00\x12\x16\n\x12OPERATION_REGISTER\x10\x01\x12\x14\n\x10OPERATION_UPDATE\x10\x02\x12\x14\n\x10OPERATION_DELETE\x10\x03\"\x11\n\x0fGetStatsRequest\"G\n\x0bPrefixStats\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\x13\n\x0bidentifiers\x18\x02 \x01(\x04\x12\x13\n\x0bresolutions\x18\x03 \x01(\x04\"\x8b\x01\n\x10GetStatsResponse\x12\x10\n\x08prefixes\x18\x01 \x01(\x04\x12\x13\n\x0bidentifiers\x18\x02 \x01(\x04\x12\x13\n\x0bresolutions\x18\x03 \x01(\x04\x12\x10\n\x08sequence\x18\x04 \x01(\x04\x12)\n\tby_prefix\x18\x05 \x03(\x0b\x32\x16.idnode.v1.PrefixStats2\x9e\x01\n\x04Sync\x12Q\n\x0cWatchChanges\x12\x1e.idnode.v1.WatchChangesRequest\x1a\x1f.idnode.v1.WatchChangesResponse0\x01\x12\x43\n\x08GetStats\x12\x1a.idnode.v1.GetStatsRequest\x1a\x1b.idnode.v1.GetStatsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14idnode/v1/sync.proto\x12\tidnode.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16idnode/v1/record.proto\"7\n\x13WatchChangesRequest\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x0e\n\x06prefix\x18\x02 \x01(\t\"9\n\x14WatchChangesResponse\x12!\n\x06\x63hange\x18\x01 \x01(\x0b\x32\x11.idnode.v1.Change\"\xcd\x03\n\x06\x43hange\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12.\n\toperation\x18\x02 \x01(\x0e\x32\x1b.idnode.v1.Change.Operation\x12\x0e\n\x06handle\x18\x03 \x01(\t\x12 \n\x06values\x18\x04 \x03(\x0b\x32\x10.idnode.v1.Value\x12\x0f\n\x07version\x18\x05 \x01(\x04\x12\x30\n\x0c\x63ommitted_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tprincipal\x18\x07 \x01(\t\x12\x12\n\nrequest_id\x18\x08 \x01(\t\x12\x16\n\x0e\x63lient_address\x18\t \x01(\t\x12\x0c\n\x04\x64oor\x18\n \x01(\t\x12\'\n\x06record\x18\x0b \x01(\x0b\x32\x17.idnode.v1.SignedRecord\x12\x18\n\x10\x63hange_signature\x18\x0c \x01(\x0c\x12\x10\n\x08store_id\x18\r \x01(\t\"j\n\tOperation\x12\x19\n\x15OPERATION_UNSPECIFIED\x10\x00\x12\x16\n\x12OPERATION_REGISTER\x10\x01\x12\x14\n\x10OPERATION_UPDATE\x10\x02\x12\x14\n\x10OPERATION_DELETE\x10\x03\"\x11\n\x0fGetStatsRequest\"G\n\x0bPrefixStats\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\x13\n\x0bidentifiers\x18\x02 \x01(\x04\x12\x13\n\x0bresolutions\x18\x03 \x01(\x04\"\x8b\x01\n\x10GetStatsResponse\x12\x10\n\x08prefixes\x18\x01 \x01(\x04\x12\x13\n\x0bidentifiers\x18\x02 \x01(\x04\x12\x13\n\x0bresolutions\x18\x03 \x01(\x04\x12\x10\n\x08sequence\x18\x04 \x01(\x04\x12)\n\tby_prefix\x18\x05 \x03(\x0b\x32\x16.idnode.v1.PrefixStats2\x9e\x01\n\x04Sync\x12Q\n\x0cWatchChanges\x12\x1e.idnode.v1.WatchChangesRequest\x1a\x1f.idnode.v1.WatchChangesResponse0\x01\x12\x43\n\x08GetStats\x12\x1a.idnode.v1.GetStatsRequest\x1a\x1b.idnode.v1.GetStatsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,15 +38,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WATCHCHANGESRESPONSE']._serialized_start=149
   _globals['_WATCHCHANGESRESPONSE']._serialized_end=206
   _globals['_CHANGE']._serialized_start=209
-  _globals['_CHANGE']._serialized_end=585
-  _globals['_CHANGE_OPERATION']._serialized_start=479
-  _globals['_CHANGE_OPERATION']._serialized_end=585
-  _globals['_GETSTATSREQUEST']._serialized_start=587
-  _globals['_GETSTATSREQUEST']._serialized_end=604
-  _globals['_PREFIXSTATS']._serialized_start=606
-  _globals['_PREFIXSTATS']._serialized_end=677
-  _globals['_GETSTATSRESPONSE']._serialized_start=680
-  _globals['_GETSTATSRESPONSE']._serialized_end=819
-  _globals['_SYNC']._serialized_start=822
-  _globals['_SYNC']._serialized_end=980
+  _globals['_CHANGE']._serialized_end=670
+  _globals['_CHANGE_OPERATION']._serialized_start=564
+  _globals['_CHANGE_OPERATION']._serialized_end=670
+  _globals['_GETSTATSREQUEST']._serialized_start=672
+  _globals['_GETSTATSREQUEST']._serialized_end=689
+  _globals['_PREFIXSTATS']._serialized_start=691
+  _globals['_PREFIXSTATS']._serialized_end=762
+  _globals['_GETSTATSRESPONSE']._serialized_start=765
+  _globals['_GETSTATSRESPONSE']._serialized_end=904
+  _globals['_SYNC']._serialized_start=907
+  _globals['_SYNC']._serialized_end=1065
 # @@protoc_insertion_point(module_scope)

@@ -26,7 +26,7 @@ class WatchChangesResponse(_message.Message):
     def __init__(self, change: _Optional[_Union[Change, _Mapping]] = ...) -> None: ...
 
 class Change(_message.Message):
-    __slots__ = ("sequence", "operation", "handle", "values", "version", "committed_at", "principal", "request_id", "client_address", "door")
+    __slots__ = ("sequence", "operation", "handle", "values", "version", "committed_at", "principal", "request_id", "client_address", "door", "record", "change_signature", "store_id")
     class Operation(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         OPERATION_UNSPECIFIED: _ClassVar[Change.Operation]
@@ -47,6 +47,9 @@ class Change(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     CLIENT_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     DOOR_FIELD_NUMBER: _ClassVar[int]
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    CHANGE_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    STORE_ID_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     operation: Change.Operation
     handle: str
@@ -57,7 +60,10 @@ class Change(_message.Message):
     request_id: str
     client_address: str
     door: str
-    def __init__(self, sequence: _Optional[int] = ..., operation: _Optional[_Union[Change.Operation, str]] = ..., handle: _Optional[str] = ..., values: _Optional[_Iterable[_Union[_record_pb2.Value, _Mapping]]] = ..., version: _Optional[int] = ..., committed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., principal: _Optional[str] = ..., request_id: _Optional[str] = ..., client_address: _Optional[str] = ..., door: _Optional[str] = ...) -> None: ...
+    record: _record_pb2.SignedRecord
+    change_signature: bytes
+    store_id: str
+    def __init__(self, sequence: _Optional[int] = ..., operation: _Optional[_Union[Change.Operation, str]] = ..., handle: _Optional[str] = ..., values: _Optional[_Iterable[_Union[_record_pb2.Value, _Mapping]]] = ..., version: _Optional[int] = ..., committed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., principal: _Optional[str] = ..., request_id: _Optional[str] = ..., client_address: _Optional[str] = ..., door: _Optional[str] = ..., record: _Optional[_Union[_record_pb2.SignedRecord, _Mapping]] = ..., change_signature: _Optional[bytes] = ..., store_id: _Optional[str] = ...) -> None: ...
 
 class GetStatsRequest(_message.Message):
     __slots__ = ()
