@@ -51,6 +51,7 @@ from typing import Any, Protocol
 
 import redis
 from redis.backoff import NoBackoff
+from redis.commands.core import Script
 from redis.retry import Retry
 
 from node.cache import redis_url
@@ -311,8 +312,9 @@ class RedisL2:
         self.client: Any = self._connect(self.timeout)
         self._write_client: Any = self._connect(
             max(timeout_ms, invalidate_timeout_ms) / 1000)
-        self._set_script: Any = self.client.register_script(_SET_LUA)
-        self._invalidate_script: Any = self.client.register_script(_INVALIDATE_LUA)
+        # Scripts as bytes: no encoder needed, so nothing connects before the first use.
+        self._set_script: Any = Script(self.client, _SET_LUA.encode())
+        self._invalidate_script: Any = Script(self.client, _INVALIDATE_LUA.encode())
         self._pending: dict[str, int] = {}
         self._pending_overflow = False
         self._pending_lock = threading.Lock()

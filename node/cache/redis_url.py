@@ -21,6 +21,8 @@ This module only parses and builds clients: it has no opinion on keys or pub/sub
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote
@@ -127,8 +129,8 @@ def _host_port(text: str, default_port: int) -> tuple[str, int]:
 
 def connect(target: RedisTarget, sentinel: Sentinel | None = None,
             **options: Any) -> Any:
-    """A new redis-py client for ``target`` (``redis.Redis`` or ``RedisCluster``; both
-    speak the commands the L2 uses) with ``options`` (timeouts, retry) for its
+    """A new redis-py client for ``target`` (``redis.Redis``, or a ``RedisCluster`` made
+    on first use; both speak the commands the L2 uses) with ``options`` (timeouts, retry) for its
     connections. For Sentinel pass the :func:`sentinel_for` object, so every client of
     one L2 shares one view of the sentinels."""
     import redis
@@ -142,7 +144,36 @@ def connect(target: RedisTarget, sentinel: Sentinel | None = None,
         master_for: Any = sentinel.master_for  # redis-py leaves it untyped
         return master_for(target.service, db=target.db, **options)
     node: Any = ClusterNode
-    return RedisCluster(startup_nodes=[node(h, p) for h, p in target.hosts], **options)
+    return LazyCluster(lambda: RedisCluster(
+        startup_nodes=[node(h, p) for h, p in target.hosts], **options))
+
+
+class LazyCluster:
+    """A ``RedisCluster`` made on first use. Its constructor reads the slot map from
+    the cluster, so made eagerly a node could not start (nor fail open) while the
+    cluster is down or slow; made here, that failure is the first command's, which the
+    L2 counts and survives like any other, and the next command tries again."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def _get(self) -> Any:
+        client = self._client
+        if client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self._make()
+                client = self._client
+        return client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._get(), name)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
 
 
 def sentinel_for(target: RedisTarget, timeout_seconds: float) -> Sentinel:
@@ -160,4 +191,4 @@ def sentinel_for(target: RedisTarget, timeout_seconds: float) -> Sentinel:
     return made
 
 
-__all__ = ["RedisTarget", "RedisUrlError", "connect", "parse", "sentinel_for"]
+__all__ = ["LazyCluster", "RedisTarget", "RedisUrlError", "connect", "parse", "sentinel_for"]

@@ -50,13 +50,16 @@ def test_an_invalidation_from_one_node_reaches_another_on_every_topology(
             heard = listener.l2.messages
             ack = update(wc, HANDLE, etag, f"https://example.com/{i}")
             etag = ack.etag
-            assert wait_until(lambda h=heard: listener.l2 is not None  # type: ignore[misc]
-                              and listener.l2.messages > h)
+            assert wait_until(partial(_heard_more_than, listener, heard))
             assert resolve_version(lc, HANDLE) == (ack.version, ack.etag)
         assert sample(listener, "idnode_cache_invalidations_total", source="redis") >= 5
     finally:
         wc.close()
         lc.close()
+
+
+def _heard_more_than(node: Node, messages: int) -> bool:
+    return node.l2 is not None and node.l2.messages > messages
 
 
 def _redis_up(node: Node) -> bool:
@@ -253,3 +256,21 @@ def test_writes_whose_invalidation_was_lost_are_invalidated_again_after_an_outag
         assert not l2.set(key, "", _entry(b"v1"), 1, time.monotonic())
     finally:
         l2.close()
+
+
+def test_a_node_started_while_redis_is_down_serves_and_uses_redis_once_it_is_up(
+        node_factory: NodeFactory, redis_any: RedisDeployment) -> None:
+    redis_any.kill()  # every data server (the sentinels stay)
+    node = node_factory(redis_url=redis_any.url, l1_max_entries=0, redis_retry_after_ms=100)
+    client = Client(f"127.0.0.1:{node.grpc_port}")
+    try:
+        client.register(HANDLE, ("URL", "https://example.com/0"))
+        assert resolve_version(client, HANDLE)[0] == 1  # fails open: from the store
+        assert node.l2 is not None and node.l2.subscriptions == 0
+        redis_any.restart()
+        assert wait_until(lambda: node.l2 is not None and node.l2.subscriptions >= 1, 15)
+        hits = l2_hits(node)
+        assert wait_until(lambda: resolve_version(client, HANDLE)[0] == 1
+                          and l2_hits(node) > hits, 5)
+    finally:
+        client.close()
