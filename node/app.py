@@ -46,12 +46,13 @@ from node.service.coherence import Coherence
 from node.service.core import Core
 from node.service.follow import Follow
 from node.service.mirror import Mirror
+from node.service.reads import KnownListing, Reads
 from node.service.resolve import Resolver
 from node.service.templates import Templates
 from node.service.tokens import Tokens
 from node.service.views import ViewSigner
 from node.service.writes import Writes
-from node.settings import Settings
+from node.settings import Settings, read_urls
 from node.web.app import Endpoints, Routes, build_app
 from node.web.handles import HandleApi
 from node.web.openapi import OpenApi
@@ -63,7 +64,7 @@ from registry.access.principals import Principal
 from registry.access.rights import prefix_handle
 from registry.errors import IdnodeError
 from registry.registrar import Registrar
-from registry.store import SchemaStore, Store
+from registry.store import ReplicaReader, SchemaStore, Store
 
 log = logging.getLogger("idnode.node")
 
@@ -93,6 +94,7 @@ class Node:
     handle: HandleServer | None = None  # the Handle protocol door (RFC 3652, TCP+UDP)
     tls: TlsFiles | None = None  # the certificate pair of the gRPC and HTTP doors
     follower: Follower | None = None  # `idnode mirror`: following the primary's changes
+    reads: Reads | None = None  # where misses and listings read (read replicas)
     _stopped: bool = field(default=False, repr=False)
     _halt: threading.Event = field(default_factory=threading.Event, repr=False)
     _watchdog: threading.Thread | None = field(default=None, repr=False)
@@ -147,7 +149,10 @@ class Node:
         counts = self.store.counts()
         self.metrics.identifiers.set(counts.identifiers)
         self.metrics.prefixes.set(counts.prefixes)
-        self.metrics.changelog_sequence.set(self.store.last_sequence())
+        last = self.store.last_sequence()
+        self.metrics.changelog_sequence.set(last)
+        if self.reads is not None:
+            self.metrics.replica_lag.set(self.reads.max_lag(last))
         self.metrics.cache_entries.set(len(self.resolver.l1))
 
     def _set_health(self, serving: bool) -> None:
@@ -211,6 +216,8 @@ class Node:
             self.l2.close()
         if self.core.audit.recorder is not None:
             self.core.audit.recorder.close()  # refusals still queued, before the store goes
+        if self.reads is not None:
+            self.reads.close()
         self.store.close()
         self.beacon.close()
 
@@ -282,11 +289,33 @@ def open_store(settings: Settings) -> tuple[Store, Beacon]:
     return store, beacon
 
 
+def open_reads(settings: Settings, store: Store, metrics: Metrics) -> Reads:
+    """Where resolve misses and listings read: ``store`` and the read replicas
+    ``database_read_url`` names (none is connected yet: a replica that is down at start
+    is probed in the background, node.service.reads)."""
+    replicas: list[ReplicaReader] = []
+    try:
+        for n, url in enumerate(read_urls(settings), 1):
+            try:
+                replicas.append(stores.open_replica(
+                    url, max_connections=settings.grpc_threads + 4,
+                    statement_timeout_ms=settings.database_read_timeout_ms))
+            except IdnodeError as exc:
+                raise StartupError(f"database_read_url: replica {n}: {exc.message}") from None
+        return Reads(store, replicas, metrics,
+                     retry_after_seconds=settings.database_read_retry_after_ms / 1000)
+    except BaseException:
+        for replica in replicas:
+            replica.close()
+        raise
+
+
 def assemble_core(settings: Settings, store: Store, beacon: Beacon, keys: KeyRing,
                   registrar: Registrar, metrics: Metrics, l1: L1Cache,
-                  l2: RedisL2 | None, *,
+                  l2: RedisL2 | None, reads: Reads | None = None, *,
                   read_only: str = "") -> tuple[Core, Coherence, Authenticator]:
-    """The application core every front door calls (node.service), from its parts;
+    """The application core every front door calls (node.service), from its parts.
+    ``reads`` routes resolve misses and listings (read replicas; None: the store);
     ``read_only`` (a mirror) refuses every write with that message."""
     auth = Authenticator(registrar.credential, hash_threads=settings.auth_hash_threads,
                          queue=settings.auth_queue,
@@ -300,7 +329,10 @@ def assemble_core(settings: Settings, store: Store, beacon: Beacon, keys: KeyRin
                        resign_before_expiry_seconds=settings.resign_before_expiry_seconds,
                        l1_max_ttl_seconds=settings.l1_max_ttl_seconds)
     resolver = Resolver(store, registrar, coherence, views, metrics,
-                        negative_ttl_seconds=settings.negative_ttl_seconds)
+                        negative_ttl_seconds=settings.negative_ttl_seconds, reads=reads)
+    if reads is not None:
+        # A listing includes every write this process knows of (read-your-writes).
+        registrar.listing = KnownListing(reads, lambda: coherence.known_sequence)
     certificates = None
     if settings.tls_client_ca_file:
         certificates = CertificatePrincipals(store.get, _certified_principal)
@@ -439,8 +471,9 @@ def build(settings: Settings, *, reuse_port: bool = False,
             cleanup.callback(l2.close)
         read_only = (f"this node is a read-only mirror of {mirror.target}: send writes to "
                      "the primary" if mirror is not None else "")
+        reads = cleanup.enter_context(contextlib.closing(open_reads(settings, store, metrics)))
         core, coherence, auth = assemble_core(settings, store, beacon, keys, registrar, metrics,
-                                              l1, l2, read_only=read_only)
+                                              l1, l2, reads, read_only=read_only)
         ensure_admin(settings, registrar, coherence, mirror=mirror is not None)
         require_certificates = settings.grpc_tls_client_auth == "require"
         services = Services(core, metrics,
@@ -457,7 +490,8 @@ def build(settings: Settings, *, reuse_port: bool = False,
         if port == 0:
             raise StartupError(f"setting grpc_listen: cannot listen on {settings.grpc_listen}")
         node = Node(settings, store, keys, registrar, core.resolver, core, services, metrics,
-                    beacon, server, health_servicer, port, auth=auth, l2=l2, tls=tls)
+                    beacon, server, health_servicer, port, auth=auth, l2=l2, tls=tls,
+                    reads=reads)
         if tls is not None:
             cleanup.callback(tls.stop)
         if mirror is not None:

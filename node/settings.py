@@ -50,6 +50,10 @@ class Settings:
     redis_url: str = ""
     database_url: str = ""
     database_auto_migrate: bool = True
+    # Read replicas (PostgreSQL streaming standbys) for resolve misses and listings.
+    database_read_url: str = field(default="", repr=False)
+    database_read_retry_after_ms: int = 1000
+    database_read_timeout_ms: int = 1000
     node_prefix: str = "88.118"
     node_id: str = ""
     workers: int = 1
@@ -185,6 +189,7 @@ def _validate(s: Settings) -> Settings:
                             "sqlite:RELATIVE/PATH, postgresql://USER:PASSWORD@HOST:PORT/DB "
                             "(or postgres://) and memory: are supported, "
                             f"got {s.database_url.split(':')[0]}:")
+    _validate_read_urls(s)
     if s.public_url and not (s.public_url.startswith(("http://", "https://"))
                              and "?" not in s.public_url and "#" not in s.public_url):
         raise SettingsError("setting public_url: expected http(s)://host[:port][/path], "
@@ -232,6 +237,8 @@ def _validate(s: Settings) -> Settings:
         ("redis_retry_after_ms", 10 <= s.redis_retry_after_ms <= 600000),
         ("redis_floor_ttl_seconds", 10 <= s.redis_floor_ttl_seconds <= 86400),
         ("redis_invalidate_timeout_ms", 1 <= s.redis_invalidate_timeout_ms <= 60000),
+        ("database_read_retry_after_ms", 10 <= s.database_read_retry_after_ms <= 600000),
+        ("database_read_timeout_ms", 10 <= s.database_read_timeout_ms <= 60000),
         ("max_batch_handles", 1 <= s.max_batch_handles <= 100),
         ("shutdown_grace_seconds", 0 <= s.shutdown_grace_seconds <= 600),
         ("access_log_sample_ratio", 0.0 <= s.access_log_sample_ratio <= 1.0),
@@ -258,6 +265,26 @@ def _validate(s: Settings) -> Settings:
             raise SettingsError(f"setting admin_secret: {exc.message}") from None
     node_id = s.node_id or f"idnode-{prefix.text}"
     return dataclasses.replace(s, node_prefix=prefix.text, node_id=node_id)
+
+
+def read_urls(s: Settings) -> list[str]:
+    """The replica URLs of ``database_read_url`` (comma-separated), in order."""
+    return [u.strip() for u in s.database_read_url.split(",") if u.strip()]
+
+
+def _validate_read_urls(s: Settings) -> None:
+    """Replicas are copies of a PostgreSQL primary (the messages never echo a URL: it
+    may carry a password)."""
+    urls = read_urls(s)
+    if not urls:
+        return
+    if not s.database_url.startswith(("postgres://", "postgresql://")):
+        raise SettingsError("setting database_read_url: read replicas need a PostgreSQL "
+                            "database_url (the primary they are copies of)")
+    for n, url in enumerate(urls, 1):
+        if not url.startswith(("postgres://", "postgresql://")):
+            raise SettingsError(f"setting database_read_url: URL {n} is not "
+                                "postgresql://USER:PASSWORD@HOST:PORT/DB (or postgres://)")
 
 
 def _validate_tls(s: Settings) -> None:

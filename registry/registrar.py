@@ -77,7 +77,7 @@ from registry.record import (
     parse_etag,
     values_to_json,
 )
-from registry.store import Store, UnitOfWork
+from registry.store import KeyListing, Store, UnitOfWork
 from registry.templates import (
     TEMPLATE_INDEX,
     TemplateBook,
@@ -136,6 +136,8 @@ class Registrar:
                  rights: RightsBook | None = None,
                  templates: TemplateBook | None = None) -> None:
         self.store = store
+        # Where listings read: the store, unless the node routes them (read replicas).
+        self.listing: KeyListing = store
         self.node_prefix = node_prefix
         self.rights = rights or RightsBook(store.get)
         # The templates records are checked against, cached (registry.templates).
@@ -637,7 +639,7 @@ class Registrar:
             raise InvalidArgument(f"page_size is at most {MAX_PAGE_SIZE}")
         size = page_size or DEFAULT_PAGE_SIZE
         after = _decode_token(page_token, prefix.key) if page_token else ""
-        rows = self.store.list_keys(prefix.key, after, size + 1)
+        rows = self.listing.list_keys(prefix.key, after, size + 1)
         handles = [display for _, display in rows[:size]]
         token = _encode_token(prefix.key, rows[size - 1][0]) if len(rows) > size else ""
         return handles, token

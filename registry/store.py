@@ -147,6 +147,49 @@ class ChangeLog(Protocol):
         ...
 
 
+class KeyListing(Protocol):
+    """Where listings read (:meth:`RecordStore.list_keys`): the store itself, or
+    something the node puts in front of it (a replica that has replayed enough)."""
+
+    def list_keys(self, prefix_key: str, after_key: str, limit: int) -> list[tuple[str, str]]:
+        ...
+
+
+class ReplicaReader(Protocol):
+    """A read-only copy of a store (a PostgreSQL streaming standby) that says, with every
+    answer, how far it has replayed the change log.
+
+    The sequence comes from the same snapshot as the rows, so an answer with sequence
+    ``s`` reflects every write up to ``s`` and none after it: the caller decides whether
+    that is recent enough (read-your-writes) and reads the primary otherwise. Every
+    method raises Unavailable when the copy cannot answer.
+    """
+
+    def store_id(self) -> str:
+        """The id of the store this is a copy of (must be the primary's)."""
+        ...
+
+    def replayed_sequence(self) -> int:
+        """The highest change-log sequence the copy has replayed."""
+        ...
+
+    def get_replayed(self, key: str) -> tuple[int, Record | None]:
+        """The replayed sequence and :meth:`RecordStore.get`, in one snapshot."""
+        ...
+
+    def list_keys_replayed(self, prefix_key: str, after_key: str,
+                           limit: int) -> tuple[int, list[tuple[str, str]]]:
+        """The replayed sequence and :meth:`RecordStore.list_keys`, in one snapshot."""
+        ...
+
+    def reset(self) -> None:
+        """Drop connections that may be broken (before probing a copy that failed)."""
+        ...
+
+    def close(self) -> None:
+        ...
+
+
 class AccessStore(Protocol):
     """Principals (hashed secrets) and the enterprise prefixes allocated to owners."""
 

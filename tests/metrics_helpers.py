@@ -50,7 +50,8 @@ def exercise(m: Metrics) -> None:
         m.refused_by(limiter).inc()
     # The hot-path children bound in Metrics.__init__.
     for child in (m.resolve_ok, m.l1_hit, m.l1_miss, m.l2_hit, m.l2_miss, m.negative_hit,
-                  m.sign_view, m.sign_nonce):
+                  m.sign_view, m.sign_nonce, m.read_primary, m.read_replica,
+                  m.fallback_lagging, m.fallback_unavailable):
         child.inc()
     m.resolve_grpc_duration.observe(0.00003)
     m.resolve_latency.observe(0.00003)

@@ -248,6 +248,100 @@ class PostgresServer:
         _drop_database(self.admin_url, url)
 
 
+class StandbyServer(PostgresServer):
+    """A hot standby streaming from ``primary`` (a :class:`PostgresServer`): its data
+    directory is a ``pg_basebackup -R`` of the primary (which writes ``standby.signal``
+    and the ``primary_conninfo`` to stream from), started on a port of its own. It takes
+    read-only logins with the primary's user and password; :meth:`stop` and
+    :meth:`start` (or :meth:`kill`) make it a dead replica and bring it back, and
+    :meth:`pause_replay` keeps it streaming but applying nothing (a lagging replica)."""
+
+    def __init__(self, primary: PostgresServer, workdir: Path | None = None,
+                 port: int | None = None) -> None:
+        super().__init__(workdir, port)
+        self.primary = primary
+
+    def url_of(self, primary_url: str) -> str:
+        """The URL of the same database on this standby."""
+        parts = urllib.parse.urlsplit(primary_url)
+        return urllib.parse.urlunsplit(parts._replace(
+            netloc=parts.netloc.replace(f":{self.primary.port}", f":{self.port}")))
+
+    def init(self) -> None:
+        """``pg_basebackup -R`` of the primary into ``workdir/data`` (once)."""
+        if (self.datadir / "PG_VERSION").exists():
+            return
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        if self.user is not None:
+            os.chown(self.workdir, self.user.pw_uid, self.user.pw_gid)
+        self.workdir.chmod(0o700)
+        kwargs = self._popen_kwargs()
+        env = dict(kwargs.pop("env", os.environ))  # type: ignore[call-overload]
+        env["PGPASSWORD"] = PASSWORD
+        result = subprocess.run(
+            [str(self.bindir / "pg_basebackup"), "-D", str(self.datadir), "-R",
+             "-X", "stream", "-c", "fast", "--no-sync", "-h", "127.0.0.1",
+             "-p", str(self.primary.port), "-U", SUPERUSER],
+            capture_output=True, timeout=120, check=False, env=env,
+            **kwargs)  # type: ignore[call-overload]
+        if result.returncode != 0:
+            raise RuntimeError(f"pg_basebackup failed ({result.returncode}): "
+                               f"{result.stderr.decode(errors='replace')[-2000:]}")
+
+    def wait_streaming(self, timeout_seconds: float = 30.0) -> None:
+        """Until the standby's WAL receiver streams from the primary."""
+        deadline = time.monotonic() + timeout_seconds
+        while time.monotonic() < deadline:
+            with contextlib.suppress(psycopg.OperationalError), \
+                    psycopg.connect(self.admin_url, connect_timeout=2) as conn:
+                row = conn.execute("SELECT status FROM pg_stat_wal_receiver").fetchone()
+                if row is not None and row[0] == "streaming":
+                    return
+            time.sleep(0.05)
+        raise RuntimeError(f"the standby on port {self.port} does not stream")
+
+    def wait_replayed(self, timeout_seconds: float = 30.0) -> None:
+        """Until the standby has replayed everything the primary has written so far."""
+        with psycopg.connect(self.primary.admin_url, autocommit=True,
+                             connect_timeout=5) as conn:
+            target = conn.execute("SELECT pg_current_wal_lsn()").fetchone()
+        assert target is not None
+        deadline = time.monotonic() + timeout_seconds
+        with psycopg.connect(self.admin_url, autocommit=True, connect_timeout=5) as conn:
+            while time.monotonic() < deadline:
+                row = conn.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn",
+                                   (str(target[0]),)).fetchone()
+                if row is not None and row[0]:
+                    return
+                time.sleep(0.02)
+        raise RuntimeError(f"the standby on port {self.port} did not catch up")
+
+    def _replay(self, sql: str) -> None:
+        with psycopg.connect(self.admin_url, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(sql)
+
+    def pause_replay(self) -> None:
+        """Keep receiving WAL but apply none of it (``pg_wal_replay_pause``)."""
+        self._replay("SELECT pg_wal_replay_pause()")
+
+    def resume_replay(self) -> None:
+        self._replay("SELECT pg_wal_replay_resume()")
+
+
+def start_pair() -> tuple[PostgresServer, StandbyServer]:
+    """A primary and a streaming hot standby of it, both started (destroy both after)."""
+    primary = PostgresServer()
+    primary.start()
+    try:
+        standby = StandbyServer(primary)
+        standby.start()
+        standby.wait_streaming()
+    except BaseException:
+        primary.destroy()
+        raise
+    return primary, standby
+
+
 class ExternalServer:
     """A server named by ``IDNODE_TEST_DATABASE_URL``: databases only, no life cycle."""
 

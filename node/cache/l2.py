@@ -259,6 +259,11 @@ class SharedCache(Protocol):
         """The entry and its sequence, or None (miss, error, corrupt, expired)."""
         ...
 
+    def lookup(self, key: str, view: str) -> tuple[tuple[Entry, int] | None, int]:
+        """:meth:`get`, and the key's floor read with it (the newest write of ``key`` the
+        cache knows of; 0 when unknown): a read replica must have replayed it."""
+        ...
+
     def set(self, key: str, view: str, entry: Entry, sequence: int,
             read_started: float) -> bool:
         """Store ``entry`` (built from a store read that began at monotonic time
@@ -366,30 +371,37 @@ class RedisL2:
     # --- the cache -------------------------------------------------------------------------
 
     def get(self, key: str, view: str) -> tuple[Entry, int] | None:
+        return self.lookup(key, view)[0]
+
+    def lookup(self, key: str, view: str) -> tuple[tuple[Entry, int] | None, int]:
         if self._pending or self._repair_from is not None or not self.breaker.allow():
-            return None
+            return None, 0
         try:
             raw, floor = self.client.hmget(self.key_prefix + key, [view, FLOOR_FIELD])
         except Exception as exc:  # any Redis failure is a miss
             self._failed("get", exc)
-            return None
+            return None, 0
         self._ok()
+        try:
+            floor_seq = int(floor) if floor is not None else 0
+        except ValueError as exc:
+            self._corrupt(str(exc))
+            return None, 0
         if raw is None:
-            return None
+            return None, floor_seq
         try:
             if not isinstance(raw, bytes):
                 raise CodecError(f"unexpected reply type {type(raw).__name__}")
             entry, sequence = decode(raw, wall_now=self.clock(), mono_now=self.monotonic())
-            floor_seq = int(floor) if floor is not None else 0
         except (CodecError, ValueError) as exc:
             self._corrupt(str(exc))
-            return None
+            return None, floor_seq
         if sequence < floor_seq:
             self.metrics.l2_stale.inc()
-            return None
+            return None, floor_seq
         if entry.expires <= self.monotonic():
-            return None
-        return entry, sequence
+            return None, floor_seq
+        return (entry, sequence), floor_seq
 
     def set(self, key: str, view: str, entry: Entry, sequence: int,
             read_started: float) -> bool:

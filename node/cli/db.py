@@ -14,12 +14,12 @@ from typing import IO, Annotated
 
 import typer
 
-from node.settings import Settings, SettingsError, load
-from registry import dump
+from node.settings import Settings, SettingsError, load, read_urls
+from registry import dump, stores
 from registry.errors import IdnodeError
 from registry.identifier import Handle
 from registry.record import AuditContext, Operation, Precondition, Write
-from registry.store import DumpableStore, SchemaStore, Store
+from registry.store import DumpableStore, SchemaStore, Store, StoreDefect
 
 app = typer.Typer(no_args_is_help=True,
                   help="The configured store: schema migrations, export and import.")
@@ -101,7 +101,39 @@ def status(config: Config = None, data_dir: DataDir = None,
         typer.echo(f"pending:        {_versions(pending)}")
         typer.echo("up to date" if not pending else "migrations pending: run `idnode db "
                    "migrate`")
+        for line in _replica_lines(settings, store):
+            typer.echo(line)
     raise typer.Exit(1 if pending else 0)
+
+
+def _replica_lines(settings: Settings, store: Store) -> list[str]:
+    """One line per read replica (``database_read_url``): how far it has replayed the
+    change log, or why a node would not use it. Never the URL (it may hold a password)."""
+    urls = read_urls(settings)
+    if not urls:
+        return []
+    last = store.last_sequence()
+    lines = []
+    for n, url in enumerate(urls, 1):
+        label = f"replica {n}:".ljust(16)
+        try:
+            replica = stores.open_replica(url, max_connections=1)
+        except IdnodeError as exc:
+            lines.append(label + exc.message)
+            continue
+        try:
+            if replica.store_id() != store.store_id():
+                lines.append(label + "serves another store (its store id differs from the "
+                             "primary's): a node never reads it")
+            else:
+                replayed = replica.replayed_sequence()
+                lines.append(f"{label}replayed sequence {replayed}, "
+                             f"{max(0, last - replayed)} behind the primary")
+        except (IdnodeError, StoreDefect) as exc:
+            lines.append(label + str(getattr(exc, "message", "") or exc))
+        finally:
+            replica.close()
+    return lines
 
 
 @app.command()

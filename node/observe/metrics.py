@@ -32,6 +32,10 @@ GRPC_CODES = tuple(c.name for c in grpc.StatusCode)
 CACHE_LAYERS = ("l1", "l2", "negative")
 STORE_OPERATIONS = ("get", "write", "list", "changes")
 SIGN_KINDS = ("view", "nonce", "change")
+# Where a resolve miss or a listing was read (node.service.reads), and why a read meant
+# for a replica went to the primary.
+STORE_READ_TARGETS = ("primary", "replica")
+REPLICA_FALLBACK_REASONS = ("lagging", "unavailable")
 # The Handle native protocol (node.handle): opcodes answered, transports, response codes.
 HANDLE_OPERATIONS = ("resolution", "get_siteinfo", "other")
 HANDLE_TRANSPORTS = ("tcp", "udp")
@@ -112,6 +116,7 @@ class Metrics:
         self.store_duration = Histogram(
             "idnode_store_query_duration_seconds", "Store query latency by operation.",
             ["operation"], buckets=LATENCY_BUCKETS, registry=r)
+        self._replica_metrics(r)
         self.writes = Counter(
             "idnode_registry_writes_total", "Accepted writes by operation.", ["operation"],
             registry=r)
@@ -249,6 +254,31 @@ class Metrics:
     def before_collect(self, hook: Callable[[], None]) -> None:
         """Run ``hook`` whenever the registry is collected, before any metric is read."""
         self._before_collect.append(hook)
+
+    def _replica_metrics(self, r: CollectorRegistry) -> None:
+        """Where misses and listings read (node.service.reads)."""
+        self.store_reads = Counter(
+            "idnode_store_reads_total",
+            "Resolve misses and listings read from the store, by target (primary, replica).",
+            ["target"], registry=r)
+        self.replica_fallbacks = Counter(
+            "idnode_store_replica_fallbacks_total",
+            "Reads meant for a read replica that went to the primary, by reason: the replica "
+            "had not replayed a write this process knows of (lagging) or failed "
+            "(unavailable).", ["reason"], registry=r)
+        self.replicas_up = Gauge(
+            "idnode_store_replicas_up",
+            "Read replicas in use; the others are probed with a back-off.", registry=r,
+            multiprocess_mode="min")
+        self.replica_lag = Gauge(
+            "idnode_store_replica_lag_changes",
+            "How many change-log sequences the furthest-behind replica in use has not "
+            "replayed yet (sampled with the store check).", registry=r,
+            multiprocess_mode="max")
+        self.read_primary = self._child(self.store_reads, "primary")
+        self.read_replica = self._child(self.store_reads, "replica")
+        self.fallback_lagging = self._child(self.replica_fallbacks, "lagging")
+        self.fallback_unavailable = self._child(self.replica_fallbacks, "unavailable")
 
     def _child(self, metric: Any, *labels: str) -> Any:
         return metric.labels(*labels) if self.enabled else NOOP

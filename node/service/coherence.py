@@ -10,6 +10,7 @@ left behind is recognised as old.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -19,6 +20,7 @@ from node.cache.beacon import Beacon
 from node.cache.l1 import L1Cache
 from node.cache.l2 import SharedCache
 from node.observe.metrics import Metrics
+from registry.errors import IdnodeError
 from registry.store import Store
 
 # When the change log moved by more than this since L1 last looked, dropping the whole
@@ -49,8 +51,20 @@ class Coherence:
         self.l2 = l2
         self.beacon = beacon
         self.metrics = metrics
+        # Nothing is cached yet, so nothing committed before now needs dropping: start
+        # at the store's newest sequence. The beacon is raised to it too, or an
+        # in-process beacon (or a new beacon file) reading 0 would make the first
+        # catch-up replay the whole log, dropping every remembered credential and L1.
+        started_at = store.last_sequence()
+        beacon.bump(started_at)
         self.applied_sequence = beacon.read()
         self.recent: OrderedDict[str, int] = OrderedDict()  # O(1) eviction of the oldest
+        # What replica reads must have replayed (node.service.reads): the highest
+        # sequence this process has written or heard of, and the highest sequence of a
+        # write it knows happened but not to which key — whatever left ``recent``, and
+        # everything committed before it started (it could not hear of those).
+        self.forgotten_sequence = started_at
+        self.known_sequence = max(self.applied_sequence, self.forgotten_sequence)
         self._recent_lock = threading.Lock()
         self._catch_up_lock = threading.Lock()
 
@@ -81,8 +95,12 @@ class Coherence:
         self.metrics.cache_invalidations.labels("redis").inc()
 
     def resync(self) -> None:
-        """Invalidations may have been missed (Redis was unreachable): drop L1."""
+        """Invalidations may have been missed (Redis was unreachable): drop L1, and count
+        every write committed until now as known, though not to which key (a replica
+        must have replayed them)."""
         self._clear()
+        with contextlib.suppress(IdnodeError):
+            self._forget_all(self.store.last_sequence())
 
     def _forget(self, keys: Sequence[str]) -> None:
         for derived in self.derived:
@@ -99,10 +117,30 @@ class Coherence:
     def _note_writes(self, items: Iterable[tuple[str, int]]) -> None:
         with self._recent_lock:
             recent = self.recent
+            known = self.known_sequence
             for key, sequence in items:
-                recent[key] = max(sequence, recent.pop(key, 0))  # re-inserted: newest last
+                # Never absent meanwhile (a reader would take the forgotten floor).
+                recent[key] = max(sequence, recent.get(key, 0))
+                recent.move_to_end(key)  # newest last
+                known = max(known, sequence)
                 if len(recent) > MAX_RECENT_WRITES:
-                    recent.popitem(last=False)
+                    _, dropped = recent.popitem(last=False)
+                    self.forgotten_sequence = max(self.forgotten_sequence, dropped)
+            self.known_sequence = known
+
+    def required_sequence(self, key: str) -> int:
+        """The change-log sequence a copy of the store must have replayed before its
+        answer for ``key`` may be served: the newest write of ``key`` this process knows
+        of (its own, the host's change log, Redis invalidations), or, for a key no longer
+        remembered, the newest write it forgot. 0 when it knows of none."""
+        return self.recent.get(key, self.forgotten_sequence)
+
+    def _forget_all(self, sequence: int) -> None:
+        """Every write up to ``sequence`` counts as known and forgotten (caches cleared
+        instead of reading the changes one by one)."""
+        with self._recent_lock:
+            self.forgotten_sequence = max(self.forgotten_sequence, sequence)
+            self.known_sequence = max(self.known_sequence, sequence)
 
     def refresh(self) -> None:
         """Catch up if another process on the host wrote since we last looked (before a
@@ -119,6 +157,7 @@ class Coherence:
             changes = self.store.changes_since(self.applied_sequence, MAX_CATCH_UP_CHANGES)
             if len(changes) >= MAX_CATCH_UP_CHANGES:
                 self._clear()
+                self._forget_all(target)
                 self.applied_sequence = target
                 return
             for change in changes:
@@ -128,6 +167,8 @@ class Coherence:
                 self.applied_sequence = max(self.applied_sequence, change.sequence)
             self.metrics.cache_invalidations.labels("changelog").inc(len(changes))
             self.applied_sequence = max(self.applied_sequence, target)
+            with self._recent_lock:
+                self.known_sequence = max(self.known_sequence, target)
 
 
 __all__ = ["Coherence"]

@@ -21,6 +21,7 @@ from node.cache.l1 import VIEW_SEP, Entry
 from node.cache.l2 import SharedCache
 from node.observe.metrics import Metrics
 from node.service.coherence import Coherence
+from node.service.reads import Reads
 from node.service.views import ViewSigner
 from registry.access.grants import EMPTY, audience_id, template_version
 from registry.access.principals import Principal
@@ -63,8 +64,11 @@ class Resolver:
 
     def __init__(self, store: Store, registrar: Registrar, coherence: Coherence,
                  views: ViewSigner, metrics: Metrics, *, negative_ttl_seconds: int,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic,
+                 reads: Reads | None = None) -> None:
         self.store = store
+        # Misses read here: the primary, or a read replica that has replayed enough.
+        self.reads = reads or Reads(store, (), metrics, retry_after_seconds=1.0)
         self.registrar = registrar
         self.coherence = coherence
         self.views = views
@@ -226,8 +230,9 @@ class Resolver:
         # Private and granted views are never shared through Redis: they stay in the
         # process.
         l2 = self.l2 if not private_ok and not granted else None
+        floor = 0
         if l2 is not None:
-            hit = l2.get(handle.key, view)
+            hit, floor = l2.lookup(handle.key, view)
             if hit is not None:
                 entry, sequence = hit
                 if sequence >= self.coherence.recent.get(handle.key, 0):
@@ -236,13 +241,22 @@ class Resolver:
                     return entry
                 self.metrics.l2_stale.inc()
             self.metrics.l2_miss.inc()
+        elif self.l2 is not None and self.reads.replicas_in_use:
+            # Private views are not shared through L2, but its floor still tells a
+            # replica what it must have replayed.
+            floor = self.l2.lookup(handle.key, view)[1]
         read_started = self.monotonic()
         # What the store has committed at least up to, read before the record: a "not
         # found" answer is true as of this sequence (the beacon is bumped after commit).
         observed = self._beacon_read()
+        # A replica's answer must include the newest write of this identifier that this
+        # process knows of, or that L2's floor records (another host's, acknowledged).
+        at_least = max(self.coherence.required_sequence(handle.key), floor)
         started = time.perf_counter()
-        record = self.store.get(handle.key)
+        record, replayed = self.reads.get(handle.key, at_least)
         self.metrics.store_op("get").observe(time.perf_counter() - started)
+        if replayed:  # a replica's answer: exact as of the sequence it had replayed
+            observed = replayed
         mono = self.monotonic()
         if record is None:
             entry = Entry(None, mono + self.negative_ttl,

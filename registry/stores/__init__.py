@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from registry.errors import InvalidArgument, Unavailable
-from registry.store import Store
+from registry.store import ReplicaReader, Store
 from registry.stores.memory import MemoryStore
 from registry.stores.sqlite import SQLiteStore
 
-__all__ = ["MemoryStore", "SQLiteStore", "open_store"]
+__all__ = ["MemoryStore", "SQLiteStore", "open_replica", "open_store"]
 
 _SUPPORTED = ("use sqlite:///ABSOLUTE/PATH, sqlite:RELATIVE/PATH, "
               "postgresql://USER:PASSWORD@HOST:PORT/DATABASE or memory:")
@@ -53,6 +53,20 @@ def open_store(url: str, *, sqlite_synchronous: str = "FULL",
         return PostgresStore(url, max_connections=postgres_max_connections,
                              auto_migrate=auto_migrate)
     raise InvalidArgument(f"store URL scheme {scheme!r} is not supported; {_SUPPORTED}")
+
+
+def open_replica(url: str, *, max_connections: int = 16,
+                 statement_timeout_ms: int = 1_000) -> ReplicaReader:
+    """A read-only copy of a PostgreSQL store (a streaming standby) that ``url`` names:
+    :class:`~registry.stores.postgres.PostgresReplica`. Opening does not connect (a copy
+    that is down now may be up later); only ``postgresql://`` and ``postgres://`` URLs
+    name one, anything else is InvalidArgument naming the scheme."""
+    scheme = url.partition(":")[0].lower()
+    if scheme not in ("postgres", "postgresql") or not url.partition(":")[2].startswith("//"):
+        raise InvalidArgument(f"a read replica URL is postgresql://…, not {scheme!r}")
+    from registry.stores.postgres import PostgresReplica
+    return PostgresReplica(url, max_connections=max_connections,
+                           statement_timeout_ms=statement_timeout_ms)
 
 
 def _open_sqlite(rest: str, synchronous: str, busy_timeout_ms: int,

@@ -23,8 +23,9 @@ bulk imports take it once per chunk. Reads never wait for it (MVCC).
 
 **Waiting for changes** uses ``LISTEN idnode_changes``: a trigger on ``changes`` (migration
 0002) notifies at commit, one listener connection per store object wakes every waiter.
-While that connection is down, waiters poll every 50 ms; while it is up they still look
-once a second, so a lost notification costs at most that.
+While that connection is down, waiters poll every 50 ms; while it is up they ask the
+database only after a notification, and once a second in case one was lost (so idle
+followers, which wait in 50 ms slices, cost no queries).
 
 **Failures** are translated in one place, :func:`_translate`, applied to every public
 method by :func:`_errors_mapped`: a database that cannot be reached, is shutting down,
@@ -327,6 +328,8 @@ _INSERT_AUDIT = ("INSERT INTO audit (at, principal, principal_key, action, targe
                  "request_id, outcome, client_address, door, message, seq) "
                  "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)")
 _SET_COUNTER = "UPDATE change_counter SET seq = %s, records = %s"
+_LIST_KEYS = ("SELECT key, handle FROM records WHERE key > %s AND key < %s ORDER BY key "
+              "LIMIT %s")
 
 
 def _load_application(conn: psycopg.Connection[Any],
@@ -345,6 +348,40 @@ def _decide(conn: psycopg.Connection[Any], application_id: str, state: Applicati
                  "decided_at = %s WHERE id = %s AND state = 'pending'",
                  (state.value, reviewer, reason, now, application_id))
     return current.decided(state, reviewer, reason, now)
+
+
+def _conninfo(url: str, application_name: str, connect_timeout: float,
+              settings: Sequence[str], **extra: str | int) -> str:
+    """The libpq connection string for ``url`` with our server settings (``-c name=value``
+    options), a bounded connect timeout and ``extra`` libpq parameters (the URL's own
+    win); InvalidArgument when it does not parse."""
+    try:
+        params = conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        raise InvalidArgument("the PostgreSQL URL cannot be parsed") from None
+    options = " ".join(filter(None, [str(params.get("options") or ""), *settings]))
+    params.update(options=options, application_name=application_name)
+    # libpq's connect_timeout is whole seconds, at least 2.
+    params.setdefault("connect_timeout", max(2, round(connect_timeout)))
+    for name, value in extra.items():
+        params.setdefault(name, value)
+    return make_conninfo("", **{k: v for k, v in params.items() if v is not None})
+
+
+# One record and its values; the replica's query puts the replayed sequence first.
+_GET_COLUMNS = ("r.handle, r.version, r.seq, r.updated_at, v.idx, v.type, v.kind, v.data, "
+                "v.ttl, v.ts, v.perms")
+
+
+def _record(rows: Sequence[Sequence[Any]]) -> Record | None:
+    """The record in ``rows`` of :data:`_GET_COLUMNS` (None: no rows, or a NULL handle)."""
+    if not rows or rows[0][0] is None:
+        return None
+    first = rows[0]
+    values = tuple(
+        Value(r[4], r[5], decode_value(r[6], r[7]), r[8], r[9], Permissions.from_bits(r[10]))
+        for r in rows if r[4] is not None)
+    return Record(Handle.parse(first[0]), values, first[1], first[2], first[3])
 
 
 class _Tx:
@@ -425,26 +462,21 @@ class PostgresStore:
         self._local = threading.local()
         self._changed = threading.Condition()
         self._generation = 0
+        # The last look at the counter while listening: (generation, sequence, when).
+        # Until a notification (or the listener reconnecting) moves the generation,
+        # nothing new has committed, so waiters need not ask the database again.
+        self._looked: tuple[int, int, float] | None = None
         self._listener: threading.Thread | None = None
         self._listening = False
         self._listener_lock = threading.Lock()
         self._writes = 0
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
         self._connect_timeout = max(connect_timeout_seconds, 0.1)
-        try:
-            params = conninfo_to_dict(url)
-        except psycopg.ProgrammingError:
-            raise InvalidArgument("the PostgreSQL URL cannot be parsed") from None
-        options = " ".join(filter(None, [
-            str(params.get("options") or ""),
+        self._conninfo = _conninfo(url, application_name, self._connect_timeout, [
             f"-c statement_timeout={int(statement_timeout_ms)}",
             f"-c lock_timeout={int(lock_timeout_ms)}",
             f"-c idle_in_transaction_session_timeout={int(idle_in_transaction_timeout_ms)}",
-        ]))
-        params.update(options=options, application_name=application_name)
-        # libpq's connect_timeout is whole seconds, at least 2.
-        params.setdefault("connect_timeout", max(2, round(self._connect_timeout)))
-        self._conninfo = make_conninfo("", **{k: v for k, v in params.items() if v is not None})
+        ])
         try:
             with psycopg.connect(self._conninfo, autocommit=True) as conn:
                 if auto_migrate:
@@ -571,17 +603,10 @@ class PostgresStore:
 
     def get(self, key: str) -> Record | None:
         # One statement (one snapshot): the record and its values together.
-        rows = self._rows(
-            "SELECT r.handle, r.version, r.seq, r.updated_at, v.idx, v.type, v.kind, v.data, "
-            "v.ttl, v.ts, v.perms FROM records r LEFT JOIN record_values v ON v.key = r.key "
-            "WHERE r.key = %s ORDER BY v.idx", (key,))
-        if not rows:
-            return None
-        first = rows[0]
-        values = tuple(
-            Value(r[4], r[5], decode_value(r[6], r[7]), r[8], r[9], Permissions.from_bits(r[10]))
-            for r in rows if r[4] is not None)
-        return Record(Handle.parse(first[0]), values, first[1], first[2], first[3])
+        return _record(self._rows(
+            f"SELECT {_GET_COLUMNS} FROM records r "  # noqa: S608
+            "LEFT JOIN record_values v ON v.key = r.key WHERE r.key = %s ORDER BY v.idx",
+            (key,)))
 
     def apply(self, write: Write, now: int) -> WriteResult:
         with self._write_tx() as tx:
@@ -736,9 +761,7 @@ class PostgresStore:
         # Keys of prefix P are exactly those in ["P/", "P0"): '0' follows '/' in ASCII,
         # and a sub-prefix's keys start with "P." instead. COLLATE "C" on the column makes
         # this a byte-wise range scan of the primary key.
-        rows = self._rows(
-            "SELECT key, handle FROM records WHERE key > %s AND key < %s ORDER BY key "
-            "LIMIT %s", (after_key or prefix_key + "/", prefix_key + "0", limit))
+        rows = self._rows(_LIST_KEYS, (after_key or prefix_key + "/", prefix_key + "0", limit))
         return [(r[0], r[1]) for r in rows]
 
     def counts(self) -> Counts:
@@ -762,13 +785,18 @@ class PostgresStore:
 
     def wait_for_changes(self, after_sequence: int, timeout_seconds: float) -> bool:
         """Woken by LISTEN/NOTIFY (commits by any process) and at once by commits through
-        this object; polls every 50 ms while the listener is reconnecting."""
+        this object; polls every 50 ms while the listener is reconnecting.
+
+        While listening, the database is asked only after a notification (or once a
+        second, in case one was lost): waiters that find the generation where the last
+        look left it know nothing has committed since, so idle followers (which call
+        this in short slices) cost no queries."""
         deadline = time.monotonic() + max(timeout_seconds, 0.0)
         self._start_listener()
         while True:
             with self._changed:
                 generation = self._generation
-            if self.last_sequence() > after_sequence:
+            if self._committed_since_look(generation) > after_sequence:
                 return True
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -777,6 +805,19 @@ class PostgresStore:
             with self._changed:
                 if self._generation == generation and not self._closed:
                     self._changed.wait(min(poll, remaining))
+
+    def _committed_since_look(self, generation: int) -> int:
+        """The highest committed sequence, from the last look when no notification came
+        since (and it is under a second old), else from the database."""
+        looked = self._looked
+        now = time.monotonic()
+        if (looked is not None and looked[0] == generation and self._listening
+                and now - looked[2] < _POLL_WITH_LISTENER):
+            return looked[1]
+        listening = self._listening  # before the query: a commit after it notifies
+        sequence = self.last_sequence()
+        self._looked = (generation, sequence, now) if listening else None
+        return sequence
 
     def _wake(self) -> None:
         with self._changed:
@@ -966,3 +1007,100 @@ class PostgresStore:
         listener = self._listener
         if listener is not None and listener is not threading.current_thread():
             listener.join(2.0)
+
+
+@_errors_mapped
+class PostgresReplica:
+    """A streaming standby of a :class:`PostgresStore`'s database, read-only (see
+    :class:`registry.store.ReplicaReader`).
+
+    **How fresh is an answer.** Every query reads the ``change_counter`` row in the same
+    statement as the rows it answers with: one statement is one snapshot, and a standby's
+    snapshot shows transactions in the primary's commit order (it replays commit records
+    in WAL order). The primary's writers take the counter row lock before numbering
+    and release it only once their commit is visible, so a commit record with a higher
+    counter always follows every lower one in the WAL: a snapshot whose counter says
+    ``s`` holds every write up to ``s`` and nothing after it. That is the change-log
+    sequence callers already use as the currency of freshness (etags, cache floors,
+    invalidations), so no WAL position has to be fetched after each commit and compared
+    (``pg_current_wal_lsn`` / ``pg_last_wal_replay_lsn`` would work too, at the price of
+    a second query per write and per read), and a copy that is not a physical standby
+    (logical replication of these tables) works the same way.
+
+    **Failures** raise Unavailable at once: nothing is retried here (the caller reads the
+    primary instead and probes the copy later, off the request path, after
+    :meth:`reset`). Opening never waits for the copy: a copy that is down at start only
+    makes the pool keep trying in the background. ``connect_timeout_seconds`` bounds a
+    connection attempt and the wait for a free pooled connection; ``statement_timeout_ms``
+    any query (a standby may also cancel a query that conflicts with replay: that is one
+    failed read too); a host that stops acknowledging fails a read after twice that.
+    A replica *process* that is frozen while its host still acknowledges (SIGSTOP) holds
+    the reads that reached it until it resumes: neither bound can end them.
+    """
+
+    BACKEND = "postgresql"
+
+    def __init__(self, url: str, *, max_connections: int = 16,
+                 connect_timeout_seconds: float = 2.0, statement_timeout_ms: int = 1_000,
+                 application_name: str = "idnode-read") -> None:
+        if max_connections < 1:
+            raise InvalidArgument("a replica pool needs at least one connection")
+        self._closed = False
+        # tcp_user_timeout: a replica host that stops acknowledging (a network partition,
+        # a paused machine) fails the read after twice the statement timeout instead of
+        # holding it for as long as TCP retransmits.
+        self._conninfo = _conninfo(url, application_name, connect_timeout_seconds, [
+            f"-c statement_timeout={int(statement_timeout_ms)}",
+            "-c default_transaction_read_only=on",
+        ], tcp_user_timeout=2 * int(statement_timeout_ms))
+        self._pool: ConnectionPool[psycopg.Connection[Any]] | None = ConnectionPool(
+            self._conninfo, min_size=1, max_size=max_connections,
+            kwargs={"autocommit": True}, timeout=max(connect_timeout_seconds, 0.1),
+            reconnect_timeout=3600, name="idnode-replica", open=True)
+
+    def _rows(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        pool = self._pool
+        if self._closed or pool is None:
+            raise Unavailable(_UNAVAILABLE + _CLOSED)
+        with pool.connection() as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def store_id(self) -> str:
+        return _store_id_of(self._rows("SELECT value FROM meta WHERE name = 'store_id'"))
+
+    def replayed_sequence(self) -> int:
+        return int(self._rows("SELECT seq FROM change_counter")[0][0])
+
+    def get_replayed(self, key: str) -> tuple[int, Record | None]:
+        rows = self._rows(
+            f"SELECT c.seq, {_GET_COLUMNS} FROM change_counter c "  # noqa: S608
+            "LEFT JOIN records r ON r.key = %s LEFT JOIN record_values v ON v.key = r.key "
+            "ORDER BY v.idx", (key,))
+        return int(rows[0][0]), _record([r[1:] for r in rows])
+
+    def list_keys_replayed(self, prefix_key: str, after_key: str,
+                           limit: int) -> tuple[int, list[tuple[str, str]]]:
+        rows = self._rows(
+            f"SELECT c.seq, k.key, k.handle FROM change_counter c LEFT JOIN LATERAL "  # noqa: S608
+            f"({_LIST_KEYS}) k ON true ORDER BY k.key",
+            (after_key or prefix_key + "/", prefix_key + "0", limit))
+        return int(rows[0][0]), [(r[1], r[2]) for r in rows if r[1] is not None]
+
+    def reset(self) -> None:
+        """Let the pool test its idle connections and replace the broken ones (the copy
+        restarted): the next query then gets a live connection, or fails at once."""
+        pool = self._pool
+        if pool is not None and not self._closed:
+            with suppress(psycopg.Error):
+                pool.check()
+
+    def close(self) -> None:
+        self._closed = True
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            with suppress(psycopg.Error):
+                pool.close(timeout=1.0)
+
+
+def _store_id_of(rows: Sequence[Sequence[Any]]) -> str:
+    return str(rows[0][0]) if rows else ""

@@ -36,7 +36,7 @@ NAME_RE = re.compile(r"^idnode_[a-z0-9]+_[a-z0-9_]+$")
 
 # Bounded dimensions only: each takes values from a fixed set known at build time.
 ALLOWED_LABELS = frozenset({"method", "code", "route", "layer", "source", "kind", "operation",
-                            "transport", "limiter",
+                            "transport", "limiter", "target", "reason",
                             "version", "python", "grpcio"})
 # Unbounded by nature (one value per identifier, prefix or caller): never a label.
 FORBIDDEN_LABELS = frozenset({"handle", "prefix", "identifier", "key", "principal",
@@ -149,7 +149,8 @@ def test_metrics_registers_in_its_own_registry_not_the_global_one() -> None:
 
 def test_label_value_sets_are_fixed_small_tuples_of_unique_strings() -> None:
     for name in ("GRPC_METHODS", "GRPC_CODES", "CACHE_LAYERS", "STORE_OPERATIONS",
-                 "SIGN_KINDS", "RATE_LIMITERS"):
+                 "SIGN_KINDS", "RATE_LIMITERS", "STORE_READ_TARGETS",
+                 "REPLICA_FALLBACK_REASONS"):
         values = getattr(node_metrics, name)
         assert isinstance(values, tuple), f"{name} must be immutable"
         assert all(isinstance(v, str) and v for v in values), name
@@ -177,6 +178,8 @@ def test_label_values_stay_within_the_fixed_sets(exercised: Metrics) -> None:
         "source": set(INVALIDATION_SOURCES),
         "route": set(HTTP_ROUTES),
         "limiter": set(node_metrics.RATE_LIMITERS),
+        "target": set(node_metrics.STORE_READ_TARGETS),
+        "reason": set(node_metrics.REPLICA_FALLBACK_REASONS),
     }
     for family in exercised.registry.collect():
         for sample in family.samples:

@@ -194,3 +194,35 @@ def test_without_an_l1_a_write_not_yet_heard_of_never_reaches_a_later_caller() -
     reader.join(5)
     newcomer.join(5)
     assert slow == [1] and late == [2]
+
+
+class ForgetCounter:
+    """A derived cache (like remembered credentials) that counts what it is told to drop."""
+
+    def __init__(self) -> None:
+        self.forgotten: list[str] = []
+        self.cleared = 0
+
+    def forget(self, keys: Any) -> None:
+        self.forgotten.extend(keys)
+
+    def clear(self) -> None:
+        self.cleared += 1
+
+
+def test_a_node_started_on_a_store_with_history_does_not_replay_it_after_its_first_write(
+) -> None:
+    store = CountingStore()
+    registrar = Registrar(store, Prefix.parse("88.118"))
+    for n in range(20):  # history written before this process started
+        registrar.register(ADMIN, f"88.118.8/OLD-{n}", [Value(1, "URL", "u")])
+    derived = ForgetCounter()
+    beacon = Beacon(None)  # a PostgreSQL node's beacon: in process, starts empty
+    coherence = Coherence(store, L1Cache(1000, 10**7), beacon, Metrics(enabled=False),
+                          derived=[derived])
+    assert beacon.read() == store.last_sequence()
+    written = registrar.register(ADMIN, "88.118.8/NEW", [Value(1, "URL", "u")])
+    coherence.invalidate(written.key, written.sequence)
+    coherence.refresh()
+    assert set(derived.forgotten) == {written.key}  # nothing from before the start
+    assert derived.cleared == 0

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from node.settings import SettingsError, load
+from node.settings import SettingsError, load, read_urls
 
 
 def test_defaults_are_the_embedded_node() -> None:
@@ -145,3 +145,28 @@ def test_logins_waiting_for_secret_checks_cannot_take_every_request_thread() -> 
     with pytest.raises(SettingsError, match="setting auth_queue"):
         load(env={"IDNODE_GRPC_THREADS": "4", "IDNODE_AUTH_QUEUE": "3"})
     assert load(env={"IDNODE_GRPC_THREADS": "4", "IDNODE_AUTH_QUEUE": "2"}).auth_queue == 2
+
+
+PG = "postgresql://u:pw-Secret-1@db.example:5432/idnode"
+
+
+@pytest.mark.parametrize(("env", "words"), [
+    ({"IDNODE_DATABASE_READ_URL": PG}, "need a PostgreSQL database_url"),
+    ({"IDNODE_DATABASE_URL": PG,
+      "IDNODE_DATABASE_READ_URL": f"{PG}, redis://u:pw-Secret-1@db.example"}, "URL 2 is not"),
+    ({"IDNODE_DATABASE_URL": PG, "IDNODE_DATABASE_READ_URL": PG,
+      "IDNODE_DATABASE_READ_TIMEOUT_MS": "0"}, "database_read_timeout_ms"),
+])
+def test_read_replicas_are_postgresql_copies_of_a_postgresql_primary(
+        env: dict[str, str], words: str) -> None:
+    with pytest.raises(SettingsError, match="database_read") as caught:
+        load(env=env)
+    assert words in str(caught.value)
+    assert "pw-Secret-1" not in str(caught.value) and "db.example" not in str(caught.value)
+
+
+def test_several_read_replicas_are_comma_separated_and_not_in_the_repr() -> None:
+    settings = load(env={"IDNODE_DATABASE_URL": PG,
+                         "IDNODE_DATABASE_READ_URL": f" {PG}/a ,{PG}/b,"})
+    assert read_urls(settings) == [f"{PG}/a", f"{PG}/b"]
+    assert "pw-Secret-1" not in repr(settings).replace(PG, "", 1)
