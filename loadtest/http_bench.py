@@ -20,6 +20,7 @@ from pathlib import Path
 
 from loadtest.guard import join_target, require_loopback
 from loadtest.procs import HarnessError, Pinning, ProcessGroup, Server, free_port, tail
+from loadtest.report import HTTP_ECHO, HTTP_ECHO_ASGI
 from loadtest.stats import ZipfSampler
 from loadtest.wire import seeded_handle
 
@@ -85,21 +86,28 @@ def sample_ok(url: str, *, handle_api: bool) -> tuple[bool, str, int]:
 
 
 
+#: The empty-handler servers: the name each gets in the report, by the way it answers.
+ECHO_NAMES = {"direct": HTTP_ECHO, "asgi": HTTP_ECHO_ASGI}
+
+
 def start_http_echo(group: ProcessGroup, pin: Pinning, host: str, workdir: Path,
-                    payload_bytes: int, timeout: float = 30.0) -> Server:
+                    payload_bytes: int, timeout: float = 30.0, way: str = "direct"
+                    ) -> Server:
     """The HTTP empty-handler server (loadtest.http_echo) on a free loopback port, pinned
-    like the node; returns once it answers."""
+    like the node, answering ``way`` (``direct``: as the node answers its hot GET, the
+    baseline of the target; ``asgi``: through a bare ASGI app); returns once it answers."""
     port = free_port(host)
-    log = workdir / "http-echo.log"
+    name = ECHO_NAMES[way]
+    log = workdir / f"{name}.log"
     cmd = pin.wrap([sys.executable, "-m", "loadtest.http_echo", host, str(port),
-                    str(payload_bytes)], "server")
-    server = Server("http-echo", group.start(cmd, log=log), host, port, log, http_port=port,
+                    str(payload_bytes), way], "server")
+    server = Server(name, group.start(cmd, log=log), host, port, log, http_port=port,
                     cpus=pin.server_cpus if pin.enabled else None)
     deadline = time.monotonic() + timeout
     url = f"http://{join_target(host, port)}/healthz"
     while time.monotonic() < deadline:
         if server.proc.poll() is not None:
-            raise HarnessError(f"http-echo exited with {server.proc.returncode}; see "
+            raise HarnessError(f"{name} exited with {server.proc.returncode}; see "
                                f"{log}:\n{tail(log)}")
         try:
             if fetch(url, timeout=1.0)[0] == 200:
@@ -107,8 +115,8 @@ def start_http_echo(group: ProcessGroup, pin: Pinning, host: str, workdir: Path,
         except OSError:
             pass
         time.sleep(0.1)
-    raise HarnessError(f"http-echo not answering after {timeout:.0f}s; see {log}")
+    raise HarnessError(f"{name} not answering after {timeout:.0f}s; see {log}")
 
 
-__all__ = ["DEFAULT_CONNECTIONS", "command", "fetch", "resolve_url", "sample_ok",
+__all__ = ["DEFAULT_CONNECTIONS", "ECHO_NAMES", "command", "fetch", "resolve_url", "sample_ok",
            "start_http_echo", "write_urls", "zipf_urls"]

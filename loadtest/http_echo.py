@@ -2,12 +2,16 @@
 
 Same server code as the node's HTTP door (``node.web.server.HttpServer``: uvicorn +
 httptools in a thread of the process, our head-deadline protocol, the node's default
-connection bound and idle timeout), serving a bare ASGI app that ignores the path and
-answers every request with a fixed JSON body the size of a typical hot
+connection bound and idle timeout), serving an app that ignores the path and answers
+every request with a fixed JSON body the size of a typical hot
 ``GET /api/handles/{handle}`` answer. Any difference against the node is its routing,
 its handler and the core.
 
-``python -m loadtest.http_echo HOST PORT [PAYLOAD_BYTES]``
+Two ways, as the node has two: ``asgi`` (a bare ASGI app: scope, task, two sends) and
+``direct`` (the same answer from the app's ``direct`` hook, written by the server
+without ASGI — the way the node answers its hot GET, so the like-for-like baseline).
+
+``python -m loadtest.http_echo HOST PORT [PAYLOAD_BYTES [asgi|direct]]``
 """
 
 from __future__ import annotations
@@ -20,10 +24,11 @@ from types import FrameType
 from typing import Any
 
 from loadtest.guard import join_target, require_loopback
-from node.web.app import ASGIApp, Receive, Scope, Send
+from node.web.app import Answer, ASGIApp, Receive, Scope, Send
 from node.web.server import HttpServer
 
 DEFAULT_PAYLOAD_BYTES = 300
+WAYS = ("asgi", "direct")
 
 
 def body_of(size: int) -> bytes:
@@ -50,12 +55,36 @@ def make_app(payload: bytes) -> ASGIApp:
     return app
 
 
+class DirectEcho:
+    """The empty handler both ways: the bare ASGI app, and the same answer (status,
+    headers, body) from ``direct`` for every bodyless GET or HEAD."""
+
+    def __init__(self, payload: bytes) -> None:
+        self.asgi = make_app(payload)
+        self.answer: Answer = (200, [(b"content-type", b"application/json"),
+                                     (b"content-length", str(len(payload)).encode())],
+                               payload)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.asgi(scope, receive, send)
+
+    def direct(self, method: str, path: str, raw_path: bytes, query_string: bytes,
+               headers: list[tuple[bytes, bytes]], client: tuple[str, int] | None,
+               tls: dict[str, Any] | None) -> Answer | None:
+        return self.answer
+
+
 def main(argv: list[str]) -> int:
     """Serve until SIGTERM/SIGINT."""
     host, port = argv[0], int(argv[1])
     require_loopback(host)
     size = int(argv[2]) if len(argv) > 2 else DEFAULT_PAYLOAD_BYTES
-    server = HttpServer(join_target(host, port), make_app(body_of(size)))
+    way = argv[3] if len(argv) > 3 else "asgi"
+    if way not in WAYS:
+        raise SystemExit(f"the answering way is one of {', '.join(WAYS)}, not {way!r}")
+    payload = body_of(size)
+    app = DirectEcho(payload) if way == "direct" else make_app(payload)
+    server = HttpServer(join_target(host, port), app)
     server.start()
     stop = threading.Event()
 

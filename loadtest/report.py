@@ -17,7 +17,12 @@ from typing import Any
 from loadtest.stats import PERCENTILES, Spread, pct_key, ratio, spread
 
 SCHEMA = "idnode-loadtest/1"
+#: The HTTP empty handler answered the way the node answers its hot GET (the server's
+#: direct path, no ASGI): the baseline of the HTTP target.
 HTTP_ECHO = "http-echo"
+#: The same empty handler through a bare ASGI app (what the baseline was before the
+#: node's hot GET left ASGI), reported beside it.
+HTTP_ECHO_ASGI = "http-echo-asgi"
 
 
 @dataclass
@@ -105,7 +110,7 @@ def summarize(runs: Iterable[Run]) -> list[Row]:
     echo = {(r.mode, r.client, r.scenario): r for r in rows if r.server == "echo"}
     http_echo = {(r.mode, r.client): r for r in rows if r.server == HTTP_ECHO}
     for row in rows:
-        if row.server in ("echo", HTTP_ECHO) or row.mode == "bulk":
+        if row.server in ("echo", HTTP_ECHO, HTTP_ECHO_ASGI) or row.mode == "bulk":
             continue
         if row.scenario == "http":  # HTTP rows against the HTTP stack's empty handler
             base = http_echo.get((row.mode, row.client))
@@ -177,6 +182,16 @@ def http_targets(rows: Sequence[Row]) -> list[Target]:
                       "≥ 80% (req/s and CPU/request)",
                       f"{_fmt_pct(by_rps)} req/s, {_fmt_pct(by_cpu)} by CPU/request{base}",
                       "n/a" if math.isnan(worst) else ("pass" if worst >= 0.8 else "FAIL")))
+    asgi = find(rows, HTTP_ECHO_ASGI, "http", "h1load")
+    if asgi is not None:  # for the record: the empty handler through ASGI
+        a_rps = ratio(http.rps.median, asgi.rps.median)
+        a_cpu = ratio(asgi.cpu_us.median, http.cpu_us.median)
+        out.append(Target("HTTP resolve vs the ASGI empty handler (for reference)",
+                          "none (the stack's answer without the direct path)",
+                          f"{_fmt_pct(a_rps)} req/s, {_fmt_pct(a_cpu)} by CPU/request "
+                          f"(node {http.rps.median:,.0f} vs {asgi.rps.median:,.0f} req/s; "
+                          f"{http.cpu_us.median:.0f} vs {asgi.cpu_us.median:.0f} CPU µs/req)",
+                          "info"))
     grpc = find(rows, "node", "http-grpc", "h2load")
     if grpc is None:
         out.append(Target("HTTP resolve vs gRPC resolve, per core", "≥ 3×", "not run", "n/a"))
@@ -381,5 +396,5 @@ def plot(report: dict[str, Any], path: Path) -> Path | None:
     return path
 
 
-__all__ = ["HTTP_ECHO", "PERCENTILES", "Row", "Run", "Target", "build_report",
+__all__ = ["HTTP_ECHO", "HTTP_ECHO_ASGI", "PERCENTILES", "Row", "Run", "Target", "build_report",
            "http_targets", "plot", "summarize", "table", "targets", "write_json"]

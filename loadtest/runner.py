@@ -515,18 +515,20 @@ class Bench:
         node_urls = http_bench.write_urls(self.workdir / "http-node-urls.txt", urls)
         print(f"http: {len(urls)} Zipf-drawn URLs ({len(sizes)} distinct ids), node "
               f"answers {typical} bytes (median)", flush=True)
-        echo = http_bench.start_http_echo(self.group, self.pin, a.host, self.workdir, typical)
-        print(f"http-echo baseline: pid {echo.pid} on port {echo.http_port}, "
-              f"{typical}-byte answers (node.web.server.HttpServer, bare ASGI app)",
-              flush=True)
-        try:
-            echo_urls = http_bench.write_urls(
-                self.workdir / "http-echo-urls.txt",
-                [u.replace(f":{node.http_port}/", f":{echo.http_port}/", 1) for u in urls])
-            for rep in range(a.repeat):
-                self.h1load_run(echo, "http", echo_urls, handle_api=False, repeat=rep)
-        finally:
-            self.group.stop(echo.proc)
+        for way in ("direct", "asgi"):
+            echo = http_bench.start_http_echo(self.group, self.pin, a.host, self.workdir,
+                                              typical, way=way)
+            print(f"{echo.name} baseline: pid {echo.pid} on port {echo.http_port}, "
+                  f"{typical}-byte answers (node.web.server.HttpServer, empty handler "
+                  f"answered {way})", flush=True)
+            try:
+                echo_urls = http_bench.write_urls(
+                    self.workdir / f"{echo.name}-urls.txt",
+                    [u.replace(f":{node.http_port}/", f":{echo.http_port}/", 1) for u in urls])
+                for rep in range(a.repeat):
+                    self.h1load_run(echo, "http", echo_urls, handle_api=False, repeat=rep)
+            finally:
+                self.group.stop(echo.proc)
         for rep in range(a.repeat):
             self.h1load_run(node, "http", node_urls, handle_api=True, repeat=rep)
             self.h2load_run(node, "http-grpc", rep)

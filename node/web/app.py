@@ -16,9 +16,9 @@ import functools
 import json
 import logging
 import urllib.parse
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -84,6 +84,14 @@ class Route:
 
     handler: Handler
     methods: frozenset[str] = frozenset({"GET"})
+    #: GET/HEAD without a body may be answered by :meth:`App.direct` (same handler and
+    #: headers, no ASGI); only for handlers whose headers are fixed, safe byte strings.
+    direct: bool = False
+    #: The handler's own answer to the plainest request — a GET or HEAD with no query
+    #: string, no Authorization header and no client certificate — from the raw path and
+    #: the client address alone, without a :class:`Request`; it must answer exactly what
+    #: ``handler`` answers to such a request (the hot anonymous resolve).
+    plain: Callable[[bytes, Any], Reply] | None = None
 
 
 @dataclass
@@ -149,47 +157,121 @@ class Endpoints:
         return Reply.json(200, {"responseCode": 1, "keys": keys})
 
 
-def build_app(endpoints: Endpoints, routes: Routes | None = None, *,
-              max_body_bytes: int = MAX_BODY_BYTES) -> ASGIApp:
-    """The ASGI app: routes, JSON errors, a bounded body, request metrics."""
-    table = routes or Routes()
-    endpoints.add_to(table)
-    on_request = endpoints.on_request
+Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
+"""A complete answer: (status, headers, body) — what the ASGI app sends, in that order."""
 
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+
+@runtime_checkable
+class DirectApp(Protocol):
+    """An ASGI app that can also answer some requests without ASGI.
+
+    The HTTP server (node.web.server) offers every bodyless request to ``direct`` first;
+    ``None`` means "not one of mine", and the request goes through ASGI as usual. An
+    answer is written by the server exactly as its ASGI ``send`` would have written it.
+    ``direct`` must have no side effect when it answers ``None``."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None: ...
+
+    def direct(self, method: str, path: str, raw_path: bytes, query_string: bytes,
+               headers: list[tuple[bytes, bytes]], client: tuple[str, int] | None,
+               tls: dict[str, Any] | None) -> Answer | None: ...
+
+
+class App:
+    """The ASGI app: routes, JSON errors, a bounded body, request metrics.
+
+    Routes marked ``direct`` (the hot ``GET /api/handles/{handle}``) are also answered
+    through :meth:`direct`, which the HTTP server calls for bodyless GET and HEAD
+    requests before building an ASGI scope: the same lookup, the same handler and the
+    same headers, without the per-request ASGI machinery (a task, a scope, two sends),
+    which costs more CPU than the resolve itself (docs/benchmarks/http-stack.md)."""
+
+    def __init__(self, endpoints: Endpoints, routes: Routes | None = None, *,
+                 max_body_bytes: int = MAX_BODY_BYTES) -> None:
+        self.table = routes or Routes()
+        endpoints.add_to(self.table)
+        self.on_request = endpoints.on_request
+        self.max_body_bytes = max_body_bytes
+
+    def _reply(self, found: tuple[str, Route] | None, method: str, path: str,
+               make_request: Callable[[], Request]) -> Reply:
+        if found is None:
+            return Reply.json(404, {"responseCode": 2, "message": f"no such path {path}"})
+        if method not in found[1].methods and not (method == "HEAD"
+                                                   and "GET" in found[1].methods):
+            return Reply.json(405, {"responseCode": 2,
+                                    "message": f"{method} is not allowed on {path}"},
+                              headers=((b"allow", ", ".join(sorted(found[1].methods))
+                                        .encode()),))
+        return _call(found[1].handler, make_request())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
         path: str = scope["path"]
         method: str = scope["method"]
-        found = table.find(path)
+        found = self.table.find(path)
         route_name = found[0] if found is not None else "other"
-        if found is None:
-            reply = Reply.json(404, {"responseCode": 2, "message": f"no such path {path}"})
-        elif method not in found[1].methods and not (method == "HEAD"
-                                                     and "GET" in found[1].methods):
-            reply = Reply.json(405, {"responseCode": 2,
-                                     "message": f"{method} is not allowed on {path}"},
-                               headers=((b"allow", ", ".join(sorted(found[1].methods))
-                                         .encode()),))
-        else:
+        body, too_big = b"", False
+        if found is not None and method not in ("GET", "HEAD") and method in found[1].methods:
             # A GET or HEAD has no body worth reading (uvicorn discards one if sent).
-            body, too_big = (b"", False) if method in ("GET", "HEAD") \
-                else await _read_body(receive, max_body_bytes)
-            if too_big:
-                reply = Reply.json(413, {"responseCode": 2, "message":
-                                         f"request body over {max_body_bytes} bytes"})
-            else:
-                reply = _call(found[1].handler, _request(scope, method, path, body))
-        headers = [(b"content-type", _content_type(reply.content_type)),
-                   (b"content-length", str(len(reply.body)).encode()), *reply.headers]
+            body, too_big = await _read_body(receive, self.max_body_bytes)
+        if too_big:
+            reply = Reply.json(413, {"responseCode": 2, "message":
+                                     f"request body over {self.max_body_bytes} bytes"})
+        else:
+            reply = self._reply(found, method, path,
+                                lambda: _request(scope, method, path, body))
         await send({"type": "http.response.start", "status": reply.status,
-                    "headers": headers})
+                    "headers": head_of(reply)})
         await send({"type": "http.response.body",
                     "body": b"" if method == "HEAD" else reply.body})
-        if on_request is not None:
-            on_request(route_name, reply.status)
+        if self.on_request is not None:
+            self.on_request(route_name, reply.status)
 
-    return app
+    def direct(self, method: str, path: str, raw_path: bytes, query_string: bytes,
+               headers: list[tuple[bytes, bytes]], client: tuple[str, int] | None,
+               tls: dict[str, Any] | None) -> Answer | None:
+        """The answer to a bodyless GET or HEAD on a direct route, else None (nothing
+        done). The body is the full body, also for HEAD: the server leaves it out."""
+        if method not in ("GET", "HEAD"):
+            return None
+        found = self.table.find(path)
+        if found is None or not found[1].direct:
+            return None
+        plain = found[1].plain
+        if query_string or tls is not None:
+            plain = None  # the handler reads the query and the certificate
+        elif plain is not None:
+            for name, _ in headers:
+                if name == b"authorization":
+                    plain = None  # nor is the caller anonymous
+                    break
+        if plain is not None:
+            try:
+                reply = plain(raw_path, client)
+            except Exception:  # as _call: nothing internal reaches the caller
+                log.exception("unexpected error on %s", path)
+                reply = _INTERNAL_ERROR
+        else:
+            reply = self._reply(found, method, path, lambda: request_of(
+                method, path, raw_path, query_string, headers, client,
+                _tls_certificate(tls) if tls is not None else None, b""))
+        if self.on_request is not None:
+            self.on_request(found[0], reply.status)
+        return reply.status, head_of(reply), reply.body
+
+
+def build_app(endpoints: Endpoints, routes: Routes | None = None, *,
+              max_body_bytes: int = MAX_BODY_BYTES) -> App:
+    """The node's HTTP app (see :class:`App`)."""
+    return App(endpoints, routes, max_body_bytes=max_body_bytes)
+
+
+def head_of(reply: Reply) -> list[tuple[bytes, bytes]]:
+    """The response headers of ``reply``, in the order they are written."""
+    return [(b"content-type", _content_type(reply.content_type)),
+            (b"content-length", str(len(reply.body)).encode()), *reply.headers]
 
 
 @functools.lru_cache(maxsize=64)
@@ -198,24 +280,38 @@ def _content_type(value: str) -> bytes:
 
 
 def _request(scope: Scope, method: str, path: str, body: bytes) -> Request:
-    raw_query = scope.get("query_string", b"")
+    return request_of(method, path, scope.get("raw_path") or path.encode(),
+                      scope.get("query_string", b""), scope.get("headers") or (),
+                      scope.get("client"), _certificate(scope), body)
+
+
+def request_of(method: str, path: str, raw_path: bytes, raw_query: bytes,
+               headers: Iterable[tuple[bytes, bytes]], client: Any,
+               certificate: ClientCertificate | None, body: bytes) -> Request:
+    """The :class:`Request` handlers see, from what the server parsed (ASGI or direct)."""
     query = urllib.parse.parse_qs(raw_query.decode("latin-1"), keep_blank_values=True) \
         if raw_query else {}
-    client = scope.get("client")
-    return Request(method, path, scope.get("raw_path") or path.encode(), query,
-                   dict(scope.get("headers") or ()), body,
-                   f"{client[0]}:{client[1]}" if client else "", _certificate(scope))
+    return Request(method, path, raw_path, query, dict(headers), body,
+                   f"{client[0]}:{client[1]}" if client else "", certificate)
 
 
 def _certificate(scope: Scope) -> ClientCertificate | None:
     """The client certificate of the ASGI TLS extension (node.web.server adds it)."""
     extensions = scope.get("extensions")
     tls = extensions.get("tls") if extensions else None
-    chain = tls.get("client_cert_chain") if tls else None
+    return _tls_certificate(tls) if tls else None
+
+
+def _tls_certificate(tls: dict[str, Any]) -> ClientCertificate | None:
+    chain = tls.get("client_cert_chain")
     if not chain:
         return None
     pem = chain[0]
     return client_certificate(pem.encode("ascii") if isinstance(pem, str) else pem)
+
+
+_INTERNAL_ERROR = Reply.json(500, {"responseCode": 2,
+                                   "message": "internal error (logged on the node)"})
 
 
 def _call(handler: Handler, request: Request) -> Reply:
@@ -223,8 +319,7 @@ def _call(handler: Handler, request: Request) -> Reply:
         return handler(request)
     except Exception:  # nothing internal reaches the caller
         log.exception("unexpected error on %s", request.path)
-        return Reply.json(500, {"responseCode": 2,
-                                "message": "internal error (logged on the node)"})
+        return _INTERNAL_ERROR
 
 
 async def _read_body(receive: Receive, limit: int) -> tuple[bytes, bool]:
@@ -243,5 +338,5 @@ async def _read_body(receive: Receive, limit: int) -> tuple[bytes, bool]:
             return b"".join(chunks), False
 
 
-__all__ = ["ASGIApp", "Endpoints", "Handler", "Reply", "Request", "Route", "Routes",
-           "build_app"]
+__all__ = ["ASGIApp", "Answer", "App", "DirectApp", "Endpoints", "Handler", "Reply", "Request",
+           "Route", "Routes", "build_app", "head_of", "request_of"]

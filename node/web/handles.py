@@ -33,6 +33,7 @@ import base64
 import json
 import re
 import urllib.parse
+from collections.abc import Callable
 from typing import Any
 
 from node.errors import UnsupportedMediaType, mapping_for, public_message, retry_after
@@ -116,6 +117,14 @@ def _rendition(entry: Any) -> bytes:
     return body
 
 
+def public_reply(core: Core, text: str, peer: str | Callable[[], str]) -> Reply:
+    """The anonymous, unfiltered, unsigned resolve of ``text``: the hot path. ``peer``
+    (the client address, or how to spell it) is used only by the per-address limit."""
+    if core.admit_public is not None:  # the per-address resolve limit is on
+        core.admit_public(peer if isinstance(peer, str) else peer())
+    return Reply(200, _rendition(core.public(text)), JSON)
+
+
 def resolve_reply(core: Core, request: Request, text: str) -> Reply:
     """``GET /api/handles/{text}`` (also what the scan proxy answers to JSON clients)."""
     types = request.query.get("type", [])
@@ -123,9 +132,7 @@ def resolve_reply(core: Core, request: Request, text: str) -> Reply:
     signed = request.flag("signed")
     if not types and not indexes and not signed and b"authorization" not in request.headers \
             and request.certificate is None:
-        if core.admit_public is not None:  # the per-address resolve limit is on
-            core.admit_public(request.peer)
-        return Reply(200, _rendition(core.public(text)), JSON)
+        return public_reply(core, text, request.peer)
     caller = caller_of(request)
     try:
         entry = core.resolve(caller, text, types=types, indexes=indexes)
@@ -150,7 +157,9 @@ class HandleApi:
     def add_to(self, routes: Routes) -> None:
         routes.exact["/api/handles"] = Route(self.list_handles)
         routes.exact["/api/handles/"] = Route(self.list_handles)
-        routes.prefixes.append((PREFIX, Route(self.one, frozenset({"GET", "PUT", "DELETE"}))))
+        # GET/HEAD answered directly by the server (node.web.app.App.direct): the hot path.
+        routes.prefixes.append((PREFIX, Route(self.one, frozenset({"GET", "PUT", "DELETE"}),
+                                              direct=True, plain=self.plain_get)))
 
     def one(self, request: Request) -> Reply:
         text = request.raw_path[len(_RAW_PREFIX):].decode("latin-1")  # echoed on errors
@@ -166,6 +175,18 @@ class HandleApi:
                 # pyhandle's values_not_found(): HTTP 400 with responseCode 200.
                 return Reply.json(400, {"responseCode": 200, "handle": text,
                                         "message": exc.message})
+            return error_reply(exc, text)
+
+    def plain_get(self, raw_path: bytes, client: tuple[str, int] | None) -> Reply:
+        """What :meth:`one` answers to a GET with no query string, no Authorization and
+        no client certificate (the server's direct path calls this without building a
+        Request): the same steps, in the same order, with the same errors."""
+        text = raw_path[len(_RAW_PREFIX):].decode("latin-1")  # echoed on errors
+        try:
+            text = handle_from_path(raw_path)
+            return public_reply(self.core, text,
+                                lambda: f"{client[0]}:{client[1]}" if client else "")
+        except IdnodeError as exc:
             return error_reply(exc, text)
 
     def put(self, request: Request, text: str) -> Reply:

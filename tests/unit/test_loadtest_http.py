@@ -110,3 +110,30 @@ def test_http_targets_fail_on_the_worse_view_and_are_absent_without_http() -> No
     assert first.status == "FAIL"  # 95% by req/s, 67% by CPU/request
     assert second.status == "FAIL"  # 3.8× by req/s, 2.5× by CPU/request
     assert http_targets(summarize([_grpc(5000, 150)])) == []
+
+
+def test_the_asgi_empty_handler_is_reported_beside_the_direct_one_not_as_the_baseline() -> None:
+    runs = [_h1("http-echo", 40000, 20), _h1("http-echo-asgi", 20000, 45),
+            _h1("node", 34000, 24), _grpc(5000, 150)]
+    rows = summarize(runs)
+    node = next(r for r in rows if (r.server, r.scenario) == ("node", "http"))
+    assert node.baseline.startswith("http-echo ")  # the direct empty handler
+    first, reference, grpc = http_targets(rows)
+    assert first.status == "pass" and "83% by CPU/request" in first.measured
+    assert reference.status == "info" and "188% by CPU/request" in reference.measured
+    assert grpc.status == "pass" and "6.25× by CPU/request" in grpc.measured
+
+
+def test_the_direct_echo_answers_what_its_asgi_app_sends() -> None:
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Any) -> None:
+        sent.append(dict(message))
+
+    echo = http_echo.DirectEcho(b'{"x":1}')
+    asyncio.run(echo({"type": "http", "path": "/a", "method": "GET"}, receive, send))
+    answer = echo.direct("GET", "/any", b"/any", b"", [], None, None)
+    assert answer == (sent[0]["status"], sent[0]["headers"], sent[1]["body"])
