@@ -85,6 +85,7 @@ def _rounds(nodes: dict[str, Node], rounds: int,
     return stale
 
 
+@pytest.mark.slow
 def test_a_thousand_rounds_through_sentinel_read_nothing_stale(
         node_factory: NodeFactory, redis_sentinel: RedisSentinelSet) -> None:
     nodes = _nodes(node_factory, redis_sentinel.url)
@@ -94,6 +95,7 @@ def test_a_thousand_rounds_through_sentinel_read_nothing_stale(
     assert remote is not None and wait_until(lambda: remote.messages >= ROUNDS)
 
 
+@pytest.mark.slow
 def test_a_thousand_rounds_with_the_master_killed_and_failed_over_read_nothing_stale(
         node_factory: NodeFactory, redis_sentinel: RedisSentinelSet) -> None:
     nodes = _nodes(node_factory, redis_sentinel.url)
