@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import redis
@@ -23,7 +24,8 @@ from loadtest.procs import free_port
 class RedisServer:
     """One redis-server process bound to 127.0.0.1 on a fixed port."""
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None,
+                 extra_args: Sequence[str] = ()) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed (scripts/system-deps.sh "
@@ -31,6 +33,7 @@ class RedisServer:
         self.binary = binary
         self.workdir = workdir
         self.port = port or free_port()
+        self.extra_args = list(extra_args)
         self.process: subprocess.Popen[bytes] | None = None
         self.frozen = False
 
@@ -50,7 +53,7 @@ class RedisServer:
         self.process = subprocess.Popen(
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
              "--save", "", "--appendonly", "no", "--dir", str(self.workdir),
-             "--protected-mode", "yes", "--daemonize", "no"],
+             "--protected-mode", "yes", "--daemonize", "no", *self.extra_args],
             stdout=log, stderr=subprocess.STDOUT)
         log.close()
         deadline = time.monotonic() + timeout_seconds

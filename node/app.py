@@ -513,7 +513,7 @@ def build(settings: Settings, *, reuse_port: bool = False,
         if l2 is not None:
             # Listening starts before serving, so no invalidation published from now on
             # is missed by this process's L1.
-            l2.start(coherence.remote_invalidate, coherence.resync)
+            l2.start(coherence.remote_invalidate, coherence.resync, store)
         cleanup.pop_all()
     return node
 

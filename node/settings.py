@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from node.cache import redis_url
 from node.security.ratelimit import parse_networks
 from registry.access.principals import check_new_secret
 from registry.errors import IdnodeError
@@ -193,8 +194,11 @@ def _validate(s: Settings) -> Settings:
                              and "?" not in s.public_url and "#" not in s.public_url):
         raise SettingsError("setting public_url: expected http(s)://host[:port][/path], "
                             "without query or fragment")
-    if s.redis_url and not s.redis_url.startswith(("redis://", "rediss://", "unix://")):
-        raise SettingsError("setting redis_url: expected redis://, rediss:// or unix://")
+    if s.redis_url:
+        try:
+            redis_url.parse(s.redis_url)
+        except redis_url.RedisUrlError as exc:
+            raise SettingsError(f"setting redis_url: {exc}") from None
     checks: list[tuple[str, bool]] = [
         ("workers", 1 <= s.workers <= 64),
         ("grpc_threads", 1 <= s.grpc_threads <= 1024),

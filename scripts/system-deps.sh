@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the servers the integration tests start on free ports (they never use a
-# server someone else started). Debian: redis-server and the PostgreSQL server binaries
+# server someone else started). Debian: redis-server (and redis-cli, which makes the test
+# Cluster) and the PostgreSQL server binaries
 # (initdb, postgres under /usr/lib/postgresql/N/bin; tests/pg_server.py runs them) from
 # apt. The scan-page tests
 # need chromium (headless screenshots at phone width) with a CJK font (Chinese records
@@ -9,6 +10,8 @@
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+# redis-cli --cluster create builds the test Cluster (redis-tools; redis-server pulls it).
+command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 [ -n "$(fc-list :lang=zh 2>/dev/null)" ] || need+=(fonts-wqy-zenhei)
 command -v zbarimg >/dev/null 2>&1 || need+=(zbar-tools)

@@ -21,6 +21,13 @@ each other's answers (or invalidations); nodes on one store share one namespace.
 * ``idnode:v1:<store id>:invalidate`` — the pub/sub channel; each message is
   ``<origin>|<sequence>|<key>`` (an empty key means "drop everything").
 
+Every command names one key (or the one channel), so the same layout works on a Redis
+Cluster, where each identifier's hash lands in its own slot: no hash tags, no multi-key
+command across slots. On a cluster the channel is a *sharded* channel (SPUBLISH /
+SSUBSCRIBE, Redis 7): its messages stay inside the shard that owns the channel's slot
+instead of being broadcast to every node of the cluster, and every process subscribes
+to that one shard (see :mod:`node.cache.redis_url` for the URL forms).
+
 Why a floor instead of a plain DEL: a reader that read the store just before a write
 committed may try to store its (now old) answer just after the writer deleted the key.
 The writer's invalidation leaves the floor behind, and the set script refuses an entry
@@ -31,6 +38,7 @@ at all, so the floor always outlives the readers it guards against.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import math
@@ -43,8 +51,10 @@ from typing import Any, Protocol
 
 import redis
 from redis.backoff import NoBackoff
+from redis.commands.core import Script
 from redis.retry import Retry
 
+from node.cache import redis_url
 from node.cache.l1 import Entry
 from node.observe.metrics import Metrics
 
@@ -69,6 +79,15 @@ FORMAT_VERSION = 1
 MAX_PENDING_INVALIDATIONS = 10_000
 _SUBSCRIBER_POLL_SECONDS = 0.25
 _CONFIRM_SECONDS = 2.0
+# Behind Sentinel, how often the subscriber asks whether the master moved.
+_MASTER_CHECK_SECONDS = 1.0
+# After losing Redis (a failover, a restart), writes acknowledged this long before the
+# loss are invalidated again from the store's change log before L2 is read: their
+# invalidations may have failed, or not yet reached the replica that is now the master.
+REPAIR_WINDOW_SECONDS = 10.0
+_POSITION_SAMPLE_SECONDS = 1.0
+_CONFIRM_TYPES = ("subscribe", "ssubscribe")
+_MESSAGE_TYPES = ("message", "smessage")
 
 # version, flags, expiry (wall-clock seconds), sequence
 _HEAD = struct.Struct("<BBdQ")
@@ -91,7 +110,9 @@ return 1
 """
 
 # KEYS[1] hash; ARGV: sequence, floor ttl seconds, channel, message.
-# Drops every view and leaves only the floor (never lowered), then tells every process.
+# Drops every view and leaves only the floor (never lowered), then tells every process
+# (on a cluster the channel is empty: the client SPUBLISHes, since a script may only
+# touch its own key's slot and the channel's slot is another).
 _INVALIDATE_LUA = """
 local floor = tonumber(redis.call('HGET', KEYS[1], '~seq') or '0')
 local seq = tonumber(ARGV[1])
@@ -99,9 +120,28 @@ if seq < floor then seq = floor end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], '~seq', seq)
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
-redis.call('PUBLISH', ARGV[3], ARGV[4])
+if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[3], ARGV[4]) end
 return 1
 """
+
+
+class LoggedChange(Protocol):
+    """One write of the store's change log, as the repair needs it."""
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def sequence(self) -> int: ...
+
+
+class ChangeLog(Protocol):
+    """The store's ordered change log (``registry.store.Store`` is one): the source of
+    truth that repairs the L2 after invalidations may have been lost."""
+
+    def last_sequence(self) -> int: ...
+
+    def changes_since(self, sequence: int, limit: int) -> Sequence[LoggedChange]: ...
 
 
 class CodecError(ValueError):
@@ -240,8 +280,9 @@ class SharedCache(Protocol):
         ...
 
     def start(self, on_invalidate: Callable[[str, int], None],
-              on_resync: Callable[[], None]) -> None:
-        """Start listening for other processes' invalidations."""
+              on_resync: Callable[[], None], changes: ChangeLog | None = None) -> None:
+        """Start listening for other processes' invalidations (and, given the store's
+        change log, repair the cache after losing Redis)."""
         ...
 
     def close(self) -> None: ...
@@ -266,16 +307,19 @@ class RedisL2:
         self.monotonic = monotonic
         self.breaker = Breaker(retry_after_ms / 1000, monotonic)
         self.origin = secrets.token_hex(6)
+        self.target = redis_url.parse(url)
+        self.cluster = self.target.kind == "cluster"
+        # One view of the sentinels for every client of this cache: each new connection
+        # asks them where the master is now, which is how the clients follow a failover.
+        self.sentinel = (redis_url.sentinel_for(self.target, self.timeout)
+                         if self.target.kind == "sentinel" else None)
         # No retries: one timeout per failure, then the breaker, never a storm.
-        self.client: redis.Redis = redis.Redis.from_url(
-            url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout,
-            retry=Retry(NoBackoff(), 0), health_check_interval=0)
-        self._write_client: redis.Redis = redis.Redis.from_url(
-            url, socket_timeout=max(timeout_ms, invalidate_timeout_ms) / 1000,
-            socket_connect_timeout=self.timeout, retry=Retry(NoBackoff(), 0),
-            health_check_interval=0)
-        self._set_script: Any = self.client.register_script(_SET_LUA)
-        self._invalidate_script: Any = self.client.register_script(_INVALIDATE_LUA)
+        self.client: Any = self._connect(self.timeout)
+        self._write_client: Any = self._connect(
+            max(timeout_ms, invalidate_timeout_ms) / 1000)
+        # Scripts as bytes: no encoder needed, so nothing connects before the first use.
+        self._set_script: Any = Script(self.client, _SET_LUA.encode())
+        self._invalidate_script: Any = Script(self.client, _INVALIDATE_LUA.encode())
         self._pending: dict[str, int] = {}
         self._pending_overflow = False
         self._pending_lock = threading.Lock()
@@ -283,8 +327,20 @@ class RedisL2:
         self._thread: threading.Thread | None = None
         self._corrupt_log_after = 0.0
         self.subscriptions = 0  # successful (re)subscriptions, for tests and the log
+        self.repairs = 0  # completed repairs after a loss, for tests and the log
+        self._changes: ChangeLog | None = None
+        # (monotonic time, change-log position) sampled while Redis is healthy, so that
+        # a repair starts from a position older than the loss by the repair window.
+        self._positions: collections.deque[tuple[float, int]] = collections.deque()
+        self._repair_from: int | None = None  # set while L2 is not trusted
         self.messages = 0  # invalidations received from other processes
         metrics.redis_up.set(1)
+
+    def _connect(self, timeout: float, **options: Any) -> Any:
+        return redis_url.connect(
+            self.target, self.sentinel, socket_timeout=timeout,
+            socket_connect_timeout=self.timeout, retry=Retry(NoBackoff(), 0),
+            **({"health_check_interval": 0} | options))
 
     # --- state -----------------------------------------------------------------------------
 
@@ -318,7 +374,7 @@ class RedisL2:
         return self.lookup(key, view)[0]
 
     def lookup(self, key: str, view: str) -> tuple[tuple[Entry, int] | None, int]:
-        if self._pending or not self.breaker.allow():
+        if self._pending or self._repair_from is not None or not self.breaker.allow():
             return None, 0
         try:
             raw, floor = self.client.hmget(self.key_prefix + key, [view, FLOOR_FIELD])
@@ -356,7 +412,7 @@ class RedisL2:
         if mono - read_started > self.max_write_delay:
             self.metrics.l2_stale.inc()
             return False
-        if self._pending or not self.breaker.allow():
+        if self._pending or self._repair_from is not None or not self.breaker.allow():
             return False
         value = encode(entry, sequence, wall_now=self.clock(), mono_now=mono)
         try:
@@ -381,10 +437,20 @@ class RedisL2:
         background, and this process reads nothing from L2 until it went through."""
         return self.invalidate_many(((key, sequence),))
 
-    def _queue_invalidation(self, client: Any, key: str, sequence: int) -> None:
+    def _queue_invalidation(self, client: Any, key: str, sequence: int,
+                            publish: bool = True) -> None:
+        message = f"{self.origin}|{sequence}|{key}"
+        if self.cluster:
+            # EVAL, not EVALSHA: a cluster pipeline cannot load a missing script on the
+            # node that owns the key, and writes are rare enough to send the text.
+            client.execute_command("EVAL", _INVALIDATE_LUA, 1, self.key_prefix + key,
+                                   sequence, self.floor_ttl, "", "")
+            if publish:
+                client.spublish(self.channel, message)
+            return
         self._invalidate_script(
             keys=[self.key_prefix + key],
-            args=[sequence, self.floor_ttl, self.channel, f"{self.origin}|{sequence}|{key}"],
+            args=[sequence, self.floor_ttl, self.channel if publish else "", message],
             client=client)
 
     def invalidate_many(self, items: Sequence[tuple[str, int]]) -> bool:
@@ -450,21 +516,31 @@ class RedisL2:
 
     def _purge(self) -> None:
         """Too many invalidations were lost to track one by one: drop the namespace."""
-        cursor = 0
-        for _ in range(1_000_000):  # bounded; a full SCAN ends when the cursor is 0 again
-            cursor, keys = self.client.scan(cursor, match=self.key_prefix + "*", count=1000)
-            if keys:
-                self.client.unlink(*keys)
-            if cursor == 0:
-                break
-        self.client.publish(self.channel, f"{self.origin}|0|")
+        # scan_iter walks every master of a cluster; unlink splits its keys by slot.
+        batch: list[bytes] = []
+        for name in self.client.scan_iter(match=self.key_prefix + "*", count=1000):
+            batch.append(name)
+            if len(batch) >= 1000:
+                self.client.unlink(*batch)
+                batch.clear()
+        if batch:
+            self.client.unlink(*batch)
+        self._publish(f"{self.origin}|0|")
+
+    def _publish(self, message: str) -> None:
+        if self.cluster:
+            self.client.spublish(self.channel, message)
+        else:
+            self.client.publish(self.channel, message)
 
     # --- invalidations from other processes ------------------------------------------------
 
     def start(self, on_invalidate: Callable[[str, int], None],
-              on_resync: Callable[[], None]) -> None:
+              on_resync: Callable[[], None], changes: ChangeLog | None = None) -> None:
         if self._thread is not None:
             return
+        self._changes = changes
+        self._sample_position()
         self._thread = threading.Thread(
             target=self._listen, args=(on_invalidate, on_resync), name="idnode-l2-subscriber",
             daemon=True)
@@ -473,17 +549,27 @@ class RedisL2:
     def _listen(self, on_invalidate: Callable[[str, int], None],
                 on_resync: Callable[[], None]) -> None:
         """Subscribe, apply messages, and after any disconnect resubscribe and resync
-        (invalidations sent while we were away are lost, so L1 is dropped)."""
-        sub_client = redis.Redis.from_url(
-            self.url, socket_timeout=max(self.timeout, 2 * _SUBSCRIBER_POLL_SECONDS),
-            socket_connect_timeout=self.timeout, retry=Retry(NoBackoff(), 0))
+        (invalidations sent while we were away are lost, so L1 is dropped).
+
+        Behind Sentinel the subscription is made on the master the sentinels name and is
+        moved when they name another (a failover that left the old master reachable
+        would otherwise keep us listening where nobody publishes any more). On a cluster
+        it is a sharded subscription on the shard that owns the channel."""
+        sub_client = self._connect(max(self.timeout, 2 * _SUBSCRIBER_POLL_SECONDS))
         connected_before = False
         lost = False
         while not self._closing.is_set():
-            pubsub: Any = sub_client.pubsub()  # type: ignore[no-untyped-call]
+            pubsub: Any = None
             try:
-                pubsub.subscribe(self.channel)
+                pubsub = sub_client.pubsub()
+                if self.cluster:
+                    pubsub.ssubscribe(self.channel)
+                else:
+                    pubsub.subscribe(self.channel)
                 self._await_confirmation(pubsub)
+                # Subscribed first, so nothing published from now on is missed; then
+                # the writes of the outage are invalidated again before L2 is read.
+                self._repair()
                 self.subscriptions += 1
                 self._ok()
                 if connected_before or lost:
@@ -491,23 +577,116 @@ class RedisL2:
                     log.warning("redis invalidation channel resubscribed; L1 dropped")
                 connected_before = True
                 lost = False
+                check_master_at = time.monotonic() + _MASTER_CHECK_SECONDS
+                sample_at = time.monotonic() + _POSITION_SAMPLE_SECONDS
                 while not self._closing.is_set():
                     self._probe()
                     self.flush_pending()
-                    message = pubsub.get_message(timeout=_SUBSCRIBER_POLL_SECONDS)
-                    if message is not None and message.get("type") == "message":
+                    if time.monotonic() >= sample_at:
+                        sample_at = time.monotonic() + _POSITION_SAMPLE_SECONDS
+                        self._sample_position()
+                    message = self._receive(pubsub, _SUBSCRIBER_POLL_SECONDS)
+                    if message is not None and message.get("type") in _MESSAGE_TYPES:
                         self._apply(message.get("data"), on_invalidate, on_resync)
+                    if self.sentinel is not None and time.monotonic() >= check_master_at:
+                        check_master_at = time.monotonic() + _MASTER_CHECK_SECONDS
+                        self._check_master(pubsub)
             except Exception as exc:
                 if self._closing.is_set():
                     break
                 lost = True
+                self._distrust()
                 self._failed("subscribe", exc)
                 on_resync()  # from now until we resubscribe, invalidations may be missed
                 self._closing.wait(self.breaker.retry_after)
             finally:
-                with contextlib.suppress(Exception):  # closing a dead connection may fail
-                    pubsub.close()
+                if pubsub is not None:
+                    with contextlib.suppress(Exception):  # a dead connection may not close
+                        pubsub.close()
         sub_client.close()
+
+    # --- repair after losing Redis ---------------------------------------------------------
+
+    def _sample_position(self) -> None:
+        """Remember where the change log is now (the repair starts from such a sample)."""
+        if self._changes is None:
+            return
+        try:
+            position = self._changes.last_sequence()
+        except Exception:  # the store's own trouble is not ours to report
+            return
+        now = self.monotonic()
+        self._positions.append((now, position))
+        keep_after = now - REPAIR_WINDOW_SECONDS - 2 * _POSITION_SAMPLE_SECONDS
+        while len(self._positions) > 1 and self._positions[1][0] <= keep_after:
+            self._positions.popleft()
+
+    def _distrust(self) -> None:
+        """Redis was lost: read nothing from L2 until :meth:`_repair` ran. The repair
+        starts from the newest position sampled at least the repair window before now
+        (or the oldest known one), which covers writes whose invalidation failed during
+        the outage and those that had not reached a replica promoted since."""
+        if self._changes is None or self._repair_from is not None:
+            return
+        cutoff = self.monotonic() - REPAIR_WINDOW_SECONDS
+        start = self._positions[0][1] if self._positions else 0
+        for sampled_at, position in self._positions:
+            if sampled_at <= cutoff:
+                start = position
+        self._repair_from = start
+
+    def _repair(self) -> None:
+        """Invalidate again (floors, no messages) every identifier written since the
+        repair position, or drop the namespace when that is too many; then trust L2."""
+        start = self._repair_from
+        if start is None or self._changes is None:
+            return
+        changes = self._changes.changes_since(start, MAX_PENDING_INVALIDATIONS)
+        if len(changes) >= MAX_PENDING_INVALIDATIONS:
+            self._purge()
+        else:
+            newest: dict[str, int] = {}
+            for change in changes:
+                newest[change.key] = max(change.sequence, newest.get(change.key, 0))
+            items = list(newest.items())
+            for at in range(0, len(items), 1000):
+                pipe = self._write_client.pipeline(transaction=False)
+                for key, sequence in items[at:at + 1000]:
+                    self._queue_invalidation(pipe, key, sequence, publish=False)
+                pipe.execute()
+        self._repair_from = None
+        self.repairs += 1
+        log.warning("redis cache repaired after an outage: %d writes since change %d "
+                    "invalidated again", len(changes), start)
+
+    def _receive(self, pubsub: Any, timeout: float) -> Any:
+        if self.cluster:
+            return pubsub.get_sharded_message(timeout=timeout)
+        return pubsub.get_message(timeout=timeout)
+
+    def _check_master(self, pubsub: Any) -> None:
+        """Raise (so the caller resubscribes and repairs) when the sentinels name a
+        master other than the server this subscription is on. No answer from the sentinels is not a
+        reason to move: a dead master breaks the subscription by itself."""
+        assert self.sentinel is not None
+        connection = pubsub.connection
+        if connection is None:
+            return
+        try:
+            discover: Any = self.sentinel.discover_master  # untyped in redis-py
+            host, port = discover(self.target.service)
+        except redis.RedisError:
+            return
+        if (str(host), int(port)) != (str(connection.host), int(connection.port)):
+            # The cache's own connections may still reach the old master too (it keeps
+            # accepting writes until the sentinels demote it): drop them, so the next
+            # command asks the sentinels again.
+            for client in (self.client, self._write_client):
+                with contextlib.suppress(Exception):
+                    client.connection_pool.disconnect()
+            raise redis.ConnectionError(
+                f"sentinel names master {host}:{port}, subscribed on "
+                f"{connection.host}:{connection.port}")
 
     def _probe(self) -> None:
         """While the breaker is open, probe from here too, so recovery (and the
@@ -525,8 +704,8 @@ class RedisL2:
         """Only once Redis confirmed the subscription is nothing published later missed."""
         deadline = time.monotonic() + _CONFIRM_SECONDS
         while time.monotonic() < deadline:
-            message = pubsub.get_message(timeout=0.1)
-            if message is not None and message.get("type") == "subscribe":
+            message = self._receive(pubsub, 0.1)
+            if message is not None and message.get("type") in _CONFIRM_TYPES:
                 return
         raise redis.TimeoutError("no subscribe confirmation from redis")
 
@@ -554,3 +733,5 @@ class RedisL2:
             self._thread.join(timeout=2)
         self.client.close()
         self._write_client.close()
+        if self.sentinel is not None:
+            self.sentinel.close()

@@ -15,6 +15,7 @@ import pytest
 from idnode.v1 import record_pb2
 from node.cache.beacon import Beacon
 from node.cache.l1 import Entry, L1Cache
+from node.cache.l2 import ChangeLog
 from node.observe.metrics import Metrics
 from node.security.signing import KeyRing
 from node.service import coherence as coherence_module
@@ -117,7 +118,7 @@ class FloorOnlyL2:
         return True
 
     def start(self, on_invalidate: Callable[[str, int], None],
-              on_resync: Callable[[], None]) -> None:
+              on_resync: Callable[[], None], changes: ChangeLog | None = None) -> None:
         pass
 
     def close(self) -> None:

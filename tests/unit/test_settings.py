@@ -37,6 +37,8 @@ def test_file_then_env_then_flags(tmp_path: Path) -> None:
     ({"IDNODE_SIGNING_ALGORITHM": "RSA"}, "signing_algorithm"),
     ({"IDNODE_DATABASE_URL": "mysql://x"}, "database_url"),
     ({"IDNODE_REDIS_URL": "http://x"}, "redis_url"),
+    ({"IDNODE_REDIS_URL": "redis+sentinel://h1:26379"}, "redis_url"),
+    ({"IDNODE_REDIS_URL": "redis+cluster://h1:7000/2"}, "redis_url"),
 ])
 def test_bad_settings_name_the_setting(env: dict[str, str], name: str) -> None:
     with pytest.raises(SettingsError, match=name):
