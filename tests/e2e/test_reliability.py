@@ -1,7 +1,9 @@
 """Reliability runs with several real node processes (marked slow; the test command runs
 them): kill -9 of a node in the middle of bulk registration loses no acknowledged write,
 on SQLite and on PostgreSQL; and 1,000 concurrent conflicting updates with etags through
-three nodes on one PostgreSQL have exactly one winner per etag and lose no update.
+three nodes on one PostgreSQL have exactly one winner per etag and lose no update; and a
+PostgreSQL killed and restarted under write load is answered UNAVAILABLE meanwhile, then
+recovered from by itself with nothing acknowledged lost.
 
 Every loop is bounded by a count and stops on its own; the nodes are `idnode serve`
 processes (loadtest.procs, the harness's own starter), PostgreSQL the tests' own server
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent import futures
 from pathlib import Path
 
@@ -210,3 +212,94 @@ def _whole_log(store: Store) -> list[Change]:
         if not page:
             return out
         out.extend(page)
+
+
+RESTART_WRITERS = 4
+MAX_WRITES_PER_WRITER = 5000  # bounds the run if a phase never ends
+
+
+def test_postgresql_restarted_under_load_fails_fast_recovers_and_loses_nothing(
+        tmp_path: Path) -> None:
+    """Writers keep registering through a node while its PostgreSQL is killed and started
+    again: during the outage every refused call is UNAVAILABLE (an answer before the
+    deadline, never DEADLINE_EXCEEDED or INTERNAL), a warm identifier still resolves from
+    the cache, the pool recovers by itself, and every acknowledged write is there."""
+    server = PostgresServer()  # this test's own: it is killed
+    server.start()
+    data = tmp_path / "data"
+    data.mkdir()
+    acknowledged: list[str] = []
+    refused: list[grpc.StatusCode] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def writer(target: str, number: int) -> None:
+        client = Client(target)
+        try:
+            for i in range(MAX_WRITES_PER_WRITER):
+                if stop.is_set():
+                    return
+                handle = f"88.118.8/PG-RESTART-{number}-{i}"
+                try:
+                    client.registry.Register(registry_pb2.RegisterRequest(
+                        handle=handle, values=[record_pb2.Value(
+                            index=1, type="URL", text="https://r")]), metadata=ADMIN, timeout=15)
+                except grpc.RpcError as exc:
+                    with lock:
+                        refused.append(exc.code())
+                    stop.wait(0.05)
+                    continue
+                with lock:
+                    acknowledged.append(handle)
+        finally:
+            client.close()
+
+    def wait_for(condition: Callable[[], bool], what: str) -> None:
+        for _ in range(600):  # at most 60 s
+            with lock:
+                if condition():
+                    return
+            threading.Event().wait(0.1)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    try:
+        url = server.create_database()
+        with ProcessGroup() as group:
+            node = _node(group, data, url)
+            client = Client(node.target)
+            try:
+                client.register("88.118.8/WARM", ("URL", "https://warm"))
+                client.resolver.Resolve(resolver_pb2.ResolveRequest(handle="88.118.8/WARM"),
+                                        timeout=10)  # now in the node's cache
+                threads = [threading.Thread(target=writer, args=(node.target, n))
+                           for n in range(RESTART_WRITERS)]
+                for t in threads:
+                    t.start()
+                wait_for(lambda: len(acknowledged) >= 200, "writes before the outage")
+                server.kill()
+                wait_for(lambda: len(refused) >= 20, "refusals during the outage")
+                warm = client.resolver.Resolve(  # served from the cache meanwhile
+                    resolver_pb2.ResolveRequest(handle="88.118.8/WARM"), timeout=10)
+                server.start()
+                with lock:
+                    before_recovery = len(acknowledged)
+                wait_for(lambda: len(acknowledged) >= before_recovery + 200,
+                         "writes after the restart")
+                stop.set()
+                for t in threads:
+                    t.join(30)
+                missing = []
+                for i in range(0, len(acknowledged), 100):
+                    chunk = acknowledged[i:i + 100]
+                    answer = client.resolver.BatchResolve(
+                        resolver_pb2.BatchResolveRequest(handles=chunk), timeout=20)
+                    missing += [r.handle for r in answer.results
+                                if r.WhichOneof("outcome") != "record"]
+            finally:
+                client.close()
+    finally:
+        stop.set()
+        server.destroy()
+    assert warm.record.payload  # a signed record, not an error
+    assert set(refused) == {grpc.StatusCode.UNAVAILABLE}
+    assert missing == []
