@@ -81,7 +81,25 @@ def _client(port: int) -> redis.Redis:
     return redis.Redis(host="127.0.0.1", port=port, socket_timeout=2, socket_connect_timeout=2)
 
 
-class RedisSentinelSet:
+class _ServerSet:
+    """What every deployment does to all its data servers at once (outage tests)."""
+
+    servers: list[RedisServer]
+
+    def kill(self) -> None:
+        for server in self.servers:
+            server.kill()
+
+    def freeze(self) -> None:
+        for server in self.servers:
+            server.freeze()
+
+    def thaw(self) -> None:
+        for server in self.servers:
+            server.thaw()
+
+
+class RedisSentinelSet(_ServerSet):
     """One master, one replica and three sentinels (quorum 2) monitoring ``idnode``.
 
     Small ``down_after_ms`` / ``failover_timeout_ms`` make a failover take a few
@@ -229,18 +247,6 @@ class RedisSentinelSet:
     def dbsize(self) -> int:
         return self.master().dbsize()
 
-    def kill(self) -> None:
-        for server in self.servers:
-            server.kill()
-
-    def freeze(self) -> None:
-        for server in self.servers:
-            server.freeze()
-
-    def thaw(self) -> None:
-        for server in self.servers:
-            server.thaw()
-
     def restart(self) -> None:
         """Both data servers killed and started again empty, the master first."""
         master = self.master()
@@ -253,7 +259,7 @@ class RedisSentinelSet:
         replica.start()
 
 
-class RedisClusterSet:
+class RedisClusterSet(_ServerSet):
     """A Redis Cluster of three masters (no replicas), made by ``redis-cli --cluster
     create``. Each node keeps its cluster configuration (``nodes.conf``) in its own
     folder, so :meth:`restart` brings the same cluster back, empty."""
@@ -309,18 +315,6 @@ class RedisClusterSet:
 
     def dbsize(self) -> int:
         return sum(server.dbsize() for server in self.servers)
-
-    def kill(self) -> None:
-        for server in self.servers:
-            server.kill()
-
-    def freeze(self) -> None:
-        for server in self.servers:
-            server.freeze()
-
-    def thaw(self) -> None:
-        for server in self.servers:
-            server.thaw()
 
     def restart(self) -> None:
         self.kill()
