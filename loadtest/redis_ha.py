@@ -61,7 +61,9 @@ def deployment(topology: str, workdir: Path) -> RedisDeployment:
     if topology == "single":
         return RedisServer(workdir)
     if topology == "sentinel":
-        return RedisSentinelSet(workdir, ready_for_failover=False)
+        # No failover expected, so no hair trigger: on a loaded machine a 400 ms
+        # down-after marks a healthy master down now and then (MasterNotFoundError).
+        return RedisSentinelSet(workdir, ready_for_failover=False, down_after_ms=5000)
     if topology == "cluster":
         return RedisClusterSet(workdir)
     raise ValueError(f"unknown redis topology {topology!r}")

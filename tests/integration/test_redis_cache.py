@@ -124,7 +124,7 @@ def test_after_a_redis_restart_the_node_reconnects_and_caching_resumes(
                           and writer.l2.subscriptions >= 2 and reader.l2.subscriptions >= 2)
         # Caching resumes: the next cold resolves fill Redis again.
         assert wait_until(lambda: [resolve_version(rc, h) for h in HANDLES[10:20]] != []
-                          and cached(HANDLES[10:20]) == 10, 5)
+                          and cached(HANDLES[10:20]) == 10, 30)
         assert sample(reader, "idnode_cache_redis_up") == 1
         # And invalidations flow again over the new subscription.
         heard = reader.l2.messages
