@@ -14,10 +14,10 @@ from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 from registry import paging
+from registry.access.data_access import DataAccess
 from registry.access.grants import EMPTY as EMPTY_ITEMS
 from registry.access.grants import (
     GRANT_TYPE,
-    DataAccess,
     check_grant_values,
     grant_changes,
 )

@@ -23,7 +23,8 @@ from node.observe.metrics import Metrics
 from node.service.coherence import Coherence
 from node.service.reads import Reads
 from node.service.views import ViewSigner
-from registry.access.grants import EMPTY, audience_id, template_version
+from registry.access.data_access import audience_id
+from registry.access.grants import EMPTY, template_version
 from registry.access.principals import Principal
 from registry.access.rights import is_secret
 from registry.errors import NotFound, PermissionDenied, Unauthenticated, ValuesNotFound

@@ -9,16 +9,15 @@ from dataclasses import replace
 import pytest
 
 from node.service.resolve import view_id
+from registry.access.data_access import DataAccess, table_of
 from registry.access.grants import (
     NONE,
     READ,
     WRITE,
-    DataAccess,
     check_grant_values,
     grant_changes,
     parse_grant_value,
     parse_item_grant,
-    table_of,
 )
 from registry.access.principals import Principal, Scope
 from registry.access.rights import RightsBook
