@@ -186,7 +186,9 @@ def test_the_overview_dashboard_covers_what_operators_watch() -> None:
                    "idnode_store_query_duration_seconds_bucket",
                    "idnode_registry_writes_total", "idnode_sync_follower_lag_changes",
                    "idnode_changelog_sequence", "idnode_registry_identifiers",
-                   "idnode_signing_operations_total", "idnode_http_requests_total"):
+                   "idnode_signing_operations_total", "idnode_http_requests_total",
+                   "idnode_handle_requests_total", "idnode_store_reads_total",
+                   "idnode_mirror_lag_sequences"):
         assert needed in used, needed
     assert any("histogram_quantile(0.99" in q for q in queries(dashboard))
 
