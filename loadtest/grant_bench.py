@@ -21,10 +21,10 @@ import os
 import statistics
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
+from loadtest.timing import REPEATS, compare
 from node.cache.beacon import Beacon
 from node.cache.l1 import L1Cache
 from node.observe.metrics import Metrics
@@ -39,7 +39,6 @@ from registry.stores.memory import MemoryStore
 from registry.templates import parse_template, publish, put_draft
 from registry.values import Value, ValueList, ValueRef
 
-REPEATS = 7
 NODE = Principal.of("300:88.118/ADMIN")
 OWNER = Principal.of("300:88.118.8/ADMIN")
 PARTNER = Principal.of("300:88.118.8/PARTNER")
@@ -99,19 +98,6 @@ for _ in range(repeats):
     admin.append((time.perf_counter() - started) / (rounds // 5))
 print(statistics.median(samples) * 1e9, statistics.median(admin) * 1e9)
 '''
-
-
-def compare(fns: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
-    """Median seconds per call of each function, REPEATS repetitions of ``rounds`` calls
-    taken in turn so that a machine busy with other work slows all of them."""
-    samples: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(REPEATS):
-        for name, fn in fns.items():
-            started = time.perf_counter()
-            for _ in range(rounds):
-                fn()
-            samples[name].append((time.perf_counter() - started) / rounds)
-    return {name: statistics.median(found) for name, found in samples.items()}
 
 
 def world() -> tuple[Registrar, Resolver]:

@@ -12,10 +12,9 @@ measured in the same run.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
+from loadtest.timing import per_op
 from node.cache.beacon import Beacon
 from node.cache.l1 import L1Cache
 from node.observe.metrics import Metrics
@@ -35,17 +34,6 @@ OWNER = Principal.of("300:88.118.8/ADMIN")
 WRITER = Principal.of("300:88.118.8/WRITER")
 NESTED = Principal.of("300:88.118.8/NESTED")
 TOKEN = Principal(OWNER.id, OWNER.key, Scope.RESOLVE, None, "t")
-
-
-def per_op(fn: Callable[[], object], rounds: int) -> float:
-    """Median seconds per call over 7 repetitions of ``rounds`` calls."""
-    samples = []
-    for _ in range(7):
-        started = time.perf_counter()
-        for _ in range(rounds):
-            fn()
-        samples.append((time.perf_counter() - started) / rounds)
-    return statistics.median(samples)
 
 
 def world() -> Registrar:

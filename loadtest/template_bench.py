@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import argparse
 import gc
-import statistics
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
+from loadtest.timing import compare, per_op
 from registry.access.principals import Principal
 from registry.identifier import Prefix
 from registry.registrar import BulkRow, Registrar
@@ -31,7 +30,6 @@ from registry.values import Value
 
 NODE = Principal.of("300:88.118/ADMIN")
 OWNER = Principal.of("300:88.118.8/ADMIN")
-REPEATS = 7
 
 TEMPLATE: dict[str, Any] = {"prefix": "88.118.8", "version": "1.0", "items": [
     {"name": "产品名称", "idType": "productName", "idIndex": 2000, "required": True,
@@ -65,24 +63,6 @@ def record(templated: bool) -> list[Value]:
     values.append(Value(1001, "TEMPLATE", "1.0") if templated else Value(1000, "DESC", "1.0"))
     values += [Value(i, t, d) for i, t, d in _FIELDS]
     return values
-
-
-def per_op(fn: Callable[[], object], rounds: int) -> float:
-    """Median seconds per call over REPEATS repetitions of ``rounds`` calls."""
-    return compare({"": fn}, rounds)[""]
-
-
-def compare(fns: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
-    """Median seconds per call of each function, REPEATS repetitions of ``rounds`` calls
-    taken in turn (A, B, A, B, ...) so that a machine busy with other work slows both."""
-    samples: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(REPEATS):
-        for name, fn in fns.items():
-            started = time.perf_counter()
-            for _ in range(rounds):
-                fn()
-            samples[name].append((time.perf_counter() - started) / rounds)
-    return {name: statistics.median(found) for name, found in samples.items()}
 
 
 def world() -> Registrar:
