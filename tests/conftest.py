@@ -17,6 +17,9 @@ from idnode.v1 import record_pb2, registry_pb2, registry_pb2_grpc, resolver_pb2_
 from node.app import Node, build
 from node.security.signing import HANDLE_KEY_FILE
 from node.settings import load
+from registry.record import Change
+from registry.store import ChangeLog
+from tests.pg_server import ExternalServer, PostgresServer, shared_server, stop_shared_server
 
 ADMIN_SECRET = "test-admin-secret-0001"
 NODE_PREFIX = "88.118"
@@ -105,3 +108,29 @@ def client(node: Node) -> Iterator[Client]:
     c = Client(f"127.0.0.1:{node.grpc_port}")
     yield c
     c.close()
+
+
+def whole_log(store: ChangeLog) -> list[Change]:
+    """Every change a store's log holds, oldest first (paged as followers read it)."""
+    out: list[Change] = []
+    while True:
+        page = store.changes_since(out[-1].sequence if out else 0, 1000)
+        if not page:
+            return out
+        out.extend(page)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer | ExternalServer]:
+    """One PostgreSQL for the whole session, started on first use by a PostgreSQL test
+    (``IDNODE_TEST_DATABASE_URL`` names an existing server instead); stopped at the end."""
+    yield shared_server()
+    stop_shared_server()
+
+
+@pytest.fixture
+def pg_url(pg_server: PostgresServer | ExternalServer) -> Iterator[str]:
+    """A fresh, empty database on the session server for this test (dropped after)."""
+    url = pg_server.create_database()
+    yield url
+    pg_server.drop_database(url)

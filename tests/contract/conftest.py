@@ -7,15 +7,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.pg_server import ExternalServer, PostgresServer, shared_server, stop_shared_server
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PostgresServer | ExternalServer]:
-    """One PostgreSQL for the whole session (``IDNODE_TEST_DATABASE_URL`` names an
-    existing one instead); stopped and removed at the end."""
-    yield shared_server()
-    stop_shared_server()
+from tests.pg_server import ExternalServer, PostgresServer
 
 
 @pytest.fixture

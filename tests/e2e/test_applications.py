@@ -16,7 +16,7 @@ import pytest
 from idnode.v1 import admin_pb2, admin_pb2_grpc, record_pb2, registry_pb2, resolver_pb2
 from node.app import Node
 from tests.conftest import ADMIN, Client, basic
-from tests.e2e.test_cli_import import cli
+from tests.e2e.helpers import cli
 
 PENDING = admin_pb2.Application.STATE_PENDING
 APPROVED = admin_pb2.Application.STATE_APPROVED

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import grpc
 import pytest
@@ -22,6 +21,7 @@ from idnode.v1 import (
 )
 from node.app import Node
 from tests.conftest import ADMIN, Client, basic
+from tests.e2e.helpers import query, wait_for
 from tests.http_client import ADMIN_USER, Http
 from tests.http_client import basic as http_basic
 
@@ -32,30 +32,6 @@ ANONYMOUS: Metadata = ()
 @pytest.fixture
 def admin(client: Client) -> admin_pb2_grpc.AdminStub:
     return admin_pb2_grpc.AdminStub(client.channel)
-
-
-def query(stub: admin_pb2_grpc.AdminStub, metadata: Metadata = ADMIN,
-          **filters: Any) -> list[admin_pb2.AuditEntry]:
-    """Every entry matching ``filters``, newest first, across pages."""
-    request = admin_pb2.QueryAuditRequest(**filters)
-    out: list[admin_pb2.AuditEntry] = []
-    while True:
-        response = stub.QueryAudit(request, metadata=metadata, timeout=10)
-        out.extend(response.entries)
-        if not response.next_page_token:
-            return out
-        request.page_token = response.next_page_token
-
-
-def wait_for(stub: admin_pb2_grpc.AdminStub, count: int,
-             **filters: Any) -> list[admin_pb2.AuditEntry]:
-    """Refused attempts are stored just after the refusal (off the request's path)."""
-    deadline = time.monotonic() + 10
-    while True:
-        found = query(stub, **filters)
-        if len(found) >= count or time.monotonic() > deadline:
-            return found
-        time.sleep(0.02)
 
 
 def etag_sequence(etag: str) -> int:

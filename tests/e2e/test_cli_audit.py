@@ -6,7 +6,7 @@ import json
 import time
 
 from node.app import Node
-from tests.e2e.test_cli_import import cli
+from tests.e2e.helpers import cli
 
 ADMIN_ID = "300:88.118/ADMIN"
 ANONYMOUS = {"IDNODE_IDENTITY": "", "IDNODE_SECRET": ""}

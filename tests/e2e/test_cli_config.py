@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from node.app import Node
 from node.cli.main import app
 from tests.conftest import ADMIN_SECRET, NODE_PREFIX
-from tests.e2e.test_cli_import import PARTS, PREFIX, resolve, write_csv
+from tests.e2e.helpers import PARTS, PREFIX, resolve, write_csv
 
 ADMIN_ID = f"300:{NODE_PREFIX}/ADMIN"
 NOTHING = {"IDNODE_TARGET": "", "IDNODE_IDENTITY": "", "IDNODE_SECRET": "",

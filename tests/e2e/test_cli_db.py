@@ -4,7 +4,7 @@ PostgreSQL (tests/pg_server.py) and nodes built on the restored store."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -19,8 +19,8 @@ from registry.record import Record
 from registry.stores import SQLiteStore, open_store
 from registry.stores.sqlite import _migrations as sqlite_migrations
 from tests.conftest import ADMIN, ADMIN_SECRET, NODE_PREFIX, basic
-from tests.e2e.test_templates import part_template
-from tests.pg_server import ExternalServer, PostgresServer, shared_server, stop_shared_server
+from tests.e2e.helpers import part_template
+from tests.pg_server import ExternalServer, PostgresServer
 
 NodeFactory = Callable[..., Node]
 OPS_SECRET = "ops-secret-0001-abcdef"
@@ -202,11 +202,6 @@ def test_import_into_a_store_that_is_not_empty_is_refused(source: Path,
     code, out = cli("db", "import", str(dump_file), "--database-url", sqlite_url(source))
     assert code == 1 and "the store is not empty" in out, out
 
-
-@pytest.fixture(scope="module")
-def pg_server() -> Iterator[PostgresServer | ExternalServer]:
-    yield shared_server()
-    stop_shared_server()
 
 
 def test_export_from_sqlite_then_import_into_postgresql_restores_every_record(

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from node.app import Node
-from tests.e2e.test_cli_import import PARTS, PREFIX, cli, resolve, store, write_csv
+from tests.e2e.helpers import PARTS, PREFIX, cli, resolve, store, write_csv
 
 
 def _seed(node: Node, tmp_path: Path, n: int = 0) -> None:

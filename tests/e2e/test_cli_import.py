@@ -4,7 +4,6 @@ input, idempotent re-runs, conflicts, and resuming after an interruption."""
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import os
 import signal
@@ -18,60 +17,13 @@ from typing import Any
 
 import grpc
 import pytest
-from typer.testing import CliRunner
 
-from idnode.v1 import registry_pb2_grpc, resolver_pb2, resolver_pb2_grpc, sync_pb2, sync_pb2_grpc
+from idnode.v1 import registry_pb2_grpc, sync_pb2, sync_pb2_grpc
 from node.app import Node
-from node.cli.bulk import export_records
-from node.cli.main import app
 from tests.conftest import ADMIN, ADMIN_SECRET, NODE_PREFIX
+from tests.e2e.helpers import PARTS, PREFIX, cli, part_template, rejects, resolve, store, write_csv
 
-PREFIX = "88.118.8"
 NodeFactory = Callable[..., Node]
-
-
-def cli(node: Node | None, *args: str, env: dict[str, str] | None = None,
-        target: str | None = None) -> tuple[int, str]:
-    base = {"COLUMNS": "200", "IDNODE_IDENTITY": f"300:{NODE_PREFIX}/ADMIN",
-            "IDNODE_SECRET": ADMIN_SECRET,
-            "IDNODE_TARGET": target or (f"127.0.0.1:{node.grpc_port}" if node else "")}
-    result = CliRunner().invoke(app, list(args), env={**base, **(env or {})})
-    return result.exit_code, result.output
-
-
-def store(node: Node, prefix: str = PREFIX) -> dict[str, list[tuple[Any, ...]]]:
-    """Every record under ``prefix``: handle → [(index, type, data, ttl)]."""
-    with grpc.insecure_channel(f"127.0.0.1:{node.grpc_port}") as ch:
-        return {r.handle: [(v.index, v.type, getattr(v, str(v.WhichOneof("data"))), v.ttl)
-                           for v in r.values]
-                for r in export_records(registry_pb2_grpc.RegistryStub(ch),
-                                        resolver_pb2_grpc.ResolverStub(ch), prefix, ADMIN)}
-
-
-def resolve(node: Node, handle: str) -> Any:
-    from idnode.v1 import record_pb2
-
-    with grpc.insecure_channel(f"127.0.0.1:{node.grpc_port}") as ch:
-        response = resolver_pb2_grpc.ResolverStub(ch).Resolve(
-            resolver_pb2.ResolveRequest(handle=handle), metadata=ADMIN, timeout=10)
-    return record_pb2.Record.FromString(response.record.payload)
-
-
-def write_csv(path: Path, rows: list[list[str]], encoding: str = "utf-8") -> Path:
-    with path.open("w", encoding=encoding, newline="") as f:
-        csv.writer(f).writerows(rows)
-    return path
-
-
-def rejects(path: Path) -> list[dict[str, str]]:
-    with path.open(encoding="utf-8", newline="") as f:
-        return list(csv.DictReader(f))
-
-
-PARTS = [["suffix", "URL", "productName", "batchNo"],
-         ["PN-0001", "https://example.com/p/1", "主轴", "B1"],
-         ["PN-0002", "https://example.com/p/2", "轴承", ""],
-         ["PN-0003", "https://example.com/p/3", "带,逗号的\"名称\"", "B3"]]
 
 
 def test_csv_import_stores_rows_and_a_reimport_changes_nothing(node: Node,
@@ -380,8 +332,6 @@ def test_unreachable_node_exits_3(tmp_path: Path) -> None:
 
 def test_dry_run_checks_rows_against_the_template_they_name(node: Node, tmp_path: Path) -> None:
     from idnode.v1 import registry_pb2
-    from tests.e2e.test_templates import part_template
-
     with grpc.insecure_channel(f"127.0.0.1:{node.grpc_port}") as ch:
         reg = registry_pb2_grpc.RegistryStub(ch)
         reg.PutTemplate(registry_pb2.PutTemplateRequest(prefix=PREFIX, template=part_template()),

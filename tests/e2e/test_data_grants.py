@@ -21,7 +21,7 @@ from idnode.v1 import admin_pb2, admin_pb2_grpc, record_pb2, registry_pb2, resol
 from node.app import Node
 from tests import handle_wire as w
 from tests.conftest import ADMIN, Client, NodeFactory, basic
-from tests.e2e.test_audit import wait_for
+from tests.e2e.helpers import wait_for
 from tests.http_client import Http
 from tests.http_client import basic as http_basic
 

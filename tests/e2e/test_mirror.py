@@ -39,7 +39,7 @@ from registry import stores
 from registry.record import Change, parse_etag
 from registry.views import without_secrets
 from tests import handle_wire as w
-from tests.conftest import ADMIN, ADMIN_SECRET, NODE_PREFIX, Client, NodeFactory
+from tests.conftest import ADMIN, ADMIN_SECRET, NODE_PREFIX, Client, NodeFactory, whole_log
 from tests.http_client import Http
 from tests.servers import free_port, http_get, wait_until
 from tests.tls_certs import CA
@@ -112,15 +112,6 @@ def listed(target: str, prefix: str) -> list[str]:
 
 def comparable(change: Change) -> tuple[object, ...]:
     return (change.operation, change.handle, change.version, without_secrets(change.values))
-
-
-def whole_log(store: Any) -> list[Change]:
-    out: list[Change] = []
-    while True:
-        page = store.changes_since(out[-1].sequence if out else 0, 1000)
-        if not page:
-            return out
-        out.extend(page)
 
 
 def test_a_mirror_follows_registrations_updates_and_deletes_and_resolves_them(

@@ -17,7 +17,7 @@ import pytest
 
 from node.app import Node
 from tests.conftest import Client
-from tests.e2e.test_scan_page import get
+from tests.e2e.helpers import get
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent import futures
 from pathlib import Path
 
@@ -24,11 +24,11 @@ import pytest
 from idnode.v1 import record_pb2, registry_pb2, resolver_pb2
 from loadtest.procs import Pinning, ProcessGroup, Server, start_node
 from registry.identifier import Handle
-from registry.record import Change, etag_of
+from registry.record import etag_of
 from registry.store import Store
 from registry.stores import open_store
-from tests.conftest import ADMIN, ADMIN_SECRET, Client
-from tests.pg_server import ExternalServer, PostgresServer, shared_server, stop_shared_server
+from tests.conftest import ADMIN, ADMIN_SECRET, Client, whole_log
+from tests.pg_server import PostgresServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -39,17 +39,6 @@ MAX_STREAMS_PER_WRITER = 200  # bounds the run if the kill never comes
 KILL_AFTER_ROWS = 1500
 
 
-@pytest.fixture(scope="module")
-def pg_server() -> Iterator[PostgresServer | ExternalServer]:
-    yield shared_server()
-    stop_shared_server()
-
-
-@pytest.fixture
-def pg_url(pg_server: PostgresServer | ExternalServer) -> Iterator[str]:
-    url = pg_server.create_database()
-    yield url
-    pg_server.drop_database(url)
 
 
 def _node(group: ProcessGroup, data: Path, database_url: str, name: str = "node") -> Server:
@@ -191,7 +180,7 @@ def test_1000_conflicting_updates_through_three_nodes_have_one_winner_per_etag(
             assert record is not None
             assert record.version == 1 + ROUNDS  # one accepted update per round
             assert record.values[0].data == winners[h][-1]  # no lost update
-        log = [c for c in _whole_log(store) if c.key in set(keys)]
+        log = [c for c in whole_log(store) if c.key in set(keys)]
         for h, k in zip(handles, keys, strict=True):
             updates = [c.values[0].data for c in log if c.key == k][1:]
             assert updates == winners[h]  # every winner is in the log, in order
@@ -203,15 +192,6 @@ def _record_seq(store: Store, key: str) -> int:
     record = store.get(key)
     assert record is not None
     return record.sequence
-
-
-def _whole_log(store: Store) -> list[Change]:
-    out: list[Change] = []
-    while True:
-        page = store.changes_since(out[-1].sequence if out else 0, 1000)
-        if not page:
-            return out
-        out.extend(page)
 
 
 RESTART_WRITERS = 4

@@ -4,45 +4,15 @@ its error pages and its escaping."""
 
 from __future__ import annotations
 
-import http.client
 import json
 import re
 import urllib.parse
-from dataclasses import dataclass
 
 import pytest
 
 from node.app import Node
 from tests.conftest import Client
-
-CHINESE = (("productName", "主轴"), ("manufacturer", "某某机床厂"), ("batchNo", "B2026-0315"),
-           ("productionDate", "2026-03-15"),
-           ("DESC", "高速电主轴，额定转速 24000 rpm，适用于立式加工中心"),
-           ("URL", "https://example.com/p/1"))
-
-
-@dataclass
-class Answer:
-    status: int
-    body: bytes
-    headers: dict[str, str]
-
-    @property
-    def text(self) -> str:
-        return self.body.decode("utf-8")
-
-
-def get(port: int, path: str, headers: dict[str, str] | None = None,
-        method: str = "GET") -> Answer:
-    """One request on a fresh connection (http.client never follows redirects)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request(method, path, headers=headers or {})
-        response = conn.getresponse()
-        return Answer(response.status, response.read(),
-                      {k.lower(): v for k, v in response.getheaders()})
-    finally:
-        conn.close()
+from tests.e2e.helpers import CHINESE, get
 
 
 def test_a_record_with_a_url_redirects_to_it(node: Node, client: Client) -> None:

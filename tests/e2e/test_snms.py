@@ -12,7 +12,7 @@ import pytest
 from idnode.v1 import admin_pb2_grpc, registry_pb2
 from node.app import Node
 from tests.conftest import ADMIN, Client, basic
-from tests.e2e.test_audit import query, wait_for
+from tests.e2e.helpers import query, wait_for
 from tests.http_client import Http
 from tests.http_client import basic as http_basic
 

@@ -15,6 +15,7 @@ import pytest
 from idnode.v1 import record_pb2, registry_pb2, resolver_pb2
 from node.app import Node
 from tests.conftest import ADMIN, Client, basic
+from tests.e2e.helpers import cli, part_template
 from tests.http_client import Http
 from tests.http_client import basic as http_basic
 
@@ -23,17 +24,6 @@ OWNER = basic("300:88.118.8/ADMIN", OWNER_SECRET)
 OTHER = basic("300:88.118.9/ADMIN", "other-secret-0009")
 Field = registry_pb2.Template.Field
 State = registry_pb2.Template
-
-
-def part_template(version: str = "1.0", description: str = "零件") -> registry_pb2.Template:
-    return registry_pb2.Template(version=version, description=description, fields=[
-        Field(name="产品名称", type="productName", id_index=2000, required=True,
-              kind=Field.KIND_STRING, min_length=1, max_length=16),
-        Field(name="重量", type="weight", id_index=2001, kind=Field.KIND_DECIMAL,
-              minimum="0", precision=2),
-        Field(name="生产日期", type="productionDate", id_index=2002, required=True,
-              kind=Field.KIND_DATE),
-    ], industry_category="C", industry_specific="34", object_type=1)
 
 
 def values(**data: str) -> list[record_pb2.Value]:
@@ -227,8 +217,6 @@ def test_bulk_register_reports_each_rows_violations(owners: Client) -> None:
 
 def test_the_cli_puts_publishes_lists_gets_and_withdraws_templates(
         owners: Client, node: Node, tmp_path: Path) -> None:
-    from tests.e2e.test_cli_import import cli
-
     owner = {"IDNODE_IDENTITY": "300:88.118.8/ADMIN", "IDNODE_SECRET": OWNER_SECRET}
     document: dict[str, Any] = {
                 "prefix": "88.118.8", "version": "2.0", "type": 1, "description": "零件",

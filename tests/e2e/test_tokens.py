@@ -12,6 +12,7 @@ import pytest
 from idnode.v1 import admin_pb2, admin_pb2_grpc, record_pb2, registry_pb2, resolver_pb2
 from node.app import Node
 from tests.conftest import ADMIN, Client, basic
+from tests.e2e.helpers import cli
 from tests.http_client import Http
 
 PRIVATE = record_pb2.Permissions(admin_read=True, admin_write=True, public_read=False)
@@ -167,8 +168,6 @@ def _etag(client: Client, handle: str) -> str:
 
 
 def test_the_cli_creates_lists_uses_and_revokes_a_token(node: Node, client: Client) -> None:
-    from tests.e2e.test_cli_import import cli
-
     code_, out = cli(node, "token", "create", "--scope", "write", "--prefix", "88.118.4",
                      "--expires", "30d", "--description", "ERP 中文")
     assert code_ == 0, out

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from loadtest.redis_ha import RedisDeployment, RedisSentinelSet, deployment
-from tests.pg_server import ExternalServer, PostgresServer, shared_server, stop_shared_server
 from tests.servers import RedisServer
 
 TOPOLOGIES = ("single", "sentinel", "cluster")
@@ -54,18 +53,3 @@ def redis_sentinel(tmp_path: Path) -> Iterator[RedisSentinelSet]:
     yield server
     server.stop()
 
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PostgresServer | ExternalServer]:
-    """One PostgreSQL for the whole session, shared with the contract suite (started on
-    first use; ``IDNODE_TEST_DATABASE_URL`` names an existing server instead)."""
-    yield shared_server()
-    stop_shared_server()
-
-
-@pytest.fixture
-def pg_url(pg_server: PostgresServer | ExternalServer) -> Iterator[str]:
-    """A fresh, empty database on the session server for this test (dropped after)."""
-    url = pg_server.create_database()
-    yield url
-    pg_server.drop_database(url)

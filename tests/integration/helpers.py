@@ -9,6 +9,7 @@ import grpc
 
 from idnode.v1 import record_pb2, registry_pb2, resolver_pb2
 from node.app import Node
+from node.cache.beacon import Beacon
 from tests.conftest import ADMIN, Client
 
 
@@ -53,3 +54,12 @@ def wait_until(condition: Callable[[], bool], timeout_seconds: float = 10.0,
 
 def is_not_found(exc: grpc.RpcError) -> bool:
     return bool(exc.code() == grpc.StatusCode.NOT_FOUND)
+
+
+def as_other_host(node: Node) -> Node:
+    """Cut ``node`` off this host's change beacon, as if it ran elsewhere."""
+    beacon = Beacon(None)
+    node.resolver.beacon = node.resolver.coherence.beacon = beacon
+    node.resolver._beacon_read = beacon.read
+    node.resolver.coherence.applied_sequence = 0
+    return node

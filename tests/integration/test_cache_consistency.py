@@ -15,27 +15,24 @@ from pathlib import Path
 import pytest
 
 from node.app import Node
-from node.cache.beacon import Beacon
 from node.cache.l1 import Entry
 from node.cache.l2 import RedisL2
 from node.observe.metrics import Metrics
 from tests.conftest import Client, NodeFactory
-from tests.integration.helpers import l2_hits, resolve_version, sample, update, wait_until
+from tests.integration.helpers import (
+    as_other_host,
+    l2_hits,
+    resolve_version,
+    sample,
+    update,
+    wait_until,
+)
 from tests.servers import RedisServer
 
 pytestmark = pytest.mark.integration
 
 ROUNDS = 300
 HANDLE = "88.118.8/CONSIST-1"
-
-
-def as_other_host(node: Node) -> Node:
-    """Cut ``node`` off this host's change beacon, as if it ran elsewhere."""
-    beacon = Beacon(None)
-    node.resolver.beacon = node.resolver.coherence.beacon = beacon
-    node.resolver._beacon_read = beacon.read
-    node.resolver.coherence.applied_sequence = 0
-    return node
 
 
 def test_acknowledged_writes_are_never_read_stale_through_other_nodes(

@@ -20,8 +20,14 @@ import pytest
 from loadtest.redis_ha import RedisSentinelSet
 from node.app import Node
 from tests.conftest import Client, NodeFactory
-from tests.integration.helpers import l2_hits, resolve_version, sample, update, wait_until
-from tests.integration.test_cache_consistency import as_other_host
+from tests.integration.helpers import (
+    as_other_host,
+    l2_hits,
+    resolve_version,
+    sample,
+    update,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 

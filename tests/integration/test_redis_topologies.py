@@ -18,8 +18,14 @@ from node.cache.l1 import Entry
 from node.cache.l2 import RedisL2
 from node.observe.metrics import Metrics
 from tests.conftest import Client, NodeFactory
-from tests.integration.helpers import l2_hits, resolve_version, sample, update, wait_until
-from tests.integration.test_cache_consistency import as_other_host
+from tests.integration.helpers import (
+    as_other_host,
+    l2_hits,
+    resolve_version,
+    sample,
+    update,
+    wait_until,
+)
 from tests.servers import RedisServer
 
 pytestmark = pytest.mark.integration
