@@ -319,10 +319,19 @@ class Registrar:
     def _new_record(self, handle: Handle, checked: tuple[Value, ...],
                     now: int) -> tuple[Value, ...]:
         """The values to store for a new identifier, from values that passed
-        validate_values: its template, sealed secrets, references."""
-        self.check_template(handle, (), checked)
-        check_grant_values(checked)
-        vals = _seal(stamp(checked, now))
+        validate_values: stamped, then :meth:`_completed`."""
+        return self._completed(handle, stamp(checked, now), plain=False)
+
+    def _completed(self, handle: Handle, vals: tuple[Value, ...], *,
+                   plain: bool) -> tuple[Value, ...]:
+        """The checks and sealing every new record goes through, single or bulk: its
+        template, its DATA_GRANT values, then (unless every value is plain: no secret to
+        seal, no reference to check) sealed secrets and references."""
+        self.check_template(handle, (), vals)
+        check_grant_values(vals)
+        if plain:
+            return vals
+        vals = _seal(vals)
         self._check_references(handle, (), vals)
         return vals
 
@@ -338,13 +347,7 @@ class Registrar:
         """:meth:`_new_record` of ``validate_values(values)``, in fewer passes: plain
         values (the import case) have no secret to seal and no reference to check."""
         vals, plain = validate_stamped(values, now)
-        self.check_template(handle, (), vals)
-        check_grant_values(vals)
-        if plain:
-            return vals
-        vals = _seal(vals)
-        self._check_references(handle, (), vals)
-        return vals
+        return self._completed(handle, vals, plain=plain)
 
     def register(self, principal: Principal | None, handle_text: str,
                  values: Iterable[Value], request_id: str = "",
