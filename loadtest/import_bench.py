@@ -115,14 +115,14 @@ def store_digest(data: Path) -> tuple[int, str]:
     digest = hashlib.sha256()
     with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
         records = 0
-        for row in conn.execute("SELECT key, handle, prefix_key, version FROM records "
-                                "WHERE prefix_key = ? ORDER BY key", (PREFIX,)):
-            digest.update(repr(row).encode())
+        for key, handle, prefix_key, version, vals in conn.execute(
+                "SELECT key, handle, prefix_key, version, vals FROM records "
+                "WHERE prefix_key = ? ORDER BY key", (PREFIX,)):
+            # Each value is [index, type, ttl, timestamp, bits, kind, data]: all but the
+            # timestamp (migration 0008 of the SQLite store).
+            values = [item[:3] + item[4:] for item in json.loads(vals)]
+            digest.update(repr((key, handle, prefix_key, version, values)).encode())
             records += 1
-        for row in conn.execute("SELECT v.key, idx, type, kind, data, ttl, perms FROM "
-                                "record_values v JOIN records r ON r.key = v.key WHERE "
-                                "r.prefix_key = ? ORDER BY v.key, idx", (PREFIX,)):
-            digest.update(repr(row).encode())
     return records, digest.hexdigest()
 
 

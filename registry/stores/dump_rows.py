@@ -2,10 +2,12 @@
 and writes to the SQL backends, shared by SQLite and PostgreSQL (same tables and columns
 on both; only the parameter mark differs).
 
-Records are read a page at a time in key order (:func:`records_sql`, grouped by
-:func:`group_records`), so a dump never holds more than one page. The other tables the
-dump carries are read a page at a time by their primary key (:data:`TABLES`) and written
-back as rows, exactly as stored: hashes of secrets stay hashes.
+Records are read a page at a time in key order, so a dump never holds more than one page
+(PostgreSQL joins its value rows with :func:`records_sql` and :func:`group_records`;
+SQLite keeps a record's values in its row since migration 0008 and reads them there).
+The other tables the dump carries are read a page at a time by their primary key
+(:data:`TABLES`) and written back as rows, exactly as stored: hashes of secrets stay
+hashes.
 """
 
 from __future__ import annotations

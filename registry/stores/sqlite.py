@@ -1,4 +1,4 @@
-"""The embedded store: one SQLite file in WAL mode, one row per value.
+"""The embedded store: one SQLite file in WAL mode, one row per record (its values as JSON).
 
 Writes go through one connection under a lock (SQLite has one writer anyway; BEGIN
 IMMEDIATE plus a busy timeout serialises writers across worker processes). Reads use a
@@ -74,9 +74,7 @@ from registry.stores.application_rows import (
     application_from_row,
     application_row,
 )
-from registry.stores.value_codec import KIND_TEXT, decode_value, encode_value
 from registry.templates import Template
-from registry.values import DEFAULT_PERMISSIONS, Permissions, Value
 
 _PURGE_EVERY_WRITES = 1000
 _IN_CHUNK = 500  # below SQLite's default limit of bound parameters per statement
@@ -211,12 +209,14 @@ def _blank(text: str) -> bool:
     return all(not line or line.startswith("--") for line in lines)
 
 
-# --- values ----------------------------------------------------------------------------------
+# --- records and changes ---------------------------------------------------------------------
 
 
-_INSERT_VALUE = ("INSERT INTO record_values (key, idx, type, kind, data, ttl, ts, perms) "
-                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
-
+# A record's values are its row's ``vals``: the change row's JSON snapshot (migration 0008).
+_RECORD_COLUMNS = ("(key, handle, prefix_key, version, seq, updated_at, vals) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?)")
+_INSERT_RECORD = "INSERT INTO records " + _RECORD_COLUMNS
+_UPSERT_RECORD = "INSERT OR REPLACE INTO records " + _RECORD_COLUMNS
 
 _INSERT_CHANGE = ("INSERT INTO changes (seq, op, key, handle, version, values_json, principal, "
                   "request_id, at, client_address, door) "
@@ -225,16 +225,6 @@ _INSERT_CHANGE = ("INSERT INTO changes (seq, op, key, handle, version, values_js
 _INSERT_AUDIT = ("INSERT INTO audit (at, principal, principal_key, action, target, prefix_key, "
                  "request_id, outcome, client_address, door, message, seq) "
                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-
-
-def _value_row(key: str, v: Value) -> tuple[object, ...]:
-    """One record_values row; both write paths insert exactly these columns."""
-    data = v.data
-    if type(data) is str:  # encode_value's text case, without the call
-        perms = v.permissions
-        return (key, v.index, v.type, KIND_TEXT, data.encode("utf-8"), v.ttl, v.timestamp,
-                7 if perms is DEFAULT_PERMISSIONS else perms.to_bits())
-    return (key, v.index, v.type, *encode_value(v), v.ttl, v.timestamp, v.permissions.to_bits())
 
 
 # --- applications ------------------------------------------------------------------------------
@@ -512,16 +502,11 @@ class SQLiteStore:
 
     @staticmethod
     def _load(conn: sqlite3.Connection, key: str) -> Record | None:
-        row = conn.execute("SELECT handle, version, seq, updated_at FROM records WHERE key = ?",
-                           (key,)).fetchone()
+        row = conn.execute("SELECT handle, version, seq, updated_at, vals FROM records "
+                           "WHERE key = ?", (key,)).fetchone()
         if row is None:
             return None
-        values = tuple(
-            Value(idx, typ, decode_value(kind, data), ttl, ts, Permissions.from_bits(perms))
-            for idx, typ, kind, data, ttl, ts, perms in conn.execute(
-                "SELECT idx, type, kind, data, ttl, ts, perms FROM record_values "
-                "WHERE key = ? ORDER BY idx", (key,)))
-        return Record(Handle.parse(row[0]), values, row[1], row[2], row[3])
+        return Record(Handle.parse(row[0]), values_from_json(row[4]), row[1], row[2], row[3])
 
     def get(self, key: str) -> Record | None:
         return self._load(self._reader(), key)
@@ -558,7 +543,8 @@ class SQLiteStore:
                        now: int) -> list[WriteResult | IdnodeError]:
         """The import path: new identifiers only, so set-based statements replace the
         per-row round trips (one existence query per chunk, sequences assigned here under
-        the write lock, three executemany calls). Same rows as :meth:`_apply` writes."""
+        the write lock, three executemany calls). Same rows as :meth:`_apply` writes; the
+        record row carries the change row's values snapshot (one encoding for both)."""
         existing: set[str] = set()
         keys = [w.handle.key for w in writes]
         for i in range(0, len(keys), _IN_CHUNK):
@@ -571,7 +557,6 @@ class SQLiteStore:
         out: list[WriteResult | IdnodeError] = []
         changes: list[tuple[object, ...]] = []
         records: list[tuple[object, ...]] = []
-        rows: list[tuple[object, ...]] = []
         applied: list[tuple[Write, str, int]] = []
         for write in writes:
             key = write.handle.key
@@ -583,22 +568,14 @@ class SQLiteStore:
             display = str(write.handle)
             values = write.values or ()
             ctx = write.audit or NO_AUDIT_CONTEXT
-            changes.append((seq, Operation.REGISTER.value, key, display, 1,
-                            values_to_json(values), write.principal, "", now,
-                            ctx.peer, ctx.door))
-            records.append((key, display, write.handle.prefix_key, 1, seq, now))
-            for v in values:  # _value_row, its text case inline (five per identifier)
-                index, typ, data, ttl, stamped, perms = v
-                rows.append((key, index, typ, KIND_TEXT, data.encode("utf-8"), ttl, stamped,
-                             7 if perms is DEFAULT_PERMISSIONS else perms.to_bits())
-                            if type(data) is str else _value_row(key, v))
+            snapshot = values_to_json(values)
+            changes.append((seq, Operation.REGISTER.value, key, display, 1, snapshot,
+                            write.principal, "", now, ctx.peer, ctx.door))
+            records.append((key, display, write.handle.prefix_key, 1, seq, now, snapshot))
             applied.append((write, display, seq))
             out.append(WriteResult(display, 1, etag_of(seq), seq, key=key))
         conn.executemany(_INSERT_CHANGE, changes)
-        conn.executemany(
-            "INSERT INTO records (key, handle, prefix_key, version, seq, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)", records)
-        conn.executemany(_INSERT_VALUE, rows)
+        conn.executemany(_INSERT_RECORD, records)
         conn.executemany(_INSERT_AUDIT, audit.bulk_rows(applied, now))
         return out
 
@@ -624,25 +601,21 @@ class SQLiteStore:
         display = str(current.handle) if current is not None else str(write.handle)
         version = current.version + 1 if current is not None else 1
         values = write.values if write.values is not None else ()
+        snapshot = values_to_json(values)
         row = audit.accepted_row(write, display, 0, now)
         cur = conn.execute(_INSERT_CHANGE, (
             None, write.operation.value, key, display,
-            version if write.values is not None else 0, values_to_json(values),
+            version if write.values is not None else 0, snapshot,
             write.principal, row[6], now, row[8], row[9]))
         seq = int(cur.lastrowid or 0)
         if audit_row:
             conn.execute(_INSERT_AUDIT, (*row[:-1], seq))
-        if current is not None:
-            conn.execute("DELETE FROM record_values WHERE key = ?", (key,))
         if write.values is None:
             conn.execute("DELETE FROM records WHERE key = ?", (key,))
             result = WriteResult(display, 0, "", seq, key=key)
         else:
-            conn.execute(
-                "INSERT OR REPLACE INTO records (key, handle, prefix_key, version, seq, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (key, display, write.handle.prefix_key, version, seq, now))
-            conn.executemany(_INSERT_VALUE, [_value_row(key, v) for v in values])
+            conn.execute(_UPSERT_RECORD,
+                         (key, display, write.handle.prefix_key, version, seq, now, snapshot))
             result = WriteResult(display, version, etag_of(seq), seq, key=key)
         if write.request is not None:
             conn.execute(
@@ -672,8 +645,10 @@ class SQLiteStore:
 
     def iter_records(self, after_key: str, limit: int) -> list[Record]:
         """At most ``limit`` records with a key above ``after_key``, in key order."""
-        return dump_rows.group_records(self._reader().execute(
-            dump_rows.records_sql("?"), (after_key, limit)))
+        return [Record(Handle.parse(r[0]), values_from_json(r[4]), r[1], r[2], r[3])
+                for r in self._reader().execute(
+                    "SELECT handle, version, seq, updated_at, vals FROM records WHERE key > ? "
+                    "ORDER BY key LIMIT ?", (after_key, limit))]
 
     def dump_rows(self, table: str, after: str | int, limit: int) -> list[tuple[object, ...]]:
         """A page of ``table``'s rows (dump_rows.TABLES) after ``after``, as stored."""
