@@ -217,6 +217,8 @@ _RECORD_COLUMNS = ("(key, handle, prefix_key, version, seq, updated_at, vals) "
                    "VALUES (?, ?, ?, ?, ?, ?, ?)")
 _INSERT_RECORD = "INSERT INTO records " + _RECORD_COLUMNS
 _UPSERT_RECORD = "INSERT OR REPLACE INTO records " + _RECORD_COLUMNS
+# Every write that adds or removes a record moves the count in its transaction (0009).
+_COUNT_RECORDS = "UPDATE record_count SET n = n + ?"
 
 _INSERT_CHANGE = ("INSERT INTO changes (seq, op, key, handle, version, values_json, principal, "
                   "request_id, at, client_address, door) "
@@ -576,6 +578,7 @@ class SQLiteStore:
             out.append(WriteResult(display, 1, etag_of(seq), seq, key=key))
         conn.executemany(_INSERT_CHANGE, changes)
         conn.executemany(_INSERT_RECORD, records)
+        conn.execute(_COUNT_RECORDS, (len(records),))
         conn.executemany(_INSERT_AUDIT, audit.bulk_rows(applied, now))
         return out
 
@@ -610,6 +613,8 @@ class SQLiteStore:
         seq = int(cur.lastrowid or 0)
         if audit_row:
             conn.execute(_INSERT_AUDIT, (*row[:-1], seq))
+        if (current is None) != (write.values is None):  # a record appears or goes
+            conn.execute(_COUNT_RECORDS, (1 if current is None else -1,))
         if write.values is None:
             conn.execute("DELETE FROM records WHERE key = ?", (key,))
             result = WriteResult(display, 0, "", seq, key=key)
@@ -665,7 +670,7 @@ class SQLiteStore:
     def counts(self) -> Counts:
         conn = self._reader()
         prefixes = conn.execute("SELECT count(*) FROM prefixes").fetchone()[0]
-        identifiers = conn.execute("SELECT count(*) FROM records").fetchone()[0]
+        identifiers = conn.execute("SELECT n FROM record_count").fetchone()[0]
         return Counts(int(prefixes), int(identifiers))
 
     # --- change log --------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Migration 0008 moves every value from ``record_values`` rows into its record's row.
+"""Migrations 0008 and 0009 on a database the previous build wrote: 0008 moves every value
+from ``record_values`` rows into its record's row, 0009 counts the records once.
 
 A database is built at schema version 7 exactly as the previous build wrote it (one row
 per value, data encoded by registry/stores/value_codec.py), then opened by this build:
@@ -114,3 +115,13 @@ def test_the_old_value_table_is_gone_after_the_move(tmp_path: Path) -> None:
 def test_any_values_come_back_unchanged_after_the_move(values: tuple[Value, ...]) -> None:
     record = migrated({"88.118.8/h": values})["88.118.8/h"]
     assert record is not None and record.values == values
+
+
+def test_the_record_count_starts_from_the_records_already_stored(tmp_path: Path) -> None:
+    path = tmp_path / "idnode.sqlite3"
+    version_7(path, {f"88.118.8/p{i}": (Value(1, "URL", "u", 1, NOW),) for i in range(7)})
+    store = SQLiteStore(path)
+    try:
+        assert store.counts().identifiers == 7
+    finally:
+        store.close()

@@ -166,6 +166,39 @@ def test_apply_many_fails_rows_alone(store: Store) -> None:
     assert store.counts().identifiers == 3
 
 
+def test_the_identifier_count_follows_every_kind_of_write(store: Store) -> None:
+    # The count is kept by the writes themselves (no table scan behind the gauge).
+    def count() -> int:
+        return store.counts().identifiers
+
+    a = store.apply(register("88.118.8/A"), NOW)
+    store.apply_many([register(f"88.118.8/B{i}") for i in range(5)] + [register("88.118.8/a")],
+                     NOW)
+    assert count() == 6
+    key = RequestKey("tester", "req-c", "fp")
+    store.apply(register("88.118.8/C", request=key), NOW)
+    store.apply(register("88.118.8/C", request=key), NOW)  # replayed: nothing new
+    with pytest.raises(AlreadyExists):
+        store.apply(register("88.118.8/C"), NOW)
+    assert count() == 7
+    updated = store.apply(Write(Operation.UPDATE, Handle.parse("88.118.8/A"),
+                                (Value(1, "URL", "v2"),), Precondition(sequence=a.sequence),
+                                "tester"), NOW)
+    assert count() == 7
+    store.apply(Write(Operation.DELETE, Handle.parse("88.118.8/A"), None,
+                      Precondition(sequence=updated.sequence), "tester"), NOW)
+    with pytest.raises(NotFound):
+        store.apply(Write(Operation.DELETE, Handle.parse("88.118.8/A"), None,
+                          Precondition(sequence=updated.sequence), "tester"), NOW)
+    assert count() == 6
+    with pytest.raises(RuntimeError, match="undone"), store.unit_of_work() as unit:
+        unit.apply(register("88.118.8/D"), NOW)
+        raise RuntimeError("undone")
+    assert count() == 6
+    store.apply(register("88.118.8/A"), NOW)  # registered again after its deletion
+    assert count() == 7
+
+
 def test_list_keys_pages_in_key_order_within_one_prefix(store: Store) -> None:
     for name in ["b", "A", "c"]:
         store.apply(register(f"88.118.8/{name}"), NOW)
