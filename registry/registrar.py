@@ -11,6 +11,7 @@ import hashlib
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
+from operator import itemgetter
 from typing import NamedTuple
 
 from registry import paging
@@ -20,6 +21,7 @@ from registry.access.grants import (
     GRANT_TYPE,
     check_grant_values,
     grant_changes,
+    template_version,
 )
 from registry.access.policy import (
     ADMIN_BITS,
@@ -94,12 +96,14 @@ from registry.values import (
     AdminRef,
     Permissions,
     Value,
+    ValueData,
     ValueList,
     ValueRef,
     stamp,
     validate_stamped,
     validate_values,
 )
+from registry.views import visible
 
 MAX_REQUEST_ID_CHARS = 128
 MAX_AUDIENCES = 100_000
@@ -365,8 +369,16 @@ class Registrar:
                                  _audited(audit, (), vals)), now)
 
     def register_many(self, principal: Principal | None, rows: Sequence[BulkRow],
-                      audit: AuditContext | None = None) -> list[WriteResult | IdnodeError]:
-        """Register rows in one transaction; a bad row fails alone, never the batch."""
+                      audit: AuditContext | None = None, *,
+                      report_unchanged: bool = False) -> list[WriteResult | IdnodeError]:
+        """Register rows in one transaction; a bad row fails alone, never the batch.
+
+        ``report_unchanged`` (a re-import): a row whose identifier exists with exactly
+        the values it would store, as ``principal`` may read them, comes back as a
+        ``replayed`` WriteResult (nothing written) instead of AlreadyExists — so an
+        importer need not read every existing row back to tell unchanged from
+        conflicting. What it compares with is the caller's own view (:meth:`view_of`),
+        so it answers nothing Resolve would not."""
         now = self._now()
         writes: list[Write] = []
         positions: list[int] = []
@@ -397,9 +409,34 @@ class Registrar:
                 results = self.store.apply_many(writes, now)
             finally:
                 self.rights.forget([w.handle.key for w in writes])
-            for i, result in zip(positions, results, strict=True):
+            for i, write, result in zip(positions, writes, results, strict=True):
                 out[i] = result
+                if report_unchanged and isinstance(result, AlreadyExists):
+                    out[i] = self._unchanged(principal, write) or result
         return out
+
+    def _unchanged(self, principal: Principal | None, write: Write) -> WriteResult | None:
+        """The stored record as a replayed result when the caller's view of it holds
+        exactly ``write``'s values, timestamps aside; else None."""
+        record = self.store.get(write.handle.key)
+        if record is None or write.values is None:
+            return None
+        if _unstamped(self.view_of(principal, record)) != _unstamped(write.values):
+            return None
+        return WriteResult(str(record.handle), record.version, record.etag, record.sequence,
+                           replayed=True, key=write.handle.key)
+
+    def view_of(self, principal: Principal | None, record: Record) -> tuple[Value, ...]:
+        """Every value of ``record`` that ``principal`` may read (Resolve's unfiltered
+        view for it: public values, restricted items only as granted, everything with
+        read_value)."""
+        private_ok, granted = self.audience(principal, record.handle)
+        restricted = EMPTY_ITEMS
+        if not private_ok:
+            restricted = frozenset(self.data.table_for(
+                record.handle.prefix_key, record.values, template_version(record.values)))
+        return visible(record.values, private_ok=private_ok, restricted=restricted,
+                       granted=granted)
 
     def _current(self, handle: Handle, etag: str | None) -> tuple[Record, int]:
         """The current record and the sequence the write must find. ``etag=None`` means
@@ -835,3 +872,9 @@ def _decode_token(token: str, prefix_key: str) -> str:
 
 
 __all__ = ["Allocation", "BulkRow", "Registrar"]
+
+
+def _unstamped(values: Iterable[Value]) -> list[tuple[int, str, ValueData, int, Permissions]]:
+    """Values as compared by a re-import: all but the timestamp, in index order."""
+    return sorted(((v.index, v.type, v.data, v.ttl, v.permissions) for v in values),
+                  key=itemgetter(0))

@@ -35,10 +35,14 @@ How an import runs
   options, the number of rows done and the counters. ``--resume`` skips exactly those
   rows; a checkpoint that does not match the file or the options is refused (exit 2).
   The checkpoint is removed when the file has been processed to the end.
-* **Idempotence.** A row the node already holds comes back ``ALREADY_EXISTS``; the
-  stored record is then read (``BatchResolve``, 100 a call, four calls at once, with
-  the credentials so private values count) and compared value by value (index, type,
-  data, ttl, permissions): equal is **unchanged** (not an error), different is a **conflict**
+* **Idempotence.** Every call asks the node to report rows it holds exactly as sent
+  (``report_unchanged``: the values the row would store against the caller's own view
+  of the record, timestamps aside); those are **unchanged** (not an error) without
+  being read back. Any other row the node already holds comes back ``ALREADY_EXISTS``
+  (from an older node: every one); the stored record is then read (``BatchResolve``,
+  100 a call, four calls at once, with the credentials so private values count) and
+  compared value by value (index, type, data, ttl, permissions): equal is
+  **unchanged**, different is a **conflict**
   (reported in the rejects file, never overwritten unless ``--update-existing``, which
   replaces the record guarded by its current etag with a request id derived from the
   file and line). Running the same file twice changes nothing and exits 0. Rows that an
@@ -884,6 +888,11 @@ def _difference(stored: Sequence[record_pb2.Value], wanted: Sequence[record_pb2.
 
 _INDEX_IN = re.compile(r"\bindex (\d+)")
 
+# Leads every call: rows the node holds exactly as sent come back counted as unchanged,
+# so only the others (conflicts, or rows this node cannot compare) are read back. A node
+# that predates the field ignores it and answers ALREADY_EXISTS for all of them.
+_REPORT_UNCHANGED = registry_pb2.BulkRegisterRequest(report_unchanged=True)
+
 
 class Importer:
     def __init__(self, *, stub: Any, resolver: Any, metadata: tuple[tuple[str, str], ...],
@@ -908,7 +917,7 @@ class Importer:
 
     def _submit(self, chunk: Chunk) -> None:
         chunk.attempts += 1
-        chunk.future = self.stub.BulkRegister.future(iter(chunk.messages),
+        chunk.future = self.stub.BulkRegister.future(iter([_REPORT_UNCHANGED, *chunk.messages]),
                                                      timeout=CALL_TIMEOUT_SECONDS,
                                                      metadata=self.metadata)
 
@@ -970,6 +979,7 @@ class Importer:
                                       f"{_code_name(failure.error.code)}: "
                                       f"{failure.error.message}"))
             self.counts.accepted += response.accepted
+            self.counts.unchanged += response.unchanged
             if chunk.sent and refused == len(chunk.sent):
                 raise UsageError("the node refused every row of a call "
                                  f"(PERMISSION_DENIED: {rejects[-1].reason}); are the "

@@ -202,12 +202,16 @@ class RegistryServicer:
                     f"{request.name}; every row before it was processed: "
                     f"{outcome.accepted} stored, {len(outcome.failures)} refused; "
                     "nothing after it was read")
+            if request.report_unchanged and not session.report_unchanged:
+                session.flush()  # rows before this message are judged as they were sent
+                session.report_unchanged = True
             if request.handle or request.values:
                 session.add(request.handle, _values_or_error(request.values))
             for item in request.rows:
                 session.add(item.handle, _values_or_error(item.values))
         outcome = session.finish()
-        response = registry_pb2.BulkRegisterResponse(accepted=outcome.accepted)
+        response = registry_pb2.BulkRegisterResponse(accepted=outcome.accepted,
+                                                     unchanged=outcome.unchanged)
         for failure in outcome.failures:
             item_error(response.failures.add(row=failure.row, handle=failure.handle).error,
                        failure.error)

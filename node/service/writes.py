@@ -56,6 +56,7 @@ class BulkOutcome:
     """What a bulk registration stored: ``accepted`` rows are committed and visible."""
 
     accepted: int = 0
+    unchanged: int = 0  # found stored as they are (only when the session reports them)
     rows: int = 0
     failures: list[RowFailure] = field(default_factory=list)
     failures_dropped: int = 0
@@ -233,6 +234,9 @@ class BulkSession:
         self._principal = principal
         self._batch: list[tuple[int, BulkRow]] = []
         self.outcome = BulkOutcome()
+        # A re-import asks for rows already stored as they are to be counted, not failed
+        # (Registrar.register_many's report_unchanged); from the row it is set on.
+        self.report_unchanged = False
 
     def add(self, handle: str, values: Iterable[Value] | IdnodeError) -> None:
         """Queue one row; ``values`` is the error when the door could not decode them."""
@@ -258,12 +262,16 @@ class BulkSession:
         started = time.perf_counter()
         results = self._writes.registrar.register_many(
             self._principal, [item for _, item in batch],
-            audit=Writes.context(self._caller, "bulk_register"))
+            audit=Writes.context(self._caller, "bulk_register"),
+            report_unchanged=self.report_unchanged)
         self._writes.metrics.store_op("register_many").observe(time.perf_counter() - started)
         committed: list[WriteResult] = []
         for (row, item), result in zip(batch, results, strict=True):
             if isinstance(result, WriteResult):
-                committed.append(result)
+                if result.replayed:
+                    self.outcome.unchanged += 1
+                else:
+                    committed.append(result)
             else:
                 self._fail(row, item.handle, result)
         self._writes._committed("register", committed)
@@ -277,8 +285,8 @@ class BulkSession:
             self._batch.clear()
         self._audit_refusals(error)
         event(audit, "bulk-register", principal=self._principal.id, rows=self.outcome.rows,
-              accepted=self.outcome.accepted, failed=len(self.outcome.failures)
-              + self.outcome.failures_dropped,
+              accepted=self.outcome.accepted, unchanged=self.outcome.unchanged,
+              failed=len(self.outcome.failures) + self.outcome.failures_dropped,
               broken=error.message if error else "", door=self._caller.door)
         return self.outcome
 

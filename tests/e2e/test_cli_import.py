@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from idnode.v1 import registry_pb2_grpc, sync_pb2, sync_pb2_grpc
 from node.app import Node
 from tests.conftest import ADMIN, ADMIN_SECRET, NODE_PREFIX
 from tests.e2e.helpers import PARTS, PREFIX, cli, part_template, rejects, resolve, store, write_csv
+from tests.servers import http_get
 
 NodeFactory = Callable[..., Node]
 
@@ -39,10 +41,22 @@ def test_csv_import_stores_rows_and_a_reimport_changes_nothing(node: Node,
     assert not (tmp_path / "parts.csv.rejects.csv").exists()
     assert not (tmp_path / "parts.csv.idnode-checkpoint.json").exists()
     before = store(node)
+    read_back = batch_resolves(node)
     code, out = cli(node, "import", str(src), "--prefix", PREFIX)
     assert code == 0, out
     assert "accepted 0, unchanged 3, updated 0, conflicts 0, rejected 0" in out
+    # The node said which rows are unchanged: none was read back to compare.
+    assert batch_resolves(node) == read_back
     assert store(node) == before and resolve(node, f"{PREFIX}/PN-0001").version == 1
+
+
+def batch_resolves(node: Node) -> float:
+    """BatchResolve calls the node has answered (0 before the first)."""
+    status, text = http_get(f"http://127.0.0.1:{node.http_port}/metrics")
+    assert status == 200
+    found = re.search(r'^idnode_grpc_requests_total\{code="OK",method="BatchResolve"\} (\S+)$',
+                      text, re.M)
+    return float(found.group(1)) if found else 0.0
 
 
 def test_a_changed_row_is_a_conflict_unless_update_existing(node: Node,

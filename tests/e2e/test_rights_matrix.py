@@ -251,3 +251,39 @@ def test_a_refused_write_changes_nothing(world: tuple[Node, World]) -> None:
     after = w.client.resolver.Resolve(resolver_pb2.ResolveRequest(handle=f"{A}/ITEM"),
                                       metadata=ADMIN, timeout=10)
     assert after.etag == before.etag
+
+
+def test_a_re_import_is_told_unchanged_only_about_what_the_caller_may_read(
+        world: tuple[Node, World]) -> None:
+    # ITEM holds a public URL and a private PRICE "42". The writer may register under A
+    # but not read private values: comparing against more than it may read would make
+    # BulkRegister an oracle for PRICE.
+    node, w = world
+    url, price = text(1, "URL", "https://item"), text(2, "PRICE", "42", private=True)
+
+    def bulk(who: str, *rows: list[record_pb2.Value], report: bool = True,
+             handle: str = f"{A}/ITEM") -> registry_pb2.BulkRegisterResponse:
+        messages = [registry_pb2.BulkRegisterRequest(report_unchanged=report)]
+        messages += [registry_pb2.BulkRegisterRequest(handle=handle, values=values)
+                     for values in rows]
+        response: registry_pb2.BulkRegisterResponse = w.client.registry.BulkRegister(
+            iter(messages), metadata=w.metadata(who), timeout=30)
+        return response
+
+    def outcome(response: registry_pb2.BulkRegisterResponse) -> tuple[int, int, list[int]]:
+        return (response.accepted, response.unchanged,
+                [f.error.code for f in response.failures])
+
+    exists = grpc.StatusCode.ALREADY_EXISTS.value[0]
+    sequence = node.store.last_sequence()
+    guess_right, guess_wrong = [url, price], [url, text(2, "PRICE", "43", private=True)]
+    assert outcome(bulk("writer", guess_right, guess_wrong)) == (0, 0, [exists, exists])
+    assert outcome(bulk("writer", [url])) == (0, 1, [])  # all it may read, unchanged
+    assert outcome(bulk("admin A", guess_right)) == (0, 1, [])
+    assert outcome(bulk("admin A", [url], guess_wrong)) == (0, 0, [exists, exists])
+    assert outcome(bulk("admin A", guess_right, report=False)) == (0, 0, [exists])
+    assert outcome(bulk("admin A", [text(1, "URL", "https://item", private=True)])) == \
+        (0, 0, [exists])  # the same data with other permissions is another value
+    assert node.store.last_sequence() == sequence  # nothing was written
+    assert outcome(bulk("admin A", [url], handle=f"{A}/NEW")) == (1, 0, [])
+

@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from idnode.v1 import record_pb2 as idnode_dot_v1_dot_record__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18idnode/v1/registry.proto\x12\tidnode.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16idnode/v1/record.proto\"W\n\x0fRegisterRequest\x12\x0e\n\x06handle\x18\x01 \x01(\t\x12 \n\x06values\x18\x02 \x03(\x0b\x32\x10.idnode.v1.Value\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"A\n\x10RegisterResponse\x12\x0e\n\x06handle\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12\x0c\n\x04\x65tag\x18\x03 \x01(\t\"\xd0\x01\n\rUpdateRequest\x12\x0e\n\x06handle\x18\x01 \x01(\t\x12 \n\x06values\x18\x02 \x03(\x0b\x32\x10.idnode.v1.Value\x12\x0c\n\x04\x65tag\x18\x03 \x01(\t\x12+\n\x04mode\x18\x04 \x01(\x0e\x32\x1d.idnode.v1.UpdateRequest.Mode\x12\x12\n\nrequest_id\x18\x05 \x01(\t\">\n\x04Mode\x12\x14\n\x10MODE_UNSPECIFIED\x10\x00\x12\x10\n\x0cMODE_REPLACE\x10\x01\x12\x0e\n\nMODE_MERGE\x10\x02\"?\n\x0eUpdateResponse\x12\x0e\n\x06handle\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12\x0c\n\x04\x65tag\x18\x03 \x01(\t\"R\n\rDeleteRequest\x12\x0e\n\x06handle\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\x12\x0f\n\x07indexes\x18\x03 \x03(\r\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"?\n\x0e\x44\x65leteResponse\x12\x0e\n\x06handle\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12\x0c\n\x04\x65tag\x18\x03 \x01(\t\"D\n\x0bListRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"8\n\x0cListResponse\x12\x0f\n\x07handles\x18\x01 \x03(\t\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\";\n\x07\x42ulkRow\x12\x0e\n\x06handle\x18\x01 \x01(\t\x12 \n\x06values\x18\x02 \x03(\x0b\x32\x10.idnode.v1.Value\"i\n\x13\x42ulkRegisterRequest\x12\x0e\n\x06handle\x18\x01 \x01(\t\x12 \n\x06values\x18\x02 \x03(\x0b\x32\x10.idnode.v1.Value\x12 \n\x04rows\x18\x03 \x03(\x0b\x32\x12.idnode.v1.BulkRow\"W\n\x13\x42ulkRegisterFailure\x12\x0b\n\x03row\x18\x01 \x01(\x04\x12\x0e\n\x06handle\x18\x02 \x01(\t\x12#\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x14.idnode.v1.ItemError\"Z\n\x14\x42ulkRegisterResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x04\x12\x30\n\x08\x66\x61ilures\x18\x02 \x03(\x0b\x32\x1e.idnode.v1.BulkRegisterFailure\"=\n\x15\x41llocatePrefixRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\x14\n\x0cowner_secret\x18\x02 \x01(\t\"M\n\x16\x41llocatePrefixResponse\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x14\n\x0cowner_secret\x18\x03 \x01(\t\"\xe9\t\n\x08Template\x12)\n\x06\x66ields\x18\x01 \x03(\x0b\x32\x19.idnode.v1.Template.Field\x12\x19\n\x11\x61llow_other_types\x18\x02 \x01(\x08\x12.\n\nupdated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x04 \x01(\t\x12(\n\x05state\x18\x05 \x01(\x0e\x32\x19.idnode.v1.Template.State\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\x12\x19\n\x11industry_category\x18\x07 \x01(\t\x12\x19\n\x11industry_specific\x18\x08 \x01(\t\x12\x16\n\x0eindustry_trade\x18\t \x01(\t\x12\x19\n\x11industry_subclass\x18\n \x01(\t\x12\x13\n\x0bobject_type\x18\x0b \x01(\r\x12\x0e\n\x06prefix\x18\x0c \x01(\t\x12.\n\ncreated_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0cpublished_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0cwithdrawn_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nupdated_by\x18\x10 \x01(\t\x1a\x85\x05\n\x05\x46ield\x12\x0c\n\x04type\x18\x01 \x01(\t\x12,\n\x04kind\x18\x02 \x01(\x0e\x32\x1e.idnode.v1.Template.Field.Kind\x12\x10\n\x08required\x18\x03 \x01(\x08\x12\x0f\n\x07pattern\x18\x04 \x01(\t\x12\x13\n\x0b\x65num_values\x18\x05 \x03(\t\x12\x0c\n\x04name\x18\x06 \x01(\t\x12\x10\n\x08id_index\x18\x07 \x01(\r\x12\x32\n\x05state\x18\x08 \x01(\x0e\x32#.idnode.v1.Template.Field.ItemState\x12\x17\n\nmin_length\x18\t \x01(\rH\x00\x88\x01\x01\x12\x17\n\nmax_length\x18\n \x01(\rH\x01\x88\x01\x01\x12\x0f\n\x07minimum\x18\x0b \x01(\t\x12\x0f\n\x07maximum\x18\x0c \x01(\t\x12\x16\n\tprecision\x18\r \x01(\rH\x02\x88\x01\x01\x12\x13\n\x0b\x64\x61te_format\x18\x0e \x01(\t\x12\x0e\n\x06grants\x18\x0f \x03(\t\"\x9c\x01\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x0f\n\x0bKIND_STRING\x10\x01\x12\x0c\n\x08KIND_INT\x10\x02\x12\x10\n\x0cKIND_DECIMAL\x10\x03\x12\r\n\tKIND_DATE\x10\x04\x12\x0c\n\x08KIND_URL\x10\x05\x12\r\n\tKIND_ENUM\x10\x06\x12\r\n\tKIND_FILE\x10\x07\x12\x12\n\x0eKIND_REFERENCE\x10\x08\"X\n\tItemState\x12\x1a\n\x16ITEM_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12ITEM_STATE_ENABLED\x10\x01\x12\x17\n\x13ITEM_STATE_DISABLED\x10\x02\x42\r\n\x0b_min_lengthB\r\n\x0b_max_lengthB\x0c\n\n_precision\"Y\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bSTATE_DRAFT\x10\x01\x12\x13\n\x0fSTATE_PUBLISHED\x10\x02\x12\x13\n\x0fSTATE_WITHDRAWN\x10\x03\"K\n\x12PutTemplateRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12%\n\x08template\x18\x02 \x01(\x0b\x32\x13.idnode.v1.Template\"L\n\x13PutTemplateResponse\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12%\n\x08template\x18\x02 \x01(\x0b\x32\x13.idnode.v1.Template\"5\n\x12GetTemplateRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"L\n\x13GetTemplateResponse\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12%\n\x08template\x18\x02 \x01(\x0b\x32\x13.idnode.v1.Template\"&\n\x14ListTemplatesRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\"?\n\x15ListTemplatesResponse\x12&\n\ttemplates\x18\x01 \x03(\x0b\x32\x13.idnode.v1.Template\"9\n\x16PublishTemplateRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"@\n\x17PublishTemplateResponse\x12%\n\x08template\x18\x01 \x01(\x0b\x32\x13.idnode.v1.Template\":\n\x17WithdrawTemplateRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"A\n\x18WithdrawTemplateResponse\x12%\n\x08template\x18\x01 \x01(\x0b\x32\x13.idnode.v1.Template2\xd7\x06\n\x08Registry\x12\x43\n\x08Register\x12\x1a.idnode.v1.RegisterRequest\x1a\x1b.idnode.v1.RegisterResponse\x12=\n\x06Update\x12\x18.idnode.v1.UpdateRequest\x1a\x19.idnode.v1.UpdateResponse\x12=\n\x06\x44\x65lete\x12\x18.idnode.v1.DeleteRequest\x1a\x19.idnode.v1.DeleteResponse\x12\x37\n\x04List\x12\x16.idnode.v1.ListRequest\x1a\x17.idnode.v1.ListResponse\x12Q\n\x0c\x42ulkRegister\x12\x1e.idnode.v1.BulkRegisterRequest\x1a\x1f.idnode.v1.BulkRegisterResponse(\x01\x12U\n\x0e\x41llocatePrefix\x12 .idnode.v1.AllocatePrefixRequest\x1a!.idnode.v1.AllocatePrefixResponse\x12L\n\x0bPutTemplate\x12\x1d.idnode.v1.PutTemplateRequest\x1a\x1e.idnode.v1.PutTemplateResponse\x12L\n\x0bGetTemplate\x12\x1d.idnode.v1.GetTemplateRequest\x1a\x1e.idnode.v1.GetTemplateResponse\x12R\n\rListTemplates\x12\x1f.idnode.v1.ListTemplatesRequest\x1a .idnode.v1.ListTemplatesResponse\x12X\n\x0fPublishTemplate\x12!.idnode.v1.PublishTemplateRequest\x1a\".idnode.v1.PublishTemplateResponse\x12[\n\x10WithdrawTemplate\x12\".idnode.v1.WithdrawTemplateRequest\x1a#.idnode.v1.WithdrawTemplateResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18idnode/v1/registry.proto\x12\tidnode.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16idnode/v1/record.proto\"W\n\x0fRegisterRequest\x12\x0e\n\x06handle\x18\x01 \x01(\t\x12 \n\x06values\x18\x02 \x03(\x0b\x32\x10.idnode.v1.Value\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"A\n\x10RegisterResponse\x12\x0e\n\x06handle\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12\x0c\n\x04\x65tag\x18\x03 \x01(\t\"\xd0\x01\n\rUpdateRequest\x12\x0e\n\x06handle\x18\x01 \x01(\t\x12 \n\x06values\x18\x02 \x03(\x0b\x32\x10.idnode.v1.Value\x12\x0c\n\x04\x65tag\x18\x03 \x01(\t\x12+\n\x04mode\x18\x04 \x01(\x0e\x32\x1d.idnode.v1.UpdateRequest.Mode\x12\x12\n\nrequest_id\x18\x05 \x01(\t\">\n\x04Mode\x12\x14\n\x10MODE_UNSPECIFIED\x10\x00\x12\x10\n\x0cMODE_REPLACE\x10\x01\x12\x0e\n\nMODE_MERGE\x10\x02\"?\n\x0eUpdateResponse\x12\x0e\n\x06handle\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12\x0c\n\x04\x65tag\x18\x03 \x01(\t\"R\n\rDeleteRequest\x12\x0e\n\x06handle\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\x12\x0f\n\x07indexes\x18\x03 \x03(\r\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"?\n\x0e\x44\x65leteResponse\x12\x0e\n\x06handle\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12\x0c\n\x04\x65tag\x18\x03 \x01(\t\"D\n\x0bListRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"8\n\x0cListResponse\x12\x0f\n\x07handles\x18\x01 \x03(\t\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\";\n\x07\x42ulkRow\x12\x0e\n\x06handle\x18\x01 \x01(\t\x12 \n\x06values\x18\x02 \x03(\x0b\x32\x10.idnode.v1.Value\"\x83\x01\n\x13\x42ulkRegisterRequest\x12\x0e\n\x06handle\x18\x01 \x01(\t\x12 \n\x06values\x18\x02 \x03(\x0b\x32\x10.idnode.v1.Value\x12 \n\x04rows\x18\x03 \x03(\x0b\x32\x12.idnode.v1.BulkRow\x12\x18\n\x10report_unchanged\x18\x04 \x01(\x08\"W\n\x13\x42ulkRegisterFailure\x12\x0b\n\x03row\x18\x01 \x01(\x04\x12\x0e\n\x06handle\x18\x02 \x01(\t\x12#\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x14.idnode.v1.ItemError\"m\n\x14\x42ulkRegisterResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x04\x12\x30\n\x08\x66\x61ilures\x18\x02 \x03(\x0b\x32\x1e.idnode.v1.BulkRegisterFailure\x12\x11\n\tunchanged\x18\x03 \x01(\x04\"=\n\x15\x41llocatePrefixRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\x14\n\x0cowner_secret\x18\x02 \x01(\t\"M\n\x16\x41llocatePrefixResponse\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x14\n\x0cowner_secret\x18\x03 \x01(\t\"\xe9\t\n\x08Template\x12)\n\x06\x66ields\x18\x01 \x03(\x0b\x32\x19.idnode.v1.Template.Field\x12\x19\n\x11\x61llow_other_types\x18\x02 \x01(\x08\x12.\n\nupdated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x04 \x01(\t\x12(\n\x05state\x18\x05 \x01(\x0e\x32\x19.idnode.v1.Template.State\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\x12\x19\n\x11industry_category\x18\x07 \x01(\t\x12\x19\n\x11industry_specific\x18\x08 \x01(\t\x12\x16\n\x0eindustry_trade\x18\t \x01(\t\x12\x19\n\x11industry_subclass\x18\n \x01(\t\x12\x13\n\x0bobject_type\x18\x0b \x01(\r\x12\x0e\n\x06prefix\x18\x0c \x01(\t\x12.\n\ncreated_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0cpublished_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0cwithdrawn_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nupdated_by\x18\x10 \x01(\t\x1a\x85\x05\n\x05\x46ield\x12\x0c\n\x04type\x18\x01 \x01(\t\x12,\n\x04kind\x18\x02 \x01(\x0e\x32\x1e.idnode.v1.Template.Field.Kind\x12\x10\n\x08required\x18\x03 \x01(\x08\x12\x0f\n\x07pattern\x18\x04 \x01(\t\x12\x13\n\x0b\x65num_values\x18\x05 \x03(\t\x12\x0c\n\x04name\x18\x06 \x01(\t\x12\x10\n\x08id_index\x18\x07 \x01(\r\x12\x32\n\x05state\x18\x08 \x01(\x0e\x32#.idnode.v1.Template.Field.ItemState\x12\x17\n\nmin_length\x18\t \x01(\rH\x00\x88\x01\x01\x12\x17\n\nmax_length\x18\n \x01(\rH\x01\x88\x01\x01\x12\x0f\n\x07minimum\x18\x0b \x01(\t\x12\x0f\n\x07maximum\x18\x0c \x01(\t\x12\x16\n\tprecision\x18\r \x01(\rH\x02\x88\x01\x01\x12\x13\n\x0b\x64\x61te_format\x18\x0e \x01(\t\x12\x0e\n\x06grants\x18\x0f \x03(\t\"\x9c\x01\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x0f\n\x0bKIND_STRING\x10\x01\x12\x0c\n\x08KIND_INT\x10\x02\x12\x10\n\x0cKIND_DECIMAL\x10\x03\x12\r\n\tKIND_DATE\x10\x04\x12\x0c\n\x08KIND_URL\x10\x05\x12\r\n\tKIND_ENUM\x10\x06\x12\r\n\tKIND_FILE\x10\x07\x12\x12\n\x0eKIND_REFERENCE\x10\x08\"X\n\tItemState\x12\x1a\n\x16ITEM_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12ITEM_STATE_ENABLED\x10\x01\x12\x17\n\x13ITEM_STATE_DISABLED\x10\x02\x42\r\n\x0b_min_lengthB\r\n\x0b_max_lengthB\x0c\n\n_precision\"Y\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bSTATE_DRAFT\x10\x01\x12\x13\n\x0fSTATE_PUBLISHED\x10\x02\x12\x13\n\x0fSTATE_WITHDRAWN\x10\x03\"K\n\x12PutTemplateRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12%\n\x08template\x18\x02 \x01(\x0b\x32\x13.idnode.v1.Template\"L\n\x13PutTemplateResponse\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12%\n\x08template\x18\x02 \x01(\x0b\x32\x13.idnode.v1.Template\"5\n\x12GetTemplateRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"L\n\x13GetTemplateResponse\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12%\n\x08template\x18\x02 \x01(\x0b\x32\x13.idnode.v1.Template\"&\n\x14ListTemplatesRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\"?\n\x15ListTemplatesResponse\x12&\n\ttemplates\x18\x01 \x03(\x0b\x32\x13.idnode.v1.Template\"9\n\x16PublishTemplateRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"@\n\x17PublishTemplateResponse\x12%\n\x08template\x18\x01 \x01(\x0b\x32\x13.idnode.v1.Template\":\n\x17WithdrawTemplateRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"A\n\x18WithdrawTemplateResponse\x12%\n\x08template\x18\x01 \x01(\x0b\x32\x13.idnode.v1.Template2\xd7\x06\n\x08Registry\x12\x43\n\x08Register\x12\x1a.idnode.v1.RegisterRequest\x1a\x1b.idnode.v1.RegisterResponse\x12=\n\x06Update\x12\x18.idnode.v1.UpdateRequest\x1a\x19.idnode.v1.UpdateResponse\x12=\n\x06\x44\x65lete\x12\x18.idnode.v1.DeleteRequest\x1a\x19.idnode.v1.DeleteResponse\x12\x37\n\x04List\x12\x16.idnode.v1.ListRequest\x1a\x17.idnode.v1.ListResponse\x12Q\n\x0c\x42ulkRegister\x12\x1e.idnode.v1.BulkRegisterRequest\x1a\x1f.idnode.v1.BulkRegisterResponse(\x01\x12U\n\x0e\x41llocatePrefix\x12 .idnode.v1.AllocatePrefixRequest\x1a!.idnode.v1.AllocatePrefixResponse\x12L\n\x0bPutTemplate\x12\x1d.idnode.v1.PutTemplateRequest\x1a\x1e.idnode.v1.PutTemplateResponse\x12L\n\x0bGetTemplate\x12\x1d.idnode.v1.GetTemplateRequest\x1a\x1e.idnode.v1.GetTemplateResponse\x12R\n\rListTemplates\x12\x1f.idnode.v1.ListTemplatesRequest\x1a .idnode.v1.ListTemplatesResponse\x12X\n\x0fPublishTemplate\x12!.idnode.v1.PublishTemplateRequest\x1a\".idnode.v1.PublishTemplateResponse\x12[\n\x10WithdrawTemplate\x12\".idnode.v1.WithdrawTemplateRequest\x1a#.idnode.v1.WithdrawTemplateResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -53,46 +53,46 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTRESPONSE']._serialized_end=803
   _globals['_BULKROW']._serialized_start=805
   _globals['_BULKROW']._serialized_end=864
-  _globals['_BULKREGISTERREQUEST']._serialized_start=866
-  _globals['_BULKREGISTERREQUEST']._serialized_end=971
-  _globals['_BULKREGISTERFAILURE']._serialized_start=973
-  _globals['_BULKREGISTERFAILURE']._serialized_end=1060
-  _globals['_BULKREGISTERRESPONSE']._serialized_start=1062
-  _globals['_BULKREGISTERRESPONSE']._serialized_end=1152
-  _globals['_ALLOCATEPREFIXREQUEST']._serialized_start=1154
-  _globals['_ALLOCATEPREFIXREQUEST']._serialized_end=1215
-  _globals['_ALLOCATEPREFIXRESPONSE']._serialized_start=1217
-  _globals['_ALLOCATEPREFIXRESPONSE']._serialized_end=1294
-  _globals['_TEMPLATE']._serialized_start=1297
-  _globals['_TEMPLATE']._serialized_end=2554
-  _globals['_TEMPLATE_FIELD']._serialized_start=1818
-  _globals['_TEMPLATE_FIELD']._serialized_end=2463
-  _globals['_TEMPLATE_FIELD_KIND']._serialized_start=2173
-  _globals['_TEMPLATE_FIELD_KIND']._serialized_end=2329
-  _globals['_TEMPLATE_FIELD_ITEMSTATE']._serialized_start=2331
-  _globals['_TEMPLATE_FIELD_ITEMSTATE']._serialized_end=2419
-  _globals['_TEMPLATE_STATE']._serialized_start=2465
-  _globals['_TEMPLATE_STATE']._serialized_end=2554
-  _globals['_PUTTEMPLATEREQUEST']._serialized_start=2556
-  _globals['_PUTTEMPLATEREQUEST']._serialized_end=2631
-  _globals['_PUTTEMPLATERESPONSE']._serialized_start=2633
-  _globals['_PUTTEMPLATERESPONSE']._serialized_end=2709
-  _globals['_GETTEMPLATEREQUEST']._serialized_start=2711
-  _globals['_GETTEMPLATEREQUEST']._serialized_end=2764
-  _globals['_GETTEMPLATERESPONSE']._serialized_start=2766
-  _globals['_GETTEMPLATERESPONSE']._serialized_end=2842
-  _globals['_LISTTEMPLATESREQUEST']._serialized_start=2844
-  _globals['_LISTTEMPLATESREQUEST']._serialized_end=2882
-  _globals['_LISTTEMPLATESRESPONSE']._serialized_start=2884
-  _globals['_LISTTEMPLATESRESPONSE']._serialized_end=2947
-  _globals['_PUBLISHTEMPLATEREQUEST']._serialized_start=2949
-  _globals['_PUBLISHTEMPLATEREQUEST']._serialized_end=3006
-  _globals['_PUBLISHTEMPLATERESPONSE']._serialized_start=3008
-  _globals['_PUBLISHTEMPLATERESPONSE']._serialized_end=3072
-  _globals['_WITHDRAWTEMPLATEREQUEST']._serialized_start=3074
-  _globals['_WITHDRAWTEMPLATEREQUEST']._serialized_end=3132
-  _globals['_WITHDRAWTEMPLATERESPONSE']._serialized_start=3134
-  _globals['_WITHDRAWTEMPLATERESPONSE']._serialized_end=3199
-  _globals['_REGISTRY']._serialized_start=3202
-  _globals['_REGISTRY']._serialized_end=4057
+  _globals['_BULKREGISTERREQUEST']._serialized_start=867
+  _globals['_BULKREGISTERREQUEST']._serialized_end=998
+  _globals['_BULKREGISTERFAILURE']._serialized_start=1000
+  _globals['_BULKREGISTERFAILURE']._serialized_end=1087
+  _globals['_BULKREGISTERRESPONSE']._serialized_start=1089
+  _globals['_BULKREGISTERRESPONSE']._serialized_end=1198
+  _globals['_ALLOCATEPREFIXREQUEST']._serialized_start=1200
+  _globals['_ALLOCATEPREFIXREQUEST']._serialized_end=1261
+  _globals['_ALLOCATEPREFIXRESPONSE']._serialized_start=1263
+  _globals['_ALLOCATEPREFIXRESPONSE']._serialized_end=1340
+  _globals['_TEMPLATE']._serialized_start=1343
+  _globals['_TEMPLATE']._serialized_end=2600
+  _globals['_TEMPLATE_FIELD']._serialized_start=1864
+  _globals['_TEMPLATE_FIELD']._serialized_end=2509
+  _globals['_TEMPLATE_FIELD_KIND']._serialized_start=2219
+  _globals['_TEMPLATE_FIELD_KIND']._serialized_end=2375
+  _globals['_TEMPLATE_FIELD_ITEMSTATE']._serialized_start=2377
+  _globals['_TEMPLATE_FIELD_ITEMSTATE']._serialized_end=2465
+  _globals['_TEMPLATE_STATE']._serialized_start=2511
+  _globals['_TEMPLATE_STATE']._serialized_end=2600
+  _globals['_PUTTEMPLATEREQUEST']._serialized_start=2602
+  _globals['_PUTTEMPLATEREQUEST']._serialized_end=2677
+  _globals['_PUTTEMPLATERESPONSE']._serialized_start=2679
+  _globals['_PUTTEMPLATERESPONSE']._serialized_end=2755
+  _globals['_GETTEMPLATEREQUEST']._serialized_start=2757
+  _globals['_GETTEMPLATEREQUEST']._serialized_end=2810
+  _globals['_GETTEMPLATERESPONSE']._serialized_start=2812
+  _globals['_GETTEMPLATERESPONSE']._serialized_end=2888
+  _globals['_LISTTEMPLATESREQUEST']._serialized_start=2890
+  _globals['_LISTTEMPLATESREQUEST']._serialized_end=2928
+  _globals['_LISTTEMPLATESRESPONSE']._serialized_start=2930
+  _globals['_LISTTEMPLATESRESPONSE']._serialized_end=2993
+  _globals['_PUBLISHTEMPLATEREQUEST']._serialized_start=2995
+  _globals['_PUBLISHTEMPLATEREQUEST']._serialized_end=3052
+  _globals['_PUBLISHTEMPLATERESPONSE']._serialized_start=3054
+  _globals['_PUBLISHTEMPLATERESPONSE']._serialized_end=3118
+  _globals['_WITHDRAWTEMPLATEREQUEST']._serialized_start=3120
+  _globals['_WITHDRAWTEMPLATEREQUEST']._serialized_end=3178
+  _globals['_WITHDRAWTEMPLATERESPONSE']._serialized_start=3180
+  _globals['_WITHDRAWTEMPLATERESPONSE']._serialized_end=3245
+  _globals['_REGISTRY']._serialized_start=3248
+  _globals['_REGISTRY']._serialized_end=4103
 # @@protoc_insertion_point(module_scope)

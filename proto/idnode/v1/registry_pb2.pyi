@@ -112,14 +112,16 @@ class BulkRow(_message.Message):
     def __init__(self, handle: _Optional[str] = ..., values: _Optional[_Iterable[_Union[_record_pb2.Value, _Mapping]]] = ...) -> None: ...
 
 class BulkRegisterRequest(_message.Message):
-    __slots__ = ("handle", "values", "rows")
+    __slots__ = ("handle", "values", "rows", "report_unchanged")
     HANDLE_FIELD_NUMBER: _ClassVar[int]
     VALUES_FIELD_NUMBER: _ClassVar[int]
     ROWS_FIELD_NUMBER: _ClassVar[int]
+    REPORT_UNCHANGED_FIELD_NUMBER: _ClassVar[int]
     handle: str
     values: _containers.RepeatedCompositeFieldContainer[_record_pb2.Value]
     rows: _containers.RepeatedCompositeFieldContainer[BulkRow]
-    def __init__(self, handle: _Optional[str] = ..., values: _Optional[_Iterable[_Union[_record_pb2.Value, _Mapping]]] = ..., rows: _Optional[_Iterable[_Union[BulkRow, _Mapping]]] = ...) -> None: ...
+    report_unchanged: bool
+    def __init__(self, handle: _Optional[str] = ..., values: _Optional[_Iterable[_Union[_record_pb2.Value, _Mapping]]] = ..., rows: _Optional[_Iterable[_Union[BulkRow, _Mapping]]] = ..., report_unchanged: bool = ...) -> None: ...
 
 class BulkRegisterFailure(_message.Message):
     __slots__ = ("row", "handle", "error")
@@ -132,12 +134,14 @@ class BulkRegisterFailure(_message.Message):
     def __init__(self, row: _Optional[int] = ..., handle: _Optional[str] = ..., error: _Optional[_Union[_record_pb2.ItemError, _Mapping]] = ...) -> None: ...
 
 class BulkRegisterResponse(_message.Message):
-    __slots__ = ("accepted", "failures")
+    __slots__ = ("accepted", "failures", "unchanged")
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     FAILURES_FIELD_NUMBER: _ClassVar[int]
+    UNCHANGED_FIELD_NUMBER: _ClassVar[int]
     accepted: int
     failures: _containers.RepeatedCompositeFieldContainer[BulkRegisterFailure]
-    def __init__(self, accepted: _Optional[int] = ..., failures: _Optional[_Iterable[_Union[BulkRegisterFailure, _Mapping]]] = ...) -> None: ...
+    unchanged: int
+    def __init__(self, accepted: _Optional[int] = ..., failures: _Optional[_Iterable[_Union[BulkRegisterFailure, _Mapping]]] = ..., unchanged: _Optional[int] = ...) -> None: ...
 
 class AllocatePrefixRequest(_message.Message):
     __slots__ = ("prefix", "owner_secret")
