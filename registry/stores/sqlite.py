@@ -34,7 +34,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from registry import audit
 from registry.access.principals import Principal, StoredPrincipal, identity_key
@@ -219,6 +219,12 @@ _INSERT_RECORD = "INSERT INTO records " + _RECORD_COLUMNS
 _UPSERT_RECORD = "INSERT OR REPLACE INTO records " + _RECORD_COLUMNS
 # Every write that adds or removes a record moves the count in its transaction (0009).
 _COUNT_RECORDS = "UPDATE record_count SET n = n + ?"
+_RECORD_READ = "handle, version, seq, updated_at, vals"
+
+
+def _record(row: Sequence[Any]) -> Record:
+    """A record from the columns of :data:`_RECORD_READ`."""
+    return Record(Handle.parse(row[0]), values_from_json(row[4]), row[1], row[2], row[3])
 
 _INSERT_CHANGE = ("INSERT INTO changes (seq, op, key, handle, version, values_json, principal, "
                   "request_id, at, client_address, door) "
@@ -504,11 +510,9 @@ class SQLiteStore:
 
     @staticmethod
     def _load(conn: sqlite3.Connection, key: str) -> Record | None:
-        row = conn.execute("SELECT handle, version, seq, updated_at, vals FROM records "
-                           "WHERE key = ?", (key,)).fetchone()
-        if row is None:
-            return None
-        return Record(Handle.parse(row[0]), values_from_json(row[4]), row[1], row[2], row[3])
+        row = conn.execute(f"SELECT {_RECORD_READ} FROM records WHERE key = ?",  # noqa: S608
+                           (key,)).fetchone()
+        return _record(row) if row is not None else None
 
     def get(self, key: str) -> Record | None:
         return self._load(self._reader(), key)
@@ -650,10 +654,9 @@ class SQLiteStore:
 
     def iter_records(self, after_key: str, limit: int) -> list[Record]:
         """At most ``limit`` records with a key above ``after_key``, in key order."""
-        return [Record(Handle.parse(r[0]), values_from_json(r[4]), r[1], r[2], r[3])
-                for r in self._reader().execute(
-                    "SELECT handle, version, seq, updated_at, vals FROM records WHERE key > ? "
-                    "ORDER BY key LIMIT ?", (after_key, limit))]
+        return [_record(r) for r in self._reader().execute(
+            f"SELECT {_RECORD_READ} FROM records WHERE key > ? "  # noqa: S608
+            "ORDER BY key LIMIT ?", (after_key, limit))]
 
     def dump_rows(self, table: str, after: str | int, limit: int) -> list[tuple[object, ...]]:
         """A page of ``table``'s rows (dump_rows.TABLES) after ``after``, as stored."""
