@@ -1,7 +1,7 @@
 """``idnode import`` at scale: N generated parts (with Chinese text) into the embedded node.
 
     .venv/bin/python -m loadtest.import_bench --rows 1000000 [--reimport] [--kill-resume]
-        [--keep DIR]
+        [--keep DIR] [--postgres]
 
 1. writes a CSV of ``--rows`` parts (``suffix,URL,productName,spec,batchNo,factory``;
    product names, specs and factories in Chinese), UTF-8;
@@ -9,8 +9,8 @@
    admin secret from the environment, free loopback ports), the server pinned to core 0
    and the CLI to core 1 when taskset and two cores are there;
 3. runs ``python -m node import FILE --prefix 88.118.8 --no-progress`` as a child and
-   reports its wall time, rows/s (target ≥ 20,000) and peak RSS (``ru_maxrss`` from
-   ``wait4``, target ≤ 150 MB), and the CLI's summary line;
+   reports its wall time, rows/s (target ≥ 20,000) and peak RSS (the CLI's ``VmHWM``,
+   target ≤ 150 MB), and the CLI's summary line;
 4. resolves a random sample of ``--sample`` rows (BatchResolve, authenticated) and
    checks every value against the CSV;
 5. with ``--reimport``, runs the same import again: it must store nothing new
@@ -20,6 +20,11 @@
    (SIGKILL) 0.3 s after its checkpoint says half the rows are done (mid-call: rows past
    the checkpoint are stored but unacknowledged), runs the same command with
    ``--resume``, and compares the two stores' content digests: they must be equal.
+
+With ``--postgres`` the node stores into a throw-away PostgreSQL (loadtest/pg_server.py,
+fsync and synchronous commit on) instead of SQLite, pinned with the node, whose CPU per
+row then includes the database server's; the content digest is read from PostgreSQL's
+tables, and ``--kill-resume`` is not offered (it needs a second database).
 
 Besides wall-clock rows/s it prints CPU per row of the node and of the CLI (the CLI's
 from ``wait4``): on a shared machine the wall clock says as much about the neighbours as
@@ -31,6 +36,7 @@ Numbers only; nothing here is a test assertion beyond the checks' verdicts.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import hashlib
 import json
@@ -48,8 +54,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 import grpc
+import psycopg
 
 from idnode.v1 import record_pb2, resolver_pb2, resolver_pb2_grpc
+from loadtest.pg_server import BenchPostgres
 from loadtest.procs import Pinning, ProcessGroup, sigterm_as_interrupt, start_node
 
 SECRET = "import-bench-secret-0001"  # noqa: S105 (a throw-away node)
@@ -78,39 +86,63 @@ def generate(path: Path, rows: int) -> None:
 class Run(NamedTuple):
     code: int
     wall: float  # seconds
-    rss_kib: int  # peak RSS
+    rss_kib: int  # peak RSS of the CLI's own image (VmHWM), see run_import
     cpu: float  # user + system seconds
 
 
 def run_import(cmd: list[str], env: dict[str, str], log: Path,
                kill_when: Callable[[], bool] | None = None) -> Run:
-    """The CLI's exit code, wall seconds, peak RSS and CPU, measured by wait4;
-    ``kill_when``: SIGKILL it as soon as this says so (polled every 10 ms)."""
+    """The CLI's exit code, wall seconds, peak RSS and CPU (CPU from wait4);
+    ``kill_when``: SIGKILL it as soon as this says so (polled every 10 ms).
+
+    The peak RSS is the CLI's ``VmHWM``, read every 10 ms while it runs (the last read
+    misses at most its final 10 ms). Not wait4's ``ru_maxrss``: Linux carries that over
+    ``exec`` from the forking process, so it reported this orchestrator's size whenever
+    that was larger (a PostgreSQL digest read before a re-import: "253 MiB" for a CLI
+    that never passed 83)."""
     started = time.monotonic()
+    peak_kib = 0
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
-            while kill_when is not None and proc.poll() is None:
-                if kill_when():
+            while True:  # reaped by wait4 only, which also gives its CPU
+                done, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                if done:
+                    break
+                peak_kib = max(peak_kib, _high_water_kib(proc.pid))
+                if kill_when is not None and kill_when():
                     proc.send_signal(signal.SIGKILL)
+                    _, status, usage = os.wait4(proc.pid, 0)
                     break
                 time.sleep(0.01)
-            _, status, usage = os.wait4(proc.pid, 0)
-        except ChildProcessError:  # poll() above already reaped it
-            return Run(proc.returncode, time.monotonic() - started, 0, 0.0)
         except BaseException:  # Ctrl-C / SIGTERM: do not leave the CLI running
             proc.terminate()
             proc.wait(10)
             raise
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return Run(proc.returncode, time.monotonic() - started, usage.ru_maxrss,
+    return Run(proc.returncode, time.monotonic() - started, peak_kib,
                usage.ru_utime + usage.ru_stime)
 
 
-def store_digest(data: Path) -> tuple[int, str]:
+def _high_water_kib(pid: int) -> int:
+    """``VmHWM`` of a running process, 0 once it is gone (or before exec settles)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def store_digest(data: Path, database_url: str = "") -> tuple[int, str]:
     """(records, SHA-256) of every record and value under the imported prefix in the
-    node's SQLite store, without the timestamps and sequences that differ between two
-    imports of the same file (the node admin's records differ: their secrets are salted)."""
+    node's store, without the timestamps and sequences that differ between two imports
+    of the same file (the node admin's records differ: their secrets are salted).
+    Digests of the two backends are not comparable with each other."""
+    if database_url:
+        return _postgres_digest(database_url)
     db = data / "idnode.sqlite3"
     digest = hashlib.sha256()
     with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
@@ -123,6 +155,37 @@ def store_digest(data: Path) -> tuple[int, str]:
             values = [item[:3] + item[4:] for item in json.loads(vals)]
             digest.update(repr((key, handle, prefix_key, version, values)).encode())
             records += 1
+    return records, digest.hexdigest()
+
+
+def pin_with_children(pid: int, cpus: str) -> None:
+    """Pin a running server and its children (PostgreSQL's background processes) to
+    ``cpus`` ("0" or "0,1"); backends it forks later inherit the postmaster's pinning."""
+    wanted = {int(c) for c in cpus.split(",")}
+    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True,
+                              check=False).stdout.split()
+    for each in (pid, *map(int, children)):
+        with contextlib.suppress(ProcessLookupError):
+            os.sched_setaffinity(each, wanted)
+
+
+def _postgres_digest(url: str) -> tuple[int, str]:
+    """store_digest of the PostgreSQL store (one value row per value there)."""
+    digest = hashlib.sha256()
+    with psycopg.connect(url) as conn:  # named cursors: streamed, not fetched whole
+        records = 0
+        with conn.cursor(name="records") as cur:
+            cur.execute("SELECT key, handle, prefix_key, version FROM records "
+                        "WHERE prefix_key = %s ORDER BY key", (PREFIX,))
+            for row in cur:
+                digest.update(repr(tuple(row)).encode())
+                records += 1
+        with conn.cursor(name="values") as cur:
+            cur.execute("SELECT v.key, idx, type, kind, data, ttl, perms FROM "
+                        "record_values v JOIN records r ON r.key = v.key WHERE "
+                        "r.prefix_key = %s ORDER BY v.key, idx", (PREFIX,))
+            for row in cur:
+                digest.update(repr((*row[:4], bytes(row[4]), *row[5:])).encode())
     return records, digest.hexdigest()
 
 
@@ -173,7 +236,11 @@ def main(argv: list[str] | None = None) -> int:
                              "and compare the stores.")
     parser.add_argument("--no-pin", action="store_true")
     parser.add_argument("--keep", type=Path, help="Work here and keep the files.")
+    parser.add_argument("--postgres", action="store_true",
+                        help="Store into a throw-away PostgreSQL instead of SQLite.")
     args = parser.parse_args(argv)
+    if args.postgres and args.kill_resume:
+        parser.error("--kill-resume needs a second database: run it without --postgres")
     work = args.keep or Path(tempfile.mkdtemp(prefix="idnode-import-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     csv_path = work / "parts.csv"
@@ -185,22 +252,34 @@ def main(argv: list[str] | None = None) -> int:
     print(f"pinning: {pin.describe()}", flush=True)
     data = work / "data"
     ok = True
-    with sigterm_as_interrupt(), ProcessGroup() as group:
-        node = start_node(group, pin, "127.0.0.1", data, SECRET)
+    with sigterm_as_interrupt(), ProcessGroup() as group, contextlib.ExitStack() as stack:
+        database = None
+        if args.postgres:
+            database = BenchPostgres().start()
+            stack.callback(database.close)
+            if pin.enabled and database.process is not None:
+                pin_with_children(database.process.pid, pin.server_cpus)
+        url = database.url if database is not None else ""
+        node = start_node(group, pin, "127.0.0.1", data, SECRET,
+                          extra_env={"IDNODE_DATABASE_URL": url} if url else None)
         env = {k: v for k, v in os.environ.items() if not k.startswith("IDNODE_")}
         env.update(IDNODE_TARGET=node.target, IDNODE_IDENTITY=IDENTITY, IDNODE_SECRET=SECRET)
         args_ = ["-m", "node", "import", str(csv_path), "--prefix", PREFIX, "--no-progress"]
         cmd = pin.wrap([sys.executable, *args_], "client")
         print("$ " + " ".join(cmd), flush=True)
-        node_cpu = node.cpu()
+        def server_cpu() -> float:  # the node's, and its database server's
+            return node.cpu() + (database.cpu() if database is not None else 0.0)
+
+        node_cpu = server_cpu()
         first = run_import(cmd, env, work / "import.log")
-        node_cpu = node.cpu() - node_cpu
+        node_cpu = server_cpu() - node_cpu
         print((work / "import.log").read_text(encoding="utf-8").strip())
         node_us, cli_us = node_cpu / args.rows * 1e6, first.cpu / args.rows * 1e6
         print(f"exit {first.code}; {args.rows:,} rows in {first.wall:.1f} s = "
               f"{args.rows / first.wall:,.0f} rows/s (target >= 20,000); CLI peak RSS "
               f"{first.rss_kib / 1024:.1f} MiB (target <= 150 MB)", flush=True)
-        print(f"CPU per row: node {node_us:.1f} us, CLI {cli_us:.1f} us; two free cores "
+        who = "node + PostgreSQL" if url else "node"
+        print(f"CPU per row: {who} {node_us:.1f} us, CLI {cli_us:.1f} us; two free cores "
               f"allow {1e6 / max(node_us, cli_us):,.0f} rows/s; machine load "
               f"{os.getloadavg()[0]:.2f} (1 min)", flush=True)
         ok = first.code == 0
@@ -208,13 +287,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sampled resolve: {checked:,} identifiers checked, {bad} mismatches",
               flush=True)
         ok = ok and bad == 0
-        records, before = store_digest(data)
-        print(f"store: {records:,} records, content digest {before[:16]}", flush=True)
+        records, before = store_digest(data, url)
+        print(f"store: {records:,} records, content digest {before[:16]}"
+              f"{' (PostgreSQL)' if url else ''}", flush=True)
         if args.reimport:
             again = run_import(cmd, env, work / "reimport.log")
             log = (work / "reimport.log").read_text(encoding="utf-8").strip()
             print(log)
-            same = store_digest(data) == (records, before)
+            same = store_digest(data, url) == (records, before)
             print(f"re-import: exit {again.code}; {again.wall:.1f} s = "
                   f"{args.rows / again.wall:,.0f} rows/s; peak RSS {again.rss_kib / 1024:.1f}"
                   f" MiB; store unchanged: {same}", flush=True)
