@@ -409,22 +409,26 @@ class Registrar:
                 results = self.store.apply_many(writes, now)
             finally:
                 self.rights.forget([w.handle.key for w in writes])
-            for i, write, result in zip(positions, writes, results, strict=True):
+            for i, result in zip(positions, results, strict=True):
                 out[i] = result
-                if report_unchanged and isinstance(result, AlreadyExists):
-                    out[i] = self._unchanged(principal, write) or result
+            if report_unchanged:
+                self._report_unchanged(principal, out, dict(zip(positions, writes,
+                                                                strict=True)))
         return out
 
-    def _unchanged(self, principal: Principal | None, write: Write) -> WriteResult | None:
-        """The stored record as a replayed result when the caller's view of it holds
-        exactly ``write``'s values, timestamps aside; else None."""
-        record = self.store.get(write.handle.key)
-        if record is None or write.values is None:
-            return None
-        if _unstamped(self.view_of(principal, record)) != _unstamped(write.values):
-            return None
-        return WriteResult(str(record.handle), record.version, record.etag, record.sequence,
-                           replayed=True, key=write.handle.key)
+    def _report_unchanged(self, principal: Principal | None,
+                          out: list[WriteResult | IdnodeError], writes: dict[int, Write]) -> None:
+        """Replace each AlreadyExists in ``out`` whose stored record the caller sees
+        holding exactly the write's values (timestamps aside) by a replayed result."""
+        existing = {i: w for i, w in writes.items() if isinstance(out[i], AlreadyExists)}
+        stored = self.store.get_many([w.handle.key for w in existing.values()])
+        for i, write in existing.items():
+            record = stored.get(write.handle.key)
+            if record is None or write.values is None or \
+                    _unstamped(self.view_of(principal, record)) != _unstamped(write.values):
+                continue
+            out[i] = WriteResult(str(record.handle), record.version, record.etag,
+                                 record.sequence, replayed=True, key=write.handle.key)
 
     def view_of(self, principal: Principal | None, record: Record) -> tuple[Value, ...]:
         """Every value of ``record`` that ``principal`` may read (Resolve's unfiltered

@@ -70,6 +70,11 @@ class RecordStore(Protocol):
         """The record whose normalised key is ``key``."""
         ...
 
+    def get_many(self, keys: Sequence[str]) -> dict[str, Record]:
+        """The records among ``keys`` that exist, by key: a few queries for many keys
+        (a re-import compares every row it finds stored)."""
+        ...
+
     def apply(self, write: Write, now: int) -> WriteResult:
         """Apply one write atomically together with its change-log row and its audit
         entry (one transaction).

@@ -209,6 +209,10 @@ class MemoryStore:
         self._check_open()
         return self._records.get(key)
 
+    def get_many(self, keys: Sequence[str]) -> dict[str, Record]:
+        self._check_open()
+        return {k: r for k in keys if (r := self._records.get(k)) is not None}
+
     def apply(self, write: Write, now: int) -> WriteResult:
         with self.unit_of_work() as unit:
             return unit.apply(write, now)

@@ -608,6 +608,15 @@ class PostgresStore:
             "LEFT JOIN record_values v ON v.key = r.key WHERE r.key = %s ORDER BY v.idx",
             (key,)))
 
+    def get_many(self, keys: Sequence[str]) -> dict[str, Record]:
+        # One statement: the rows are records_sql's shape (key, then _GET_COLUMNS).
+        if not keys:
+            return {}
+        rows = self._rows(f"SELECT r.key, {_GET_COLUMNS} FROM records r "  # noqa: S608
+                          "LEFT JOIN record_values v ON v.key = r.key "
+                          "WHERE r.key = ANY(%s) ORDER BY r.key, v.idx", (list(keys),))
+        return {record.handle.key: record for record in dump_rows.group_records(rows)}
+
     def apply(self, write: Write, now: int) -> WriteResult:
         with self._write_tx() as tx:
             return self._apply(tx, write, now)

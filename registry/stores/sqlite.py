@@ -517,6 +517,16 @@ class SQLiteStore:
     def get(self, key: str) -> Record | None:
         return self._load(self._reader(), key)
 
+    def get_many(self, keys: Sequence[str]) -> dict[str, Record]:
+        conn, out = self._reader(), {}
+        for i in range(0, len(keys), _IN_CHUNK):
+            chunk = keys[i:i + _IN_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for row in conn.execute(f"SELECT key, {_RECORD_READ} FROM records "  # noqa: S608
+                                    f"WHERE key IN ({marks})", chunk):
+                out[row[0]] = _record(row[1:])
+        return out
+
     def apply(self, write: Write, now: int) -> WriteResult:
         with self._tx() as conn:
             result = self._apply(conn, write, now)

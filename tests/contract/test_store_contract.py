@@ -166,6 +166,22 @@ def test_apply_many_fails_rows_alone(store: Store) -> None:
     assert store.counts().identifiers == 3
 
 
+def test_get_many_returns_the_existing_records_each_as_get_does(store: Store) -> None:
+    values = (Value(1, "URL", "https://例え.jp", 60, NOW, Permissions(True, True, False, False)),
+              Value(2, "HS_PUBKEY", b"\x00\xff", 86400, NOW),
+              Value(100, "HS_ADMIN", AdminRef("88.118.8/ADMIN", 300, "011111110011"), 86400, NOW))
+    store.apply(register("88.118.8/Mixed", *values), NOW)
+    # More keys than one SQL statement takes (SQLite asks in pieces of 500).
+    store.apply_many([register(f"88.118.8/M{i}") for i in range(1200)], NOW)
+    keys = ["88.118.8/mixed", "88.118.8/absent"] + [f"88.118.8/m{i}" for i in range(0, 1200, 2)]
+    got = store.get_many(keys)
+    assert set(got) == {k for k in keys if k != "88.118.8/absent"}
+    for key in ("88.118.8/mixed", "88.118.8/m0", "88.118.8/m1198"):
+        assert got[key] == store.get(key)
+    assert got["88.118.8/mixed"].values == values
+    assert store.get_many([]) == {}
+
+
 def test_the_identifier_count_follows_every_kind_of_write(store: Store) -> None:
     # The count is kept by the writes themselves (no table scan behind the gauge).
     def count() -> int:
