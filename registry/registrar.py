@@ -435,12 +435,16 @@ class Registrar:
         view for it: public values, restricted items only as granted, everything with
         read_value)."""
         private_ok, granted = self.audience(principal, record.handle)
-        restricted = EMPTY_ITEMS
-        if not private_ok:
-            restricted = frozenset(self.data.table_for(
-                record.handle.prefix_key, record.values, template_version(record.values)))
-        return visible(record.values, private_ok=private_ok, restricted=restricted,
-                       granted=granted)
+        return visible(record.values, private_ok=private_ok,
+                       restricted=self.restricted_items(record, private_ok), granted=granted)
+
+    def restricted_items(self, record: Record, private_ok: bool) -> frozenset[int]:
+        """The indexes of ``record`` a caller without read_value sees only when granted
+        (its template's restricted items); none for a caller with read_value."""
+        if private_ok:
+            return EMPTY_ITEMS
+        return frozenset(self.data.table_for(record.handle.prefix_key, record.values,
+                                             template_version(record.values)))
 
     def _current(self, handle: Handle, etag: str | None) -> tuple[Record, int]:
         """The current record and the sequence the write must find. ``etag=None`` means

@@ -24,7 +24,7 @@ from node.service.coherence import Coherence
 from node.service.reads import Reads
 from node.service.views import ViewSigner
 from registry.access.data_access import audience_id
-from registry.access.grants import EMPTY, template_version
+from registry.access.grants import EMPTY
 from registry.access.principals import Principal
 from registry.access.rights import is_secret
 from registry.errors import NotFound, PermissionDenied, Unauthenticated, ValuesNotFound
@@ -264,11 +264,7 @@ class Resolver:
                           message=f"identifier {handle} not found")
             self._keep(l2, handle.key, view, entry, observed, read_started, generation)
             return entry
-        restricted = EMPTY
-        if not private_ok:
-            table = self.registrar.data.table_for(handle.prefix_key, record.values,
-                                                  template_version(record.values))
-            restricted = frozenset(table)
+        restricted = self.registrar.restricted_items(record, private_ok)
         values = visible(record.values, private_ok=private_ok, types=types, indexes=indexes,
                          restricted=restricted, granted=granted)
         if (types or indexes) and not values:
