@@ -222,6 +222,17 @@ _COUNT_RECORDS = "UPDATE record_count SET n = n + ?"
 _RECORD_READ = "handle, version, seq, updated_at, vals"
 
 
+def _records_among(conn: sqlite3.Connection, columns: str,
+                   keys: Sequence[str]) -> Iterator[Any]:
+    """``columns`` of the records whose key is among ``keys``: one statement per
+    :data:`_IN_CHUNK` keys."""
+    for i in range(0, len(keys), _IN_CHUNK):
+        chunk = keys[i:i + _IN_CHUNK]
+        marks = ",".join("?" * len(chunk))
+        yield from conn.execute(
+            f"SELECT {columns} FROM records WHERE key IN ({marks})", chunk)  # noqa: S608
+
+
 def _record(row: Sequence[Any]) -> Record:
     """A record from the columns of :data:`_RECORD_READ`."""
     return Record(Handle.parse(row[0]), values_from_json(row[4]), row[1], row[2], row[3])
@@ -518,14 +529,8 @@ class SQLiteStore:
         return self._load(self._reader(), key)
 
     def get_many(self, keys: Sequence[str]) -> dict[str, Record]:
-        conn, out = self._reader(), {}
-        for i in range(0, len(keys), _IN_CHUNK):
-            chunk = keys[i:i + _IN_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            for row in conn.execute(f"SELECT key, {_RECORD_READ} FROM records "  # noqa: S608
-                                    f"WHERE key IN ({marks})", chunk):
-                out[row[0]] = _record(row[1:])
-        return out
+        return {row[0]: _record(row[1:])
+                for row in _records_among(self._reader(), f"key, {_RECORD_READ}", keys)}
 
     def apply(self, write: Write, now: int) -> WriteResult:
         with self._tx() as conn:
@@ -561,13 +566,8 @@ class SQLiteStore:
         per-row round trips (one existence query per chunk, sequences assigned here under
         the write lock, three executemany calls). Same rows as :meth:`_apply` writes; the
         record row carries the change row's values snapshot (one encoding for both)."""
-        existing: set[str] = set()
-        keys = [w.handle.key for w in writes]
-        for i in range(0, len(keys), _IN_CHUNK):
-            chunk = keys[i:i + _IN_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            existing.update(row[0] for row in conn.execute(
-                f"SELECT key FROM records WHERE key IN ({marks})", chunk))  # noqa: S608
+        existing = {row[0] for row in _records_among(conn, "key",
+                                                    [w.handle.key for w in writes])}
         row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
         seq = int(row[0]) if row else 0
         out: list[WriteResult | IdnodeError] = []
